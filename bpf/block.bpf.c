@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Block I/O and page-cache dirtying, charged to the process that caused the I/O.
+ *
+ * The owner is decided where the submitter is still `current`: when a request is allocated for a
+ * bio (block_getrq). A kernel flusher writing back dirty pages is not the owner: the bio's file is
+ * looked up in inode_owner, filled where a process dirtied the page cache (writeback_dirty_folio).
+ * The owner travels with the request to its completion (in interrupt context), where bytes,
+ * operations and device latency are charged. Pointers given as tracepoint arguments are read with
+ * CO-RE probe reads, so that the raw_tp twins share the code.
+ */
+#include "maps.bpf.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#include "core.bpf.h"
+
+#define PF_KTHREAD 0x00200000
+#define E2BIG 7
+#define REQ_OP_MASK 0xff
+#define REQ_OP_READ 0
+#define REQ_OP_WRITE 1
+#define PAGE_MAPPING_FLAGS 0x3 /* anon or movable: not a file's address_space */
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* The process `current` belongs to; false for kernel threads. */
+static __always_inline bool ps_current_owner(struct ps_key *k)
+{
+	struct task_struct *cur = bpf_get_current_task_btf();
+	struct task_struct *leader;
+
+	if (cur->flags & PF_KTHREAD)
+		return false;
+	leader = cur->group_leader;
+	k->tgid = leader->tgid;
+	k->pad = 0;
+	k->start_ns = leader->start_boottime;
+	return true;
+}
+
+/* The process's I/O counters, created if needed; call in the process's own context only. */
+static __always_inline struct ps_io *ps_io_of_current(const struct ps_key *k)
+{
+	struct ps_io *io = bpf_map_lookup_elem(&proc_io, k);
+	struct ps_io zero = {};
+
+	if (io)
+		return io;
+	if (bpf_map_update_elem(&proc_io, k, &zero, BPF_NOEXIST) == -E2BIG)
+		ps_stat_add(PS_STAT_DROP_IO_MAP, 1);
+	return bpf_map_lookup_elem(&proc_io, k);
+}
+
+/* The process that last dirtied the file that the bio's first page belongs to. */
+static __always_inline bool ps_bio_writer(struct bio *bio, struct ps_key *k)
+{
+	struct page *page = BPF_CORE_READ(bio, bi_io_vec, bv_page);
+	unsigned long head = BPF_CORE_READ(page, compound_head);
+	unsigned long mapping;
+	struct ps_key *owner;
+	__u64 inode;
+
+	if (head & 1) /* a tail page of a large folio: the head holds the mapping */
+		page = (struct page *)(head - 1);
+	mapping = (unsigned long)BPF_CORE_READ(page, mapping);
+	if (!mapping || (mapping & PAGE_MAPPING_FLAGS))
+		return false;
+	inode = (__u64)BPF_CORE_READ((struct address_space *)mapping, host);
+	owner = bpf_map_lookup_elem(&inode_owner, &inode);
+	if (!owner)
+		return false;
+	*k = *owner;
+	return true;
+}
+
+static __always_inline int ps_on_getrq(struct bio *bio)
+{
+	struct ps_key k = {};
+	__u64 key = (__u64)bio;
+
+	if (!bio)
+		return 0;
+	if (ps_current_owner(&k))
+		ps_io_of_current(&k); /* so that completion, in interrupt context, finds the entry */
+	else if (!ps_bio_writer(bio, &k))
+		return 0; /* kernel's own I/O: unattributed at completion */
+	if (bpf_map_update_elem(&bio_owner, &key, &k, BPF_ANY))
+		ps_stat_add(PS_STAT_DROP_BIO_OWNER, 1);
+	return 0;
+}
+
+static __always_inline int ps_on_rq_issue(struct request *rq)
+{
+	struct ps_inflight f = {};
+	struct ps_key *owner;
+	__u64 key = (__u64)rq;
+	__u64 bio;
+	__u32 op;
+
+	if (!rq)
+		return 0;
+	op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
+	bio = (__u64)BPF_CORE_READ(rq, bio);
+	if (op != REQ_OP_READ && op != REQ_OP_WRITE)
+		return 0;
+	owner = bpf_map_lookup_elem(&bio_owner, &bio);
+	if (owner) {
+		f.owner = *owner;
+		bpf_map_delete_elem(&bio_owner, &bio);
+	} else {
+		ps_current_owner(&f.owner); /* requests that skipped block_getrq; else tgid 0 */
+	}
+	f.issue_ns = bpf_ktime_get_ns();
+	f.bytes = BPF_CORE_READ(rq, __data_len);
+	f.write = op == REQ_OP_WRITE;
+	if (bpf_map_update_elem(&inflight, &key, &f, BPF_ANY))
+		ps_stat_add(PS_STAT_DROP_INFLIGHT, 1);
+	return 0;
+}
+
+static __always_inline int ps_on_rq_complete(struct request *rq)
+{
+	__u64 key = (__u64)rq;
+	struct ps_inflight *f;
+	struct ps_io *io;
+	__u64 lat;
+
+	if (!rq)
+		return 0;
+	f = bpf_map_lookup_elem(&inflight, &key);
+	if (!f)
+		return 0; /* issued before we attached, or a partial completion already charged */
+	lat = bpf_ktime_get_ns() - f->issue_ns;
+	io = f->owner.tgid ? bpf_map_lookup_elem(&proc_io, &f->owner) : NULL;
+	if (io) {
+		if (f->write) {
+			__sync_fetch_and_add(&io->write_bytes, f->bytes);
+			__sync_fetch_and_add(&io->write_ops, 1);
+			__sync_fetch_and_add(&io->write_lat_ns, lat);
+		} else {
+			__sync_fetch_and_add(&io->read_bytes, f->bytes);
+			__sync_fetch_and_add(&io->read_ops, 1);
+			__sync_fetch_and_add(&io->read_lat_ns, lat);
+		}
+	} else if (f->owner.tgid) {
+		ps_stat_add(PS_STAT_IO_ORPHAN_OPS, 1);
+	} else {
+		ps_stat_add(PS_STAT_IO_UNATTRIBUTED_OPS, 1);
+		ps_stat_add(PS_STAT_IO_UNATTRIBUTED_BYTES, f->bytes);
+	}
+	bpf_map_delete_elem(&inflight, &key);
+	return 0;
+}
+
+static __always_inline int ps_on_dirty_folio(struct folio *folio, struct address_space *mapping)
+{
+	__u64 flags = 0, nr = 0, inode;
+	struct ps_key k, *owner;
+	struct ps_io *io;
+
+	if (!folio || !mapping || !ps_current_owner(&k))
+		return 0;
+	inode = (__u64)BPF_CORE_READ(mapping, host);
+	bpf_core_read(&flags, sizeof(flags), &folio->flags);
+	if (flags & (1ULL << bpf_core_enum_value(enum pageflags, PG_head)))
+		nr = BPF_CORE_READ(folio, _nr_pages);
+	io = ps_io_of_current(&k);
+	if (io)
+		__sync_fetch_and_add(&io->dirtied_bytes, ps_folio_bytes(nr));
+	owner = bpf_map_lookup_elem(&inode_owner, &inode);
+	if (!owner || owner->tgid != k.tgid || owner->start_ns != k.start_ns) {
+		if (bpf_map_update_elem(&inode_owner, &inode, &k, BPF_ANY))
+			ps_stat_add(PS_STAT_DROP_INODE_OWNER, 1);
+	}
+	return 0;
+}
+
+SEC("tp_btf/block_getrq")
+int BPF_PROG(ps_block_getrq, struct bio *bio)
+{
+	return ps_on_getrq(bio);
+}
+
+SEC("raw_tp/block_getrq")
+int BPF_PROG(ps_block_getrq_raw, struct bio *bio)
+{
+	return ps_on_getrq(bio);
+}
+
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(ps_block_rq_issue, struct request *rq)
+{
+	return ps_on_rq_issue(rq);
+}
+
+SEC("raw_tp/block_rq_issue")
+int BPF_PROG(ps_block_rq_issue_raw, struct request *rq)
+{
+	return ps_on_rq_issue(rq);
+}
+
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(ps_block_rq_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+{
+	return ps_on_rq_complete(rq);
+}
+
+SEC("raw_tp/block_rq_complete")
+int BPF_PROG(ps_block_rq_complete_raw, struct request *rq, blk_status_t error,
+	     unsigned int nr_bytes)
+{
+	return ps_on_rq_complete(rq);
+}
+
+SEC("tp_btf/writeback_dirty_folio")
+int BPF_PROG(ps_dirty_folio, struct folio *folio, struct address_space *mapping)
+{
+	return ps_on_dirty_folio(folio, mapping);
+}
+
+SEC("raw_tp/writeback_dirty_folio")
+int BPF_PROG(ps_dirty_folio_raw, struct folio *folio, struct address_space *mapping)
+{
+	return ps_on_dirty_folio(folio, mapping);
+}

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Process iterator: one read() of this iterator returns every live process's totals in one pass
+ * over the task list, with what its running threads have not folded yet (no missing last slice),
+ * its block I/O, resident memory and thread count. It replaces a /proc walk.
+ */
+#include "maps.bpf.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#include "core.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by user space, before the hooks attach, for one pass that registers every existing thread
+ * (snapshots taken, counters folded), so that later reads need no per-thread record for them. */
+volatile __u32 ps_registering;
+
+/* scratch: one record per CPU; too big for the BPF stack. Never deleted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ps_proc_rec);
+} scratch SEC(".maps");
+
+/* MM_FILEPAGES, MM_ANONPAGES and MM_SHMEMPAGES, as /proc/<pid>/status VmRSS adds them. */
+static __always_inline __u64 ps_rss_bytes(struct mm_struct *mm)
+{
+	if (!mm)
+		return 0;
+	__s64 pages = mm->rss_stat[0].count + mm->rss_stat[1].count + mm->rss_stat[3].count;
+	return pages > 0 ? (__u64)pages * 4096ULL : 0;
+}
+
+/* Counters of one thread not yet folded into its process: the kernel's minus the snapshot. */
+static __always_inline bool ps_unfolded(struct task_struct *task, struct ps_task *t,
+					struct ps_counters *c)
+{
+	c->cpu_ns = task->se.sum_exec_runtime - (t ? t->snap_cpu : 0);
+	c->runq_ns = task->sched_info.run_delay - (t ? t->snap_runq : 0);
+	c->vol_cs = task->nvcsw - (t ? t->snap_vol : 0);
+	c->invol_cs = task->nivcsw - (t ? t->snap_invol : 0);
+	c->min_flt = task->min_flt - (t ? t->snap_min : 0);
+	c->maj_flt = task->maj_flt - (t ? t->snap_maj : 0);
+	return c->cpu_ns | c->runq_ns | c->vol_cs | c->invol_cs | c->min_flt | c->maj_flt;
+}
+
+static __always_inline void ps_add(struct ps_counters *dst, const struct ps_counters *src)
+{
+	dst->cpu_ns += src->cpu_ns;
+	dst->runq_ns += src->runq_ns;
+	dst->vol_cs += src->vol_cs;
+	dst->invol_cs += src->invol_cs;
+	dst->min_flt += src->min_flt;
+	dst->maj_flt += src->maj_flt;
+}
+
+/* Registration pass: snapshot the thread and fold its lifetime counters into its process, which
+ * is seeded with its dead threads' totals. Runs before any hook is attached: no races. */
+static __always_inline void ps_register(struct task_struct *task, struct task_struct *leader,
+					struct ps_counters *c)
+{
+	struct ps_task *t, *p;
+
+	t = bpf_task_storage_get(&tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	p = bpf_task_storage_get(&tasks, leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t || !p) {
+		ps_stat_add(PS_STAT_DROP_TASK_STORAGE, 1);
+		return;
+	}
+	if (!p->proc_init) {
+		struct signal_struct *sig = task->signal;
+
+		p->proc_init = 1;
+		p->proc.cpu_ns += sig->sum_sched_runtime;
+		p->proc.vol_cs += sig->nvcsw;
+		p->proc.invol_cs += sig->nivcsw;
+		p->proc.min_flt += sig->min_flt;
+		p->proc.maj_flt += sig->maj_flt;
+	}
+	if (t->snap_pcount || t->snap_cpu) /* already registered */
+		return;
+	ps_unfolded(task, NULL, c);
+	ps_add(&p->proc, c);
+	t->snap_cpu = task->se.sum_exec_runtime;
+	t->snap_runq = task->sched_info.run_delay;
+	t->snap_pcount = task->sched_info.pcount;
+	t->snap_vol = task->nvcsw;
+	t->snap_invol = task->nivcsw;
+	t->snap_min = task->min_flt;
+	t->snap_maj = task->maj_flt;
+}
+
+SEC("iter/task")
+int ps_dump_procs(struct bpf_iter__task *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *task = ctx->task;
+	struct task_struct *leader;
+	struct signal_struct *sig;
+	struct ps_proc_rec *rec;
+	struct ps_task *t, *p;
+	struct ps_io *io;
+	__u32 zero = 0;
+
+	if (!task)
+		return 0;
+	sig = task->signal;
+	/* An exiting process is reported by its exit event, not here. */
+	if (!sig || sig->live.counter == 0)
+		return 0;
+	rec = bpf_map_lookup_elem(&scratch, &zero);
+	if (!rec)
+		return 0;
+	leader = task->group_leader;
+	__builtin_memset(rec, 0, sizeof(*rec));
+	if (ps_registering) {
+		ps_register(task, leader, &rec->c);
+		return 0;
+	}
+
+	t = bpf_task_storage_get(&tasks, task, 0, 0);
+	rec->key.tgid = leader->tgid;
+	rec->key.start_ns = leader->start_boottime;
+	if (leader != task) {
+		/* A thread's unfolded counters; most threads have none (they folded at switch-out). */
+		if (!ps_unfolded(task, t, &rec->c))
+			return 0;
+		rec->flags = PS_REC_DELTA;
+		bpf_seq_write(seq, rec, sizeof(*rec));
+		return 0;
+	}
+
+	p = t;
+	if (p && p->proc_init) {
+		__builtin_memcpy(&rec->c, &p->proc, sizeof(rec->c));
+	} else {
+		/* Not seen since registration: dead threads' totals; live ones unfold from zero. */
+		rec->c.cpu_ns = sig->sum_sched_runtime;
+		rec->c.vol_cs = sig->nvcsw;
+		rec->c.invol_cs = sig->nivcsw;
+		rec->c.min_flt = sig->min_flt;
+		rec->c.maj_flt = sig->maj_flt;
+	}
+	{
+		struct ps_counters own;
+
+		ps_unfolded(task, t, &own);
+		ps_add(&rec->c, &own);
+	}
+	rec->ppid = task->real_parent->tgid;
+	rec->uid = task->real_cred->uid.val;
+	rec->nr_threads = sig->nr_threads;
+	rec->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+	rec->rss_bytes = ps_rss_bytes(task->mm);
+	bpf_probe_read_kernel(rec->comm, sizeof(rec->comm), task->comm);
+	io = bpf_map_lookup_elem(&proc_io, &rec->key);
+	if (io)
+		__builtin_memcpy(&rec->io, io, sizeof(rec->io));
+	bpf_seq_write(seq, rec, sizeof(*rec));
+	return 0;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Maps shared by all procscope BPF programs. sched.bpf.c defines them (PS_DEFINE_MAPS); the other
+ * objects declare them extern and `bpftool gen object` links them into one.
+ */
+#ifndef PROCSCOPE_BPF_MAPS_BPF_H_
+#define PROCSCOPE_BPF_MAPS_BPF_H_
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "procscope.h"
+
+#ifdef PS_DEFINE_MAPS
+#define PS_MAP
+#else
+#define PS_MAP extern
+#endif
+
+/* Per-thread state, in task storage so that it lives and dies with the task_struct. */
+struct ps_task {
+	/* This thread's kernel counters as of its last fold into the process totals. */
+	__u64 snap_cpu;
+	__u64 snap_runq;
+	__u64 snap_vol;
+	__u64 snap_invol;
+	__u64 snap_min;
+	__u64 snap_maj;
+	__u64 snap_pcount; /* sched_info.pcount: switch-ins, one per run-queue wait episode */
+	/* Process totals; used on the thread-group leader only. */
+	struct ps_counters proc;
+	__u32 proc_init;  /* proc was seeded from the dead threads' totals */
+	__u32 group_dead; /* set at sched_process_exit of the process's last thread */
+};
+
+/*
+ * tasks: task_struct -> struct ps_task. One entry per thread seen switching out, created lazily;
+ * freed by the kernel with the task, and the leader's entry deleted when the exit event is sent.
+ * No size limit beyond memory (allocation failure counts PS_STAT_DROP_TASK_STORAGE).
+ */
+PS_MAP struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ps_task);
+} tasks SEC(".maps");
+
+/*
+ * proc_io: ps_key -> struct ps_io, block I/O and page-cache dirtying per process. Created in the
+ * process's own context (first request or first dirtied page), so only live processes get one;
+ * deleted when the process's exit event is sent. Sized for 32k processes doing I/O at once.
+ */
+PS_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, struct ps_key);
+	__type(value, struct ps_io);
+} proc_io SEC(".maps");
+
+/*
+ * inode_owner: inode address -> ps_key of the last process that dirtied its page cache, so that
+ * writeback submitted later by a kernel flusher is charged to the writer. LRU: old files age out.
+ */
+PS_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ps_key);
+} inode_owner SEC(".maps");
+
+/*
+ * bio_owner: bio address -> ps_key, from request allocation (submitter's context) to issue, where
+ * the entry is deleted. LRU so that a request that is never issued cannot leak an entry.
+ */
+PS_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ps_key);
+} bio_owner SEC(".maps");
+
+/* An issued request: who owns it, when it went to the device, how big it is. */
+struct ps_inflight {
+	struct ps_key owner;
+	__u64 issue_ns;
+	__u32 bytes;
+	__u32 write;
+};
+
+/*
+ * inflight: request address -> struct ps_inflight, from issue to completion, where the entry is
+ * deleted. Bounded by the devices' queue depths; full counts PS_STAT_DROP_INFLIGHT.
+ */
+PS_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ps_inflight);
+} inflight SEC(".maps");
+
+/*
+ * oom_victims: ps_key -> 1 for a process the OOM killer chose, until its exit event is sent
+ * (which deletes it). Full counts PS_STAT_DROP_OOM_MAP.
+ */
+PS_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ps_key);
+	__type(value, __u8);
+} oom_victims SEC(".maps");
+
+/* events: ring buffer of struct ps_exit_event; full counts PS_STAT_DROP_RINGBUF. */
+PS_MAP struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+/* stats: enum ps_stat -> per-CPU counter; user space sums the CPUs. */
+PS_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+static __always_inline void ps_stat_add(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+	if (v)
+		__sync_fetch_and_add(v, n); /* an interrupt's program may hit the same CPU's slot */
+}
+
+#endif /* PROCSCOPE_BPF_MAPS_BPF_H_ */

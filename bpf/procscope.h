@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The only contract between the BPF programs and user space. Plain C, fixed-width types and
+ * explicit padding so that clang -target bpf and g++ agree on every offset.
+ */
+#ifndef PROCSCOPE_BPF_PROCSCOPE_H_
+#define PROCSCOPE_BPF_PROCSCOPE_H_
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+#define PS_COMM_LEN 16
+
+/*
+ * Run-queue wait histogram, per process, one count per wait episode (wakeup or preemption to
+ * switch-in). Bucket 0 counts waits below 2 us, bucket i (1..N-2) waits in [2^i, 2^(i+1)) us,
+ * the last bucket everything from 2^(N-1) us (about 0.5 s) up.
+ */
+#define PS_RUNQ_BUCKETS 20
+
+/* A process (thread group) incarnation: a reused pid gets a new start time. */
+struct ps_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 start_ns; /* leader's start_boottime: ns since boot, suspend included */
+};
+
+/* Scheduler and memory counters of one process, every thread included. */
+struct ps_counters {
+	__u64 cpu_ns;       /* on-CPU time */
+	__u64 runq_ns;      /* runnable but waiting for a CPU */
+	__u64 vol_cs;       /* voluntary context switches (the task blocked) */
+	__u64 invol_cs;     /* involuntary context switches (the task was preempted) */
+	__u64 min_flt;      /* minor page faults */
+	__u64 maj_flt;      /* major page faults (needed I/O) */
+	__u64 runq_hist[PS_RUNQ_BUCKETS];
+};
+
+/*
+ * Block I/O charged to the process that caused it: the submitter for direct, synchronous and
+ * fsync'd I/O and for reads; the last process that dirtied the file's page cache for writeback
+ * that a kernel flusher submits later. Latency is the device time, issue to completion.
+ */
+struct ps_io {
+	__u64 read_bytes;
+	__u64 write_bytes;
+	__u64 read_ops;
+	__u64 write_ops;
+	__u64 read_lat_ns;
+	__u64 write_lat_ns;
+	__u64 dirtied_bytes; /* page-cache bytes this process dirtied (buffered writes) */
+};
+
+/* Record flags of the process iterator. */
+#define PS_REC_DELTA 0x1 /* counters not yet folded from one running non-leader thread */
+
+/* One record of the process iterator (iter/task): one per live process, plus deltas. */
+struct ps_proc_rec {
+	struct ps_key key;
+	__u32 ppid;
+	__u32 uid;
+	__u32 nr_threads;
+	__u32 flags; /* PS_REC_* */
+	__u64 cgroup_id; /* cgroup v2 id (inode number of the cgroup directory) */
+	__u64 rss_bytes;
+	char comm[PS_COMM_LEN];
+	struct ps_counters c;
+	struct ps_io io;
+};
+
+/* Exit event flags. */
+#define PS_EXIT_OOM_KILLED 0x1 /* chosen by the OOM killer (oom:mark_victim) */
+
+/* One per process exit (its last thread), sent on the `events` ring buffer. */
+struct ps_exit_event {
+	struct ps_key key;
+	__u32 ppid;
+	__u32 uid;
+	__u64 cgroup_id;
+	__u64 exit_ns; /* boot-time ns */
+	__u32 exit_code; /* as wait(2) reports it: status << 8, or signal | 0x80 if core dumped */
+	__u32 flags;     /* PS_EXIT_* */
+	__u64 rss_max_bytes; /* peak resident memory */
+	char comm[PS_COMM_LEN];
+	struct ps_counters c;
+	struct ps_io io;
+};
+
+/* Indexes of the `stats` per-CPU array: drop counters for every lossy path, and I/O that could
+ * not be charged to a process. */
+enum ps_stat {
+	PS_STAT_DROP_RINGBUF = 0,   /* exit event lost: ring buffer full */
+	PS_STAT_DROP_TASK_STORAGE,  /* task storage could not be allocated: counters lost */
+	PS_STAT_DROP_IO_MAP,        /* proc_io full: a process's block I/O not tracked */
+	PS_STAT_DROP_INFLIGHT,      /* inflight full: one request not accounted */
+	PS_STAT_DROP_BIO_OWNER,     /* bio_owner full: one request charged as unattributed */
+	PS_STAT_DROP_INODE_OWNER,   /* inode_owner update failed: writeback may go unattributed */
+	PS_STAT_DROP_OOM_MAP,       /* oom_victims full: an OOM kill not flagged */
+	PS_STAT_IO_UNATTRIBUTED_OPS,   /* requests of no traced process (journal, metadata, ...) */
+	PS_STAT_IO_UNATTRIBUTED_BYTES,
+	PS_STAT_IO_ORPHAN_OPS,      /* requests completed after their process exited */
+	PS_STAT_EXITS,              /* exit events emitted */
+	PS_STAT_MAX,
+};
+
+#endif /* PROCSCOPE_BPF_PROCSCOPE_H_ */

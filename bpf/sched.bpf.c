@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Scheduler hooks: per-process on-CPU time, run-queue wait, context switches and page faults, and
+ * the exit event.
+ *
+ * The kernel already keeps exact per-thread counters (se.sum_exec_runtime, sched_info.run_delay,
+ * nvcsw/nivcsw, min_flt/maj_flt). At each switch-out we fold the thread's increase since its last
+ * fold into its process's totals, which live in the leader's task storage: one or two task-storage
+ * lookups and no timestamps on the hot path. The numbers match /proc by construction, including
+ * the run-queue wait from wakeup or preemption to switch-in, which the kernel adds at switch-in.
+ * A thread that runs without switching out is picked up by the process iterator (iter.bpf.c).
+ */
+#define PS_DEFINE_MAPS
+#include "maps.bpf.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#include "core.bpf.h"
+
+#define TASK_DEAD 0x80        /* prev_state of a task's final switch-out */
+#define SIGNAL_GROUP_EXIT 0x4 /* signal->flags: group_exit_code is the process's status */
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+static __always_inline void ps_key_of(struct task_struct *leader, struct ps_key *k)
+{
+	k->tgid = leader->tgid;
+	k->pad = 0;
+	k->start_ns = leader->start_boottime;
+}
+
+/* Seeds a process's totals with what its already-dead threads left in the signal struct, once:
+ * threads alive now are folded from zero, so the totals cover the whole life of the process. */
+static __always_inline void ps_seed(struct ps_task *p, struct signal_struct *sig)
+{
+	if (p->proc_init || __sync_val_compare_and_swap(&p->proc_init, 0, 1) != 0)
+		return;
+	__sync_fetch_and_add(&p->proc.cpu_ns, sig->sum_sched_runtime);
+	__sync_fetch_and_add(&p->proc.vol_cs, sig->nvcsw);
+	__sync_fetch_and_add(&p->proc.invol_cs, sig->nivcsw);
+	__sync_fetch_and_add(&p->proc.min_flt, sig->min_flt);
+	__sync_fetch_and_add(&p->proc.maj_flt, sig->maj_flt);
+}
+
+/* The leader's state (the process totals) for `task`, whose own state is `t`. */
+static __always_inline struct ps_task *ps_proc_state(struct task_struct *task, struct ps_task *t,
+						     struct task_struct *leader)
+{
+	struct ps_task *p = t;
+
+	if (leader != task) {
+		p = bpf_task_storage_get(&tasks, leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!p) {
+			ps_stat_add(PS_STAT_DROP_TASK_STORAGE, 1);
+			return NULL;
+		}
+	}
+	ps_seed(p, task->signal);
+	return p;
+}
+
+#define PS_ADD(shared, dst, val)                                                                  \
+	do {                                                                                      \
+		if (shared)                                                                       \
+			__sync_fetch_and_add(&(dst), (val));                                      \
+		else                                                                              \
+			(dst) += (val);                                                           \
+	} while (0)
+
+/* Moves the increase of task's kernel counters since its last fold into p's totals. `shared`:
+ * other threads may fold into the same totals concurrently. */
+static __always_inline void ps_fold(struct task_struct *task, struct ps_task *t,
+				    struct ps_counters *p, bool shared)
+{
+	__u64 cpu = task->se.sum_exec_runtime;
+	__u64 runq = task->sched_info.run_delay;
+	__u64 pcount = task->sched_info.pcount;
+	__u64 vol = task->nvcsw;
+	__u64 invol = task->nivcsw;
+	__u64 min = task->min_flt;
+	__u64 maj = task->maj_flt;
+	__u64 d_runq = runq - t->snap_runq;
+	__u64 d_pcount = pcount - t->snap_pcount;
+
+	PS_ADD(shared, p->cpu_ns, cpu - t->snap_cpu);
+	PS_ADD(shared, p->runq_ns, d_runq);
+	PS_ADD(shared, p->vol_cs, vol - t->snap_vol);
+	PS_ADD(shared, p->invol_cs, invol - t->snap_invol);
+	PS_ADD(shared, p->min_flt, min - t->snap_min);
+	PS_ADD(shared, p->maj_flt, maj - t->snap_maj);
+	/* Exactly one switch-in since the last fold: d_runq is one wait episode. */
+	if (d_pcount == 1) {
+		__u32 b = ps_runq_bucket(d_runq);
+
+		if (b < PS_RUNQ_BUCKETS)
+			PS_ADD(shared, p->runq_hist[b], 1);
+	}
+	t->snap_cpu = cpu;
+	t->snap_runq = runq;
+	t->snap_pcount = pcount;
+	t->snap_vol = vol;
+	t->snap_invol = invol;
+	t->snap_min = min;
+	t->snap_maj = maj;
+}
+
+/* Sends the exit event of the process whose last thread `task` is switching out for good. */
+static __always_inline void ps_emit_exit(struct task_struct *task, struct task_struct *leader,
+					 struct ps_task *p)
+{
+	struct signal_struct *sig = task->signal;
+	struct ps_exit_event *e;
+	struct ps_io *io;
+	struct ps_key key;
+
+	ps_key_of(leader, &key);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		ps_stat_add(PS_STAT_DROP_RINGBUF, 1);
+		goto cleanup;
+	}
+	e->key = key;
+	e->ppid = leader->real_parent->tgid;
+	e->uid = leader->real_cred->uid.val;
+	e->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+	e->exit_ns = bpf_ktime_get_boot_ns();
+	e->exit_code = (sig->flags & SIGNAL_GROUP_EXIT) ? sig->group_exit_code : task->exit_code;
+	e->flags = bpf_map_lookup_elem(&oom_victims, &key) ? PS_EXIT_OOM_KILLED : 0;
+	e->rss_max_bytes = sig->maxrss * 4096ULL;
+	bpf_probe_read_kernel(e->comm, sizeof(e->comm), leader->comm);
+	__builtin_memcpy(&e->c, &p->proc, sizeof(e->c));
+	io = bpf_map_lookup_elem(&proc_io, &key);
+	if (io)
+		__builtin_memcpy(&e->io, io, sizeof(e->io));
+	else
+		__builtin_memset(&e->io, 0, sizeof(e->io));
+	bpf_ringbuf_submit(e, 0);
+	ps_stat_add(PS_STAT_EXITS, 1);
+cleanup:
+	bpf_map_delete_elem(&proc_io, &key);
+	bpf_map_delete_elem(&oom_victims, &key);
+	bpf_task_storage_delete(&tasks, leader);
+}
+
+static __always_inline int ps_on_switch(struct task_struct *prev, unsigned int prev_state)
+{
+	struct task_struct *leader;
+	struct ps_task *t, *p;
+
+	if (!prev->pid) /* this CPU's idle task */
+		return 0;
+	t = bpf_task_storage_get(&tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t) {
+		ps_stat_add(PS_STAT_DROP_TASK_STORAGE, 1);
+		return 0;
+	}
+	leader = prev->group_leader;
+	p = ps_proc_state(prev, t, leader);
+	if (!p)
+		return 0;
+	ps_fold(prev, t, &p->proc, leader != prev || prev->signal->nr_threads > 1);
+	if (prev_state == TASK_DEAD && t->group_dead)
+		ps_emit_exit(prev, leader, p);
+	return 0;
+}
+
+/* sched_process_exit fires for every thread; group_dead only for the process's last one. Its
+ * counters keep growing until the final switch-out, so the event is sent there. */
+static __always_inline int ps_on_exit(struct task_struct *task, bool group_dead)
+{
+	struct ps_task *t;
+
+	if (!group_dead)
+		return 0;
+	t = bpf_task_storage_get(&tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t) {
+		ps_stat_add(PS_STAT_DROP_TASK_STORAGE, 1);
+		return 0;
+	}
+	t->group_dead = 1;
+	return 0;
+}
+
+static __always_inline int ps_on_oom_victim(struct task_struct *victim)
+{
+	struct task_struct *leader;
+	struct ps_key key = {};
+	__u8 one = 1;
+
+	if (!victim)
+		return 0;
+	leader = BPF_CORE_READ(victim, group_leader);
+	key.tgid = BPF_CORE_READ(leader, tgid);
+	key.start_ns = BPF_CORE_READ(leader, start_boottime);
+	if (bpf_map_update_elem(&oom_victims, &key, &one, BPF_ANY))
+		ps_stat_add(PS_STAT_DROP_OOM_MAP, 1);
+	return 0;
+}
+
+/* tp_btf programs, and raw_tp twins that the loader picks when the kernel has no btf_trace_* type
+ * for a tracepoint. In these hooks the task of interest is `current`, whose BTF pointer
+ * bpf_get_current_task_btf() gives the raw_tp twins. */
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(ps_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	return ps_on_switch(prev, prev_state);
+}
+
+SEC("raw_tp/sched_switch")
+int BPF_PROG(ps_sched_switch_raw, bool preempt, struct task_struct *prev,
+	     struct task_struct *next, unsigned int prev_state)
+{
+	return ps_on_switch(bpf_get_current_task_btf(), prev_state);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(ps_sched_exit, struct task_struct *task, bool group_dead)
+{
+	return ps_on_exit(task, group_dead);
+}
+
+SEC("raw_tp/sched_process_exit")
+int BPF_PROG(ps_sched_exit_raw, struct task_struct *task, bool group_dead)
+{
+	return ps_on_exit(bpf_get_current_task_btf(), group_dead);
+}
+
+SEC("tp_btf/mark_victim")
+int BPF_PROG(ps_oom_victim, struct task_struct *task, uid_t uid)
+{
+	return ps_on_oom_victim(task);
+}
+
+SEC("raw_tp/mark_victim")
+int BPF_PROG(ps_oom_victim_raw, struct task_struct *task, uid_t uid)
+{
+	return ps_on_oom_victim(task);
+}

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+// The kernel collector: loads and attaches the BPF programs, drains exit events, reads the live
+// process totals. The only user-space code that knows about the BPF skeleton.
+#ifndef PROCSCOPE_DAEMON_COLLECTOR_H_
+#define PROCSCOPE_DAEMON_COLLECTOR_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "procscope.h"
+#include "records.h"
+
+namespace procscope {
+
+enum class AttachMode {
+  kAuto,   // tp_btf where the kernel's BTF has the tracepoint's type, raw_tp otherwise
+  kTpBtf,  // tp_btf only
+  kRawTp,  // raw_tp only (what a kernel without btf_trace_* types gets)
+};
+
+struct CollectorOptions {
+  AttachMode attach = AttachMode::kAuto;
+  // Kernel BTF to check and relocate against; empty: the running kernel's.
+  std::string btf_path;
+  // Forward libbpf's own messages (verifier log included) to stderr.
+  bool verbose = false;
+};
+
+// One attached program and what the kernel says it costs (kernel.bpf_stats_enabled=1).
+struct ProgramStats {
+  std::string name;
+  std::string hook;    // tracepoint name
+  std::string attach;  // "tp_btf", "raw_tp" or "iter"
+  uint64_t run_time_ns = 0;
+  uint64_t run_cnt = 0;
+};
+
+using Stats = std::array<uint64_t, PS_STAT_MAX>;
+
+class Collector {
+ public:
+  // Checks privileges and kernel support, loads, registers the processes that already exist and
+  // attaches. Errors are one line that names the remedy.
+  static absl::StatusOr<std::unique_ptr<Collector>> Create(const CollectorOptions& options);
+  ~Collector();
+  Collector(const Collector&) = delete;
+  Collector& operator=(const Collector&) = delete;
+
+  // Every live process with its totals up to now (running threads included).
+  absl::StatusOr<std::vector<ProcessSample>> ReadProcesses();
+
+  // Waits up to timeout_ms for exit events and hands each to `fn`. Returns how many were handled.
+  absl::StatusOr<int> PollExits(int timeout_ms,
+                                const std::function<void(const ps_exit_event&)>& fn);
+
+  // Drop counters and unattributed I/O, summed over CPUs.
+  absl::StatusOr<Stats> ReadStats();
+
+  // Attached programs and their cost.
+  std::vector<ProgramStats> Programs() const;
+
+  // Entries in the per-process I/O map (for leak checks).
+  absl::StatusOr<size_t> ProcIoEntries();
+
+  // Hook names that could not be attached (optional hooks only); empty when all are.
+  const std::vector<std::string>& Degraded() const;
+
+  struct Impl;
+
+ private:
+  explicit Collector(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Human name of a stats index ("drop_ringbuf", ...), also used for metric labels.
+const char* StatName(int index);
+
+}  // namespace procscope
+
+#endif  // PROCSCOPE_DAEMON_COLLECTOR_H_

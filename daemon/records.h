@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+// Plain user-space views of what the BPF side reports, and the pure logic that decodes them.
+// Nothing here touches the kernel, so it is unit-tested without root.
+#ifndef PROCSCOPE_DAEMON_RECORDS_H_
+#define PROCSCOPE_DAEMON_RECORDS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "procscope.h"
+
+namespace procscope {
+
+// A live process as one pass of the process iterator saw it.
+struct ProcessSample {
+  ps_key key{};
+  uint32_t ppid = 0;
+  uint32_t uid = 0;
+  uint32_t nr_threads = 0;
+  uint64_t cgroup_id = 0;
+  uint64_t rss_bytes = 0;
+  std::string comm;  // raw bytes as the kernel holds them (any bytes but NUL)
+  ps_counters counters{};
+  ps_io io{};
+};
+
+// Parses one full read of the process iterator: fixed-size ps_proc_rec records, where
+// PS_REC_DELTA records add a running thread's unfolded counters to their process. Output is
+// sorted by pid. Fails on a buffer that is not a whole number of records.
+absl::StatusOr<std::vector<ProcessSample>> ParseProcessRecords(absl::string_view buf);
+
+// How a process ended, decoded from the wait(2)-style status the kernel keeps.
+struct ExitStatus {
+  int exit_code = 0;  // valid when signal == 0
+  int signal = 0;     // terminating signal, 0 for a normal exit
+  bool core_dumped = false;
+};
+ExitStatus DecodeExitStatus(uint32_t wait_status);
+
+// "SIGSEGV" for 11, "SIG42" for an unnamed one.
+std::string SignalName(int signal);
+
+// The comm bytes of a fixed-size kernel array, up to the first NUL.
+std::string CommFromKernel(const char (&comm)[PS_COMM_LEN]);
+
+// A process name made safe for a terminal or a log line: printable ASCII is kept, and every
+// other byte (control characters, backslash, double quote, invalid UTF-8) becomes \xNN.
+std::string EscapeForDisplay(absl::string_view raw);
+
+}  // namespace procscope
+
+#endif  // PROCSCOPE_DAEMON_RECORDS_H_
