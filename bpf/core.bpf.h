@@ -26,4 +26,47 @@ static __always_inline __u64 ps_folio_bytes(__u64 nr_pages)
 	return (nr_pages ? nr_pages : 1) * 4096ULL;
 }
 
+/* One thread's kernel counters (or their snapshot at its last fold). */
+struct ps_thread_counters {
+	__u64 cpu;    /* se.sum_exec_runtime */
+	__u64 runq;   /* sched_info.run_delay */
+	__u64 pcount; /* sched_info.pcount: switch-ins, one per run-queue wait episode */
+	__u64 vol;    /* nvcsw */
+	__u64 invol;  /* nivcsw */
+	__u64 min;    /* min_flt */
+	__u64 maj;    /* maj_flt */
+};
+
+#define PS_ADD(shared, dst, val)                                                                  \
+	do {                                                                                      \
+		if (shared)                                                                       \
+			__sync_fetch_and_add(&(dst), (val));                                      \
+		else                                                                              \
+			(dst) += (val);                                                           \
+	} while (0)
+
+/* Moves the increase from `snap` to `cur` into the process totals `p` and advances `snap`.
+ * `shared`: other threads may fold into `p` at the same time (atomic adds). */
+static __always_inline void ps_fold_values(struct ps_thread_counters *snap,
+					   const struct ps_thread_counters *cur,
+					   struct ps_counters *p, bool shared)
+{
+	__u64 d_runq = cur->runq - snap->runq;
+
+	PS_ADD(shared, p->cpu_ns, cur->cpu - snap->cpu);
+	PS_ADD(shared, p->runq_ns, d_runq);
+	PS_ADD(shared, p->vol_cs, cur->vol - snap->vol);
+	PS_ADD(shared, p->invol_cs, cur->invol - snap->invol);
+	PS_ADD(shared, p->min_flt, cur->min - snap->min);
+	PS_ADD(shared, p->maj_flt, cur->maj - snap->maj);
+	/* Exactly one switch-in since the last fold: d_runq is one wait episode. */
+	if (cur->pcount - snap->pcount == 1) {
+		__u32 b = ps_runq_bucket(d_runq);
+
+		if (b < PS_RUNQ_BUCKETS)
+			PS_ADD(shared, p->runq_hist[b], 1);
+	}
+	*snap = *cur;
+}
+
 #endif /* PROCSCOPE_BPF_CORE_BPF_H_ */

@@ -9,7 +9,6 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 
-#include "core.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -34,16 +33,20 @@ static __always_inline __u64 ps_rss_bytes(struct mm_struct *mm)
 	return pages > 0 ? (__u64)pages * 4096ULL : 0;
 }
 
-/* Counters of one thread not yet folded into its process: the kernel's minus the snapshot. */
+/* Counters of one thread not yet folded into its process: the kernel's minus the snapshot
+ * (zero for a thread that never folded). */
 static __always_inline bool ps_unfolded(struct task_struct *task, struct ps_task *t,
 					struct ps_counters *c)
 {
-	c->cpu_ns = task->se.sum_exec_runtime - (t ? t->snap_cpu : 0);
-	c->runq_ns = task->sched_info.run_delay - (t ? t->snap_runq : 0);
-	c->vol_cs = task->nvcsw - (t ? t->snap_vol : 0);
-	c->invol_cs = task->nivcsw - (t ? t->snap_invol : 0);
-	c->min_flt = task->min_flt - (t ? t->snap_min : 0);
-	c->maj_flt = task->maj_flt - (t ? t->snap_maj : 0);
+	struct ps_thread_counters now;
+
+	ps_read_thread(task, &now);
+	c->cpu_ns = now.cpu - (t ? t->snap.cpu : 0);
+	c->runq_ns = now.runq - (t ? t->snap.runq : 0);
+	c->vol_cs = now.vol - (t ? t->snap.vol : 0);
+	c->invol_cs = now.invol - (t ? t->snap.invol : 0);
+	c->min_flt = now.min - (t ? t->snap.min : 0);
+	c->maj_flt = now.maj - (t ? t->snap.maj : 0);
 	return c->cpu_ns | c->runq_ns | c->vol_cs | c->invol_cs | c->min_flt | c->maj_flt;
 }
 
@@ -80,17 +83,11 @@ static __always_inline void ps_register(struct task_struct *task, struct task_st
 		p->proc.min_flt += sig->min_flt;
 		p->proc.maj_flt += sig->maj_flt;
 	}
-	if (t->snap_pcount || t->snap_cpu) /* already registered */
+	if (t->snap.pcount || t->snap.cpu) /* already registered */
 		return;
 	ps_unfolded(task, NULL, c);
 	ps_add(&p->proc, c);
-	t->snap_cpu = task->se.sum_exec_runtime;
-	t->snap_runq = task->sched_info.run_delay;
-	t->snap_pcount = task->sched_info.pcount;
-	t->snap_vol = task->nvcsw;
-	t->snap_invol = task->nivcsw;
-	t->snap_min = task->min_flt;
-	t->snap_maj = task->maj_flt;
+	ps_read_thread(task, &t->snap);
 }
 
 SEC("iter/task")

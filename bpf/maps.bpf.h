@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Maps shared by all procscope BPF programs. sched.bpf.c defines them (PS_DEFINE_MAPS); the other
+ * Maps shared by all procscope BPF programs, and the task readers they share. sched.bpf.c defines them (PS_DEFINE_MAPS); the other
  * objects declare them extern and `bpftool gen object` links them into one.
  */
 #ifndef PROCSCOPE_BPF_MAPS_BPF_H_
@@ -9,6 +9,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "procscope.h"
+#include "core.bpf.h"
 
 #ifdef PS_DEFINE_MAPS
 #define PS_MAP
@@ -19,13 +20,7 @@
 /* Per-thread state, in task storage so that it lives and dies with the task_struct. */
 struct ps_task {
 	/* This thread's kernel counters as of its last fold into the process totals. */
-	__u64 snap_cpu;
-	__u64 snap_runq;
-	__u64 snap_vol;
-	__u64 snap_invol;
-	__u64 snap_min;
-	__u64 snap_maj;
-	__u64 snap_pcount; /* sched_info.pcount: switch-ins, one per run-queue wait episode */
+	struct ps_thread_counters snap;
 	/* Process totals; used on the thread-group leader only. */
 	struct ps_counters proc;
 	__u32 proc_init;  /* proc was seeded from the dead threads' totals */
@@ -128,6 +123,18 @@ static __always_inline void ps_stat_add(__u32 idx, __u64 n)
 
 	if (v)
 		__sync_fetch_and_add(v, n); /* an interrupt's program may hit the same CPU's slot */
+}
+
+/* The kernel's current counters of one thread. */
+static __always_inline void ps_read_thread(struct task_struct *task, struct ps_thread_counters *c)
+{
+	c->cpu = task->se.sum_exec_runtime;
+	c->runq = task->sched_info.run_delay;
+	c->pcount = task->sched_info.pcount;
+	c->vol = task->nvcsw;
+	c->invol = task->nivcsw;
+	c->min = task->min_flt;
+	c->maj = task->maj_flt;
 }
 
 #endif /* PROCSCOPE_BPF_MAPS_BPF_H_ */

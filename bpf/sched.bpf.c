@@ -16,7 +16,6 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 
-#include "core.bpf.h"
 
 #define TASK_DEAD 0x80        /* prev_state of a task's final switch-out */
 #define SIGNAL_GROUP_EXIT 0x4 /* signal->flags: group_exit_code is the process's status */
@@ -60,51 +59,6 @@ static __always_inline struct ps_task *ps_proc_state(struct task_struct *task, s
 	return p;
 }
 
-#define PS_ADD(shared, dst, val)                                                                  \
-	do {                                                                                      \
-		if (shared)                                                                       \
-			__sync_fetch_and_add(&(dst), (val));                                      \
-		else                                                                              \
-			(dst) += (val);                                                           \
-	} while (0)
-
-/* Moves the increase of task's kernel counters since its last fold into p's totals. `shared`:
- * other threads may fold into the same totals concurrently. */
-static __always_inline void ps_fold(struct task_struct *task, struct ps_task *t,
-				    struct ps_counters *p, bool shared)
-{
-	__u64 cpu = task->se.sum_exec_runtime;
-	__u64 runq = task->sched_info.run_delay;
-	__u64 pcount = task->sched_info.pcount;
-	__u64 vol = task->nvcsw;
-	__u64 invol = task->nivcsw;
-	__u64 min = task->min_flt;
-	__u64 maj = task->maj_flt;
-	__u64 d_runq = runq - t->snap_runq;
-	__u64 d_pcount = pcount - t->snap_pcount;
-
-	PS_ADD(shared, p->cpu_ns, cpu - t->snap_cpu);
-	PS_ADD(shared, p->runq_ns, d_runq);
-	PS_ADD(shared, p->vol_cs, vol - t->snap_vol);
-	PS_ADD(shared, p->invol_cs, invol - t->snap_invol);
-	PS_ADD(shared, p->min_flt, min - t->snap_min);
-	PS_ADD(shared, p->maj_flt, maj - t->snap_maj);
-	/* Exactly one switch-in since the last fold: d_runq is one wait episode. */
-	if (d_pcount == 1) {
-		__u32 b = ps_runq_bucket(d_runq);
-
-		if (b < PS_RUNQ_BUCKETS)
-			PS_ADD(shared, p->runq_hist[b], 1);
-	}
-	t->snap_cpu = cpu;
-	t->snap_runq = runq;
-	t->snap_pcount = pcount;
-	t->snap_vol = vol;
-	t->snap_invol = invol;
-	t->snap_min = min;
-	t->snap_maj = maj;
-}
-
 /* Sends the exit event of the process whose last thread `task` is switching out for good. */
 static __always_inline void ps_emit_exit(struct task_struct *task, struct task_struct *leader,
 					 struct ps_task *p)
@@ -145,6 +99,7 @@ cleanup:
 
 static __always_inline int ps_on_switch(struct task_struct *prev, unsigned int prev_state)
 {
+	struct ps_thread_counters cur;
 	struct task_struct *leader;
 	struct ps_task *t, *p;
 
@@ -159,7 +114,8 @@ static __always_inline int ps_on_switch(struct task_struct *prev, unsigned int p
 	p = ps_proc_state(prev, t, leader);
 	if (!p)
 		return 0;
-	ps_fold(prev, t, &p->proc, leader != prev || prev->signal->nr_threads > 1);
+	ps_read_thread(prev, &cur);
+	ps_fold_values(&t->snap, &cur, &p->proc, leader != prev || prev->signal->nr_threads > 1);
 	if (prev_state == TASK_DEAD && t->group_dead)
 		ps_emit_exit(prev, leader, p);
 	return 0;
