@@ -9,13 +9,13 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "collector.h"
 #include "config.h"
+#include "flags_util.h"
 #include "report.h"
 
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "Time between reports (100ms..1h)");
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
       "procscoped: per-process CPU, run-queue wait, context switches, page faults, block I/O and "
       "exits from the kernel, via BPF.\nUsage: procscoped [--interval=2s] [--top=10] "
       "[--duration=0] [--attach=auto|tp_btf|raw_tp]");
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  std::vector<char*> rest = procscope::ParseFlagsOrExit(argc, argv, "procscoped");
   if (rest.size() > 1) {
     fprintf(stderr, "procscoped: unexpected argument '%s' (see --help)\n", rest[1]);
     return 2;

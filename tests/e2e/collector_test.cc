@@ -1,3 +1,170 @@
 // SPDX-License-Identifier: Apache-2.0
-// Placeholder: being written.
-#include "gtest/gtest.h"
+// The collector as a whole: it sees this process, reports its programs and counters, and
+// procscoped fails with one clear line (and the right exit code) on bad input or no privileges.
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "harness.h"
+
+namespace procscope::testing {
+namespace {
+
+struct RunResult {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs procscoped with `args`, as `uid` when non-zero (which drops every capability).
+RunResult RunProcscoped(const std::vector<std::string>& args, uid_t uid = 0) {
+  int out[2];
+  if (pipe(out) != 0) abort();
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(out[1], 2);
+    close(out[0]);
+    if (uid != 0 && (setgroups(0, nullptr) != 0 || setgid(uid) != 0 || setuid(uid) != 0)) {
+      _exit(127);
+    }
+    std::vector<char*> argv{const_cast<char*>(PROCSCOPED_PATH)};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(PROCSCOPED_PATH, argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  RunResult r;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(out[0], buf, sizeof(buf))) > 0) r.output.append(buf, n);
+  close(out[0]);
+  waitpid(pid, &r.status, 0);
+  return r;
+}
+
+int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+int LineCount(const std::string& s) {
+  return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+}
+
+uint64_t VmRssBytes(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    absl::string_view v = line;
+    uint64_t kb;
+    if (absl::ConsumePrefix(&v, "VmRSS:") &&
+        absl::SimpleAtoi(absl::StripSuffix(absl::StripAsciiWhitespace(v), " kB"), &kb)) {
+      return kb * 1024;
+    }
+  }
+  return 0;
+}
+
+TEST(CollectorTest, SeesThisProcessWithItsIdentity) {
+  PS_REQUIRE_COLLECTOR();
+  prctl(PR_SET_NAME, "ps-self-test");
+  auto s = CollectorEnv::Get()->Sample(getpid());
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->comm, "ps-self-test");
+  EXPECT_EQ(s->ppid, static_cast<uint32_t>(getppid()));
+  EXPECT_EQ(s->uid, getuid());
+  EXPECT_GE(s->nr_threads, 2u);  // this thread and the exit-event poller
+  EXPECT_GT(s->counters.cpu_ns, 0u);
+  auto stat = ReadProcStat(getpid());
+  ASSERT_TRUE(stat.has_value());
+  EXPECT_EQ(s->nr_threads, stat->num_threads);
+  // The key's start time is the one /proc reports, in ns instead of clock ticks.
+  const uint64_t tick_ns = 1000000000ULL / sysconf(_SC_CLK_TCK);
+  EXPECT_EQ(s->key.start_ns / tick_ns, stat->start_ticks);
+  const uint64_t rss = VmRssBytes(getpid());
+  EXPECT_NEAR(static_cast<double>(s->rss_bytes), static_cast<double>(rss), rss * 0.05);
+}
+
+TEST(CollectorTest, AttachesEveryHookOnThisKernel) {
+  PS_REQUIRE_COLLECTOR();
+  Collector& c = CollectorEnv::Get()->collector();
+  EXPECT_TRUE(c.Degraded().empty());
+  std::vector<std::string> hooks;
+  for (const ProgramStats& p : c.Programs()) hooks.push_back(p.hook);
+  for (const char* want : {"task", "sched_switch", "sched_process_exit", "mark_victim",
+                           "block_getrq", "block_rq_issue", "block_rq_complete",
+                           "writeback_dirty_folio"}) {
+    EXPECT_NE(std::find(hooks.begin(), hooks.end(), want), hooks.end()) << want;
+  }
+}
+
+TEST(CollectorTest, CountsExitsAndDropsNothing) {
+  PS_REQUIRE_COLLECTOR();
+  Collector& c = CollectorEnv::Get()->collector();
+  auto before = c.ReadStats();
+  ASSERT_TRUE(before.ok());
+  Child child([](Child&) { return 0; });
+  child.Wait();
+  ASSERT_TRUE(CollectorEnv::Get()->WaitExit(child.pid()).has_value());
+  auto after = c.ReadStats();
+  ASSERT_TRUE(after.ok());
+  EXPECT_GT((*after)[PS_STAT_EXITS], (*before)[PS_STAT_EXITS]);
+  EXPECT_EQ((*after)[PS_STAT_DROP_RINGBUF], (*before)[PS_STAT_DROP_RINGBUF]);
+  EXPECT_EQ((*after)[PS_STAT_DROP_TASK_STORAGE], 0u);
+}
+
+TEST(ProcscopedTest, RunsAndReportsAnExit) {
+  PS_REQUIRE_COLLECTOR();
+  RunResult r = RunProcscoped({"--interval=200ms", "--duration=1s", "--top=3"});
+  EXPECT_EQ(ExitCode(r.status), 0) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "collector attached")) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "PID COMM")) << r.output;
+}
+
+TEST(ProcscopedTest, BadFlagsAreOneLineAndExitTwo) {
+  for (const auto& [flag, mention] : std::vector<std::pair<std::string, std::string>>{
+           {"--interval=1ms", "--interval"},
+           {"--top=0", "--top"},
+           {"--attach=kprobe", "--attach"},
+           {"--duration=-3s", "--duration"},
+           {"--no-such-flag", "no-such-flag"},
+       }) {
+    RunResult r = RunProcscoped({flag});
+    EXPECT_EQ(ExitCode(r.status), 2) << flag << ": " << r.output;
+    EXPECT_EQ(LineCount(r.output), 1) << flag << ": " << r.output;
+    EXPECT_TRUE(absl::StrContains(r.output, mention)) << flag << ": " << r.output;
+  }
+}
+
+TEST(ProcscopedTest, WithoutPrivilegesSaysWhichCapabilities) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to drop to another user";
+  RunResult r = RunProcscoped({"--duration=1s"}, /*uid=*/65534);
+  EXPECT_EQ(ExitCode(r.status), 1) << r.output;
+  EXPECT_EQ(LineCount(r.output), 1) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "CAP_BPF")) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "CAP_PERFMON")) << r.output;
+}
+
+TEST(ProcscopedTest, MissingOrBadBtfIsOneClearLine) {
+  PS_REQUIRE_COLLECTOR();
+  RunResult missing = RunProcscoped({"--btf=/nonexistent/vmlinux", "--duration=1s"});
+  EXPECT_EQ(ExitCode(missing.status), 1) << missing.output;
+  EXPECT_EQ(LineCount(missing.output), 1) << missing.output;
+  EXPECT_TRUE(absl::StrContains(missing.output, "/nonexistent/vmlinux")) << missing.output;
+  RunResult bad = RunProcscoped({"--btf=/etc/hostname", "--duration=1s"});
+  EXPECT_EQ(ExitCode(bad.status), 1) << bad.output;
+  EXPECT_EQ(LineCount(bad.output), 1) << bad.output;
+  EXPECT_TRUE(absl::StrContains(bad.output, "not a valid BTF")) << bad.output;
+}
+
+}  // namespace
+}  // namespace procscope::testing
