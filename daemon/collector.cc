@@ -177,6 +177,22 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
         absl::StrCat(btf_path, " is not a valid BTF file: ", strerror(errno)));
   }
 
+  // sched_process_exit(task, group_dead): the group_dead argument is what tells the process's
+  // last thread apart; kernels without it cannot be served correctly.
+  if (int id = btf__find_by_name_kind(kernel_btf, "btf_trace_sched_process_exit",
+                                      BTF_KIND_TYPEDEF);
+      id >= 0) {
+    const btf_type* t = btf__type_by_id(kernel_btf, id);
+    t = t != nullptr ? btf__type_by_id(kernel_btf, t->type) : nullptr;  // pointer
+    t = t != nullptr ? btf__type_by_id(kernel_btf, t->type) : nullptr;  // func proto
+    if (t != nullptr && btf_is_func_proto(t) && btf_vlen(t) < 3) {
+      btf__free(kernel_btf);
+      return absl::FailedPreconditionError(
+          "this kernel's sched_process_exit tracepoint has no group_dead argument; procscope "
+          "needs a newer kernel (developed on 6.18)");
+    }
+  }
+
   auto impl = std::make_unique<Impl>();
   LIBBPF_OPTS(bpf_object_open_opts, open_opts);
   if (!options.btf_path.empty()) open_opts.btf_custom_path = options.btf_path.c_str();

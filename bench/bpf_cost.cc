@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: Apache-2.0
+// Loads the collector with the kernel's BPF run-time statistics on, runs a workload command, and
+// prints what each program cost: run count, total run time, ns per run.
+//
+//   procscope_bpf_cost -- perf bench sched pipe -l 200000
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/str_join.h"
+#include "collector.h"
+
+int main(int argc, char** argv) {
+  int first = 1;
+  if (argc > 1 && std::string(argv[1]) == "--") first = 2;
+  if (first >= argc) {
+    fprintf(stderr, "usage: %s -- <workload command...>\n", argv[0]);
+    return 2;
+  }
+  auto collector = procscope::Collector::Create({});
+  if (!collector.ok()) {
+    fprintf(stderr, "procscope_bpf_cost: %s\n", std::string(collector.status().message()).c_str());
+    return 1;
+  }
+  // Stats stay enabled while this fd is open.
+  int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  if (stats_fd < 0) {
+    fprintf(stderr, "procscope_bpf_cost: cannot enable BPF run-time stats\n");
+    return 1;
+  }
+  const auto before = (*collector)->Programs();
+  std::vector<std::string> cmd(argv + first, argv + argc);
+  const std::string line = absl::StrJoin(cmd, " ");
+  const int rc = system(line.c_str());
+  const auto after = (*collector)->Programs();
+  close(stats_fd);
+  printf("| program | hook | attach | runs | ns/run |\n|---|---|---|---:|---:|\n");
+  for (size_t i = 0; i < after.size(); ++i) {
+    const uint64_t runs = after[i].run_cnt - before[i].run_cnt;
+    const uint64_t ns = after[i].run_time_ns - before[i].run_time_ns;
+    printf("| %s | %s | %s | %lu | %s |\n", after[i].name.c_str(), after[i].hook.c_str(),
+           after[i].attach.c_str(), static_cast<unsigned long>(runs),
+           runs ? std::to_string(static_cast<double>(ns) / runs).substr(0, 6).c_str() : "-");
+  }
+  return rc == 0 ? 0 : 1;
+}
