@@ -79,13 +79,20 @@ static __always_inline int ps_on_getrq(struct bio *bio)
 {
 	struct ps_key k = {};
 	__u64 key = (__u64)bio;
+	__u32 op;
 
 	if (!bio)
+		return 0;
+	/* Only reads and writes with data are charged: flush and discard requests are never issued
+	 * as allocated (the kernel issues its own in their place), so an entry would only leak. */
+	op = BPF_CORE_READ(bio, bi_opf) & REQ_OP_MASK;
+	if ((op != REQ_OP_READ && op != REQ_OP_WRITE) || !BPF_CORE_READ(bio, bi_iter.bi_size))
 		return 0;
 	if (ps_current_owner(&k))
 		ps_io_of_current(&k); /* so that completion, in interrupt context, finds the entry */
 	else if (!ps_bio_writer(bio, &k))
-		return 0; /* kernel's own I/O: unattributed at completion */
+		__builtin_memset(&k, 0, sizeof(k)); /* the kernel's own I/O: recorded as nobody's, so
+						      * whoever dispatches it is not charged */
 	if (bpf_map_update_elem(&bio_owner, &key, &k, BPF_ANY))
 		ps_stat_add(PS_STAT_DROP_BIO_OWNER, 1);
 	return 0;
@@ -93,7 +100,7 @@ static __always_inline int ps_on_getrq(struct bio *bio)
 
 static __always_inline int ps_on_rq_issue(struct request *rq)
 {
-	struct ps_inflight f = {};
+	struct ps_inflight f = {}, *again;
 	struct ps_key *owner;
 	__u64 key = (__u64)rq;
 	__u64 bio;
@@ -101,17 +108,25 @@ static __always_inline int ps_on_rq_issue(struct request *rq)
 
 	if (!rq)
 		return 0;
+	/* A request the driver requeued is issued again, often from a kworker: it keeps the owner it
+	 * got at its first issue (completion deletes the entry, so one left over is a requeue). */
+	again = bpf_map_lookup_elem(&inflight, &key);
+	if (again) {
+		again->issue_ns = bpf_ktime_get_ns();
+		again->bytes = BPF_CORE_READ(rq, __data_len);
+		return 0;
+	}
 	op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
 	bio = (__u64)BPF_CORE_READ(rq, bio);
-	if (op != REQ_OP_READ && op != REQ_OP_WRITE)
-		return 0;
 	owner = bpf_map_lookup_elem(&bio_owner, &bio);
 	if (owner) {
 		f.owner = *owner;
 		bpf_map_delete_elem(&bio_owner, &bio);
-	} else {
-		ps_current_owner(&f.owner); /* requests that skipped block_getrq; else tgid 0 */
 	}
+	if (op != REQ_OP_READ && op != REQ_OP_WRITE)
+		return 0;
+	if (!owner)
+		ps_current_owner(&f.owner); /* not made from a bio (passthrough): the issuer */
 	f.issue_ns = bpf_ktime_get_ns();
 	f.bytes = BPF_CORE_READ(rq, __data_len);
 	f.write = op == REQ_OP_WRITE;
