@@ -50,16 +50,6 @@ static __always_inline bool ps_unfolded(struct task_struct *task, struct ps_task
 	return c->cpu_ns | c->runq_ns | c->vol_cs | c->invol_cs | c->min_flt | c->maj_flt;
 }
 
-static __always_inline void ps_add(struct ps_counters *dst, const struct ps_counters *src)
-{
-	dst->cpu_ns += src->cpu_ns;
-	dst->runq_ns += src->runq_ns;
-	dst->vol_cs += src->vol_cs;
-	dst->invol_cs += src->invol_cs;
-	dst->min_flt += src->min_flt;
-	dst->maj_flt += src->maj_flt;
-}
-
 /* Registration pass: snapshot the thread and fold its lifetime counters into its process, which
  * is seeded with its dead threads' totals. Runs before any hook is attached: no races. */
 static __always_inline void ps_register(struct task_struct *task, struct task_struct *leader,
@@ -85,8 +75,9 @@ static __always_inline void ps_register(struct task_struct *task, struct task_st
 	}
 	if (t->snap.pcount || t->snap.cpu) /* already registered */
 		return;
+	t->was_thread = task != leader;
 	ps_unfolded(task, NULL, c);
-	ps_add(&p->proc, c);
+	ps_add_counters(&p->proc, c);
 	ps_read_thread(task, &t->snap);
 }
 
@@ -133,6 +124,9 @@ int ps_dump_procs(struct bpf_iter__task *ctx)
 	p = t;
 	if (p && p->proc_init) {
 		__builtin_memcpy(&rec->c, &p->proc, sizeof(rec->c));
+	} else if (p && p->was_thread) {
+		/* Became the leader by exec and has not switched out since: its totals are the old
+		 * leader's, handed over (below), plus its own unfolded counters. */
 	} else {
 		/* Not seen since registration: dead threads' totals; live ones unfold from zero. */
 		rec->c.cpu_ns = sig->sum_sched_runtime;
@@ -141,11 +135,17 @@ int ps_dump_procs(struct bpf_iter__task *ctx)
 		rec->c.min_flt = sig->min_flt;
 		rec->c.maj_flt = sig->maj_flt;
 	}
+	if (p && (p->adopt || (!p->proc_init && p->was_thread))) {
+		struct ps_counters *h = ps_handover(&rec->key);
+
+		if (h)
+			ps_add_counters(&rec->c, h);
+	}
 	{
 		struct ps_counters own;
 
 		ps_unfolded(task, t, &own);
-		ps_add(&rec->c, &own);
+		ps_add_counters(&rec->c, &own);
 	}
 	rec->ppid = task->real_parent->tgid;
 	rec->uid = task->real_cred->uid.val;

@@ -23,8 +23,10 @@ struct ps_task {
 	struct ps_thread_counters snap;
 	/* Process totals; used on the thread-group leader only. */
 	struct ps_counters proc;
-	__u32 proc_init;  /* proc was seeded from the dead threads' totals */
+	__u32 proc_init;  /* proc was seeded (or took over a previous leader's totals) */
 	__u32 group_dead; /* set at sched_process_exit of the process's last thread */
+	__u32 was_thread; /* folded as a non-leader thread: if it becomes the leader, an exec did it */
+	__u32 adopt;      /* the previous leader's totals may wait in leader_handover */
 };
 
 /*
@@ -72,6 +74,20 @@ PS_MAP struct {
 	__type(key, __u64);
 	__type(value, struct ps_key);
 } bio_owner SEC(".maps");
+
+/*
+ * leader_handover: ps_key -> the process totals of a leader that died while its process lives on.
+ * When a non-leader thread calls execve() the kernel makes it the leader and frees the old one
+ * (and its task storage); the new leader adopts these totals and deletes the entry. The exit
+ * event deletes a leftover entry (a leader that called pthread_exit). Full counts
+ * PS_STAT_DROP_HANDOVER.
+ */
+PS_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ps_key);
+	__type(value, struct ps_counters);
+} leader_handover SEC(".maps");
 
 /* An issued request: who owns it, when it went to the device, how big it is. */
 struct ps_inflight {
@@ -135,6 +151,29 @@ static __always_inline void ps_read_thread(struct task_struct *task, struct ps_t
 	c->invol = task->nivcsw;
 	c->min = task->min_flt;
 	c->maj = task->maj_flt;
+}
+
+static __always_inline void ps_key_of(struct task_struct *leader, struct ps_key *k)
+{
+	k->tgid = leader->tgid;
+	k->pad = 0;
+	k->start_ns = leader->start_boottime;
+}
+
+static __always_inline void ps_add_counters(struct ps_counters *dst, const struct ps_counters *src)
+{
+	dst->cpu_ns += src->cpu_ns;
+	dst->runq_ns += src->runq_ns;
+	dst->vol_cs += src->vol_cs;
+	dst->invol_cs += src->invol_cs;
+	dst->min_flt += src->min_flt;
+	dst->maj_flt += src->maj_flt;
+}
+
+/* The totals a previous leader of process `k` handed over, or NULL. */
+static __always_inline struct ps_counters *ps_handover(const struct ps_key *k)
+{
+	return bpf_map_lookup_elem(&leader_handover, k);
 }
 
 #endif /* PROCSCOPE_BPF_MAPS_BPF_H_ */

@@ -97,6 +97,7 @@ enum ps_stat {
 	PS_STAT_DROP_BIO_OWNER,     /* bio_owner full: one request charged as unattributed */
 	PS_STAT_DROP_INODE_OWNER,   /* inode_owner update failed: writeback may go unattributed */
 	PS_STAT_DROP_OOM_MAP,       /* oom_victims full: an OOM kill not flagged */
+	PS_STAT_DROP_HANDOVER,      /* leader_handover full: totals before a thread's exec lost */
 	PS_STAT_IO_UNATTRIBUTED_OPS,   /* requests of no traced process (journal, metadata, ...) */
 	PS_STAT_IO_UNATTRIBUTED_BYTES,
 	PS_STAT_IO_ORPHAN_OPS,      /* requests completed after their process exited */

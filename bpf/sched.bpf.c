@@ -22,19 +22,18 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-static __always_inline void ps_key_of(struct task_struct *leader, struct ps_key *k)
-{
-	k->tgid = leader->tgid;
-	k->pad = 0;
-	k->start_ns = leader->start_boottime;
-}
-
-/* Seeds a process's totals with what its already-dead threads left in the signal struct, once:
- * threads alive now are folded from zero, so the totals cover the whole life of the process. */
-static __always_inline void ps_seed(struct ps_task *p, struct signal_struct *sig)
+/* Starts a process's totals, once. Normally they are seeded with what its already-dead threads
+ * left in the signal struct (threads alive now fold from zero, so the totals cover the whole life
+ * of the process). A leader that used to be a non-leader thread got there by execve(): it takes
+ * the previous leader's totals instead (ps_adopt). */
+static __always_inline void ps_init_proc(struct ps_task *p, struct signal_struct *sig)
 {
 	if (p->proc_init || __sync_val_compare_and_swap(&p->proc_init, 0, 1) != 0)
 		return;
+	if (p->was_thread) {
+		p->adopt = 1;
+		return;
+	}
 	__sync_fetch_and_add(&p->proc.cpu_ns, sig->sum_sched_runtime);
 	__sync_fetch_and_add(&p->proc.vol_cs, sig->nvcsw);
 	__sync_fetch_and_add(&p->proc.invol_cs, sig->nivcsw);
@@ -49,14 +48,65 @@ static __always_inline struct ps_task *ps_proc_state(struct task_struct *task, s
 	struct ps_task *p = t;
 
 	if (leader != task) {
+		t->was_thread = 1;
 		p = bpf_task_storage_get(&tasks, leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (!p) {
 			ps_stat_add(PS_STAT_DROP_TASK_STORAGE, 1);
 			return NULL;
 		}
 	}
-	ps_seed(p, task->signal);
+	ps_init_proc(p, task->signal);
 	return p;
+}
+
+static __always_inline void ps_add_atomic(struct ps_counters *dst, const struct ps_counters *src)
+{
+	int b;
+
+	__sync_fetch_and_add(&dst->cpu_ns, src->cpu_ns);
+	__sync_fetch_and_add(&dst->runq_ns, src->runq_ns);
+	__sync_fetch_and_add(&dst->vol_cs, src->vol_cs);
+	__sync_fetch_and_add(&dst->invol_cs, src->invol_cs);
+	__sync_fetch_and_add(&dst->min_flt, src->min_flt);
+	__sync_fetch_and_add(&dst->maj_flt, src->maj_flt);
+	for (b = 0; b < PS_RUNQ_BUCKETS; b++)
+		__sync_fetch_and_add(&dst->runq_hist[b], src->runq_hist[b]);
+}
+
+/* Adds the totals the previous leader handed over, once they are there. */
+static __always_inline void ps_adopt(struct ps_task *p, struct task_struct *leader)
+{
+	struct ps_counters *h;
+	struct ps_key key;
+
+	ps_key_of(leader, &key);
+	h = ps_handover(&key);
+	if (!h)
+		return; /* not yet: the old leader has not switched out for the last time */
+	ps_add_atomic(&p->proc, h);
+	bpf_map_delete_elem(&leader_handover, &key);
+	p->adopt = 0;
+}
+
+/*
+ * `task` held its process's totals (it is or was the leader) and is switching out for the last
+ * time while the process lives on: after a pthread_exit() of the leader, or because another
+ * thread's execve() is making that thread the leader. If the new leader is already in place, it
+ * gets the totals now; if not, they wait in leader_handover for it.
+ */
+static __always_inline void ps_hand_over(struct task_struct *task, struct ps_task *t,
+					 struct task_struct *leader, struct ps_task *p)
+{
+	struct ps_key key;
+
+	if (leader != task) {
+		ps_add_atomic(&p->proc, &t->proc);
+		p->adopt = 0;
+		return;
+	}
+	ps_key_of(leader, &key);
+	if (bpf_map_update_elem(&leader_handover, &key, &t->proc, BPF_ANY))
+		ps_stat_add(PS_STAT_DROP_HANDOVER, 1);
 }
 
 /* Sends the exit event of the process whose last thread `task` is switching out for good. */
@@ -82,6 +132,8 @@ static __always_inline void ps_emit_exit(struct task_struct *task, struct task_s
 	e->exit_code = (sig->flags & SIGNAL_GROUP_EXIT) ? sig->group_exit_code : task->exit_code;
 	e->flags = bpf_map_lookup_elem(&oom_victims, &key) ? PS_EXIT_OOM_KILLED : 0;
 	e->rss_max_bytes = sig->maxrss * 4096ULL;
+	if (p->adopt)
+		ps_adopt(p, leader);
 	bpf_probe_read_kernel(e->comm, sizeof(e->comm), leader->comm);
 	__builtin_memcpy(&e->c, &p->proc, sizeof(e->c));
 	io = bpf_map_lookup_elem(&proc_io, &key);
@@ -94,6 +146,7 @@ static __always_inline void ps_emit_exit(struct task_struct *task, struct task_s
 cleanup:
 	bpf_map_delete_elem(&proc_io, &key);
 	bpf_map_delete_elem(&oom_victims, &key);
+	bpf_map_delete_elem(&leader_handover, &key);
 	bpf_task_storage_delete(&tasks, leader);
 }
 
@@ -114,10 +167,16 @@ static __always_inline int ps_on_switch(struct task_struct *prev, unsigned int p
 	p = ps_proc_state(prev, t, leader);
 	if (!p)
 		return 0;
+	if (p->adopt)
+		ps_adopt(p, leader);
 	ps_read_thread(prev, &cur);
 	ps_fold_values(&t->snap, &cur, &p->proc, leader != prev || prev->signal->nr_threads > 1);
-	if (prev_state == TASK_DEAD && t->group_dead)
-		ps_emit_exit(prev, leader, p);
+	if (prev_state == TASK_DEAD) {
+		if (t->group_dead)
+			ps_emit_exit(prev, leader, p);
+		else if (t->proc_init) /* it held the process totals: it is or was the leader */
+			ps_hand_over(prev, t, leader, p);
+	}
 	return 0;
 }
 

@@ -96,7 +96,8 @@ const char* StatName(int index) {
   static const char* const kNames[PS_STAT_MAX] = {
       "drop_ringbuf",       "drop_task_storage",      "drop_io_map",
       "drop_inflight",      "drop_bio_owner",         "drop_inode_owner",
-      "drop_oom_map",       "io_unattributed_ops",    "io_unattributed_bytes",
+      "drop_oom_map",       "drop_handover",          "io_unattributed_ops",
+      "io_unattributed_bytes",
       "io_orphan_ops",      "exits",
   };
   return index >= 0 && index < PS_STAT_MAX ? kNames[index] : "unknown";

@@ -1,3 +1,475 @@
 // SPDX-License-Identifier: Apache-2.0
-// Placeholder: being written.
+// Tier 2: the pure helpers of bpf/core.bpf.h, as the BPF compiler and verifier see them, run on
+// fixed inputs with BPF_PROG_TEST_RUN (tests/bpf/logic_test.bpf.c) and checked against a C++
+// reference written from the contract in bpf/procscope.h.
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
 #include "gtest/gtest.h"
+#include "procscope.h"
+
+// Mirror of struct ps_thread_counters from bpf/core.bpf.h (BPF-only: it cannot be included
+// here), which the skeleton's bss refers to. BtfLayout.MirrorsMatchTheBpfObject checks it.
+struct ps_thread_counters {
+  __u64 cpu;
+  __u64 runq;
+  __u64 pcount;
+  __u64 vol;
+  __u64 invol;
+  __u64 min;
+  __u64 maj;
+};
+
+// Mirrors of the program contexts in logic_test.bpf.c.
+struct logic_bucket_args {
+  __u64 wait_ns;
+};
+struct logic_fold_args {
+  ps_thread_counters cur;
+  __u32 shared;
+  __u32 pad;
+};
+
+#include "logic_test.skel.h"
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// C++ reference, from the comments of bpf/procscope.h and bpf/core.bpf.h.
+
+// Bucket 0: waits below 2 us; bucket i (1..N-2): [2^i, 2^(i+1)) us; last: from 2^(N-1) us up.
+uint32_t ReferenceBucket(uint64_t wait_ns) {
+  const uint64_t us = wait_ns / 1000;
+  if (us < 2) return 0;
+  const uint32_t log2 = 63 - static_cast<uint32_t>(__builtin_clzll(us));
+  return std::min<uint32_t>(log2, PS_RUNQ_BUCKETS - 1);
+}
+
+// Adds cur - snap to the totals, counts one run-queue episode when exactly one switch-in
+// happened, and advances the snapshot.
+void ReferenceFold(ps_thread_counters& snap, const ps_thread_counters& cur, ps_counters& p) {
+  p.cpu_ns += cur.cpu - snap.cpu;
+  p.runq_ns += cur.runq - snap.runq;
+  p.vol_cs += cur.vol - snap.vol;
+  p.invol_cs += cur.invol - snap.invol;
+  p.min_flt += cur.min - snap.min;
+  p.maj_flt += cur.maj - snap.maj;
+  if (cur.pcount - snap.pcount == 1) ++p.runq_hist[ReferenceBucket(cur.runq - snap.runq)];
+  snap = cur;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing and comparison, so that a mismatch names the field.
+
+std::string ToString(const ps_thread_counters& t) {
+  return "{cpu=" + std::to_string(t.cpu) + " runq=" + std::to_string(t.runq) +
+         " pcount=" + std::to_string(t.pcount) + " vol=" + std::to_string(t.vol) +
+         " invol=" + std::to_string(t.invol) + " min=" + std::to_string(t.min) +
+         " maj=" + std::to_string(t.maj) + "}";
+}
+
+std::string ToString(const ps_counters& c) {
+  std::string s =
+      "{cpu_ns=" + std::to_string(c.cpu_ns) + " runq_ns=" + std::to_string(c.runq_ns) +
+      " vol_cs=" + std::to_string(c.vol_cs) + " invol_cs=" + std::to_string(c.invol_cs) +
+      " min_flt=" + std::to_string(c.min_flt) + " maj_flt=" + std::to_string(c.maj_flt) + " hist=[";
+  for (int i = 0; i < PS_RUNQ_BUCKETS; ++i) {
+    if (i) s += ",";
+    s += std::to_string(c.runq_hist[i]);
+  }
+  return s + "]}";
+}
+
+bool Equal(const ps_thread_counters& a, const ps_thread_counters& b) {
+  return a.cpu == b.cpu && a.runq == b.runq && a.pcount == b.pcount && a.vol == b.vol &&
+         a.invol == b.invol && a.min == b.min && a.maj == b.maj;
+}
+
+bool Equal(const ps_counters& a, const ps_counters& b) {
+  if (a.cpu_ns != b.cpu_ns || a.runq_ns != b.runq_ns || a.vol_cs != b.vol_cs ||
+      a.invol_cs != b.invol_cs || a.min_flt != b.min_flt || a.maj_flt != b.maj_flt) {
+    return false;
+  }
+  for (int i = 0; i < PS_RUNQ_BUCKETS; ++i) {
+    if (a.runq_hist[i] != b.runq_hist[i]) return false;
+  }
+  return true;
+}
+
+#define EXPECT_COUNTERS_EQ(actual, expected)                                       \
+  EXPECT_TRUE(Equal(actual, expected)) << "  actual: " << ToString(actual) << "\n" \
+                                       << "expected: " << ToString(expected)
+
+uint64_t HistSum(const ps_counters& c) {
+  uint64_t sum = 0;
+  for (int i = 0; i < PS_RUNQ_BUCKETS; ++i) sum += c.runq_hist[i];
+  return sum;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference itself, so that a wrong reference cannot hide a wrong BPF helper.
+
+TEST(ReferenceBucketTest, FollowsTheDocumentedRanges) {
+  EXPECT_EQ(ReferenceBucket(0), 0u);
+  EXPECT_EQ(ReferenceBucket(1999), 0u);
+  EXPECT_EQ(ReferenceBucket(2000), 1u);
+  EXPECT_EQ(ReferenceBucket(3999), 1u);
+  EXPECT_EQ(ReferenceBucket(4000), 2u);
+  EXPECT_EQ(ReferenceBucket((1ull << 18) * 1000 - 1), 17u);
+  EXPECT_EQ(ReferenceBucket((1ull << 18) * 1000), 18u);
+  EXPECT_EQ(ReferenceBucket((1ull << 19) * 1000 - 1), 18u);
+  EXPECT_EQ(ReferenceBucket((1ull << 19) * 1000), PS_RUNQ_BUCKETS - 1u);
+  EXPECT_EQ(ReferenceBucket(UINT64_MAX), PS_RUNQ_BUCKETS - 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout: the C++ mirrors above against the BTF of the BPF object (no root needed to open it).
+
+struct Member {
+  const char* name;
+  size_t offset;
+};
+
+void ExpectStructLayout(const struct btf* btf, const char* name, size_t size,
+                        const std::vector<Member>& members) {
+  SCOPED_TRACE(name);
+  const int id = btf__find_by_name_kind(btf, name, BTF_KIND_STRUCT);
+  ASSERT_GT(id, 0) << "struct " << name << " not in the BTF of logic_test.bpf.o";
+  const struct btf_type* t = btf__type_by_id(btf, id);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->size, size);
+  ASSERT_EQ(btf_vlen(t), members.size());
+  const struct btf_member* m = btf_members(t);
+  for (size_t i = 0; i < members.size(); ++i) {
+    EXPECT_STREQ(btf__name_by_offset(btf, m[i].name_off), members[i].name) << "member " << i;
+    EXPECT_EQ(btf_member_bit_offset(t, i), members[i].offset * 8) << members[i].name;
+  }
+}
+
+TEST(BtfLayout, MirrorsMatchTheBpfObject) {
+  struct logic_test* skel = logic_test__open();
+  ASSERT_NE(skel, nullptr) << "logic_test__open: " << strerror(errno);
+  const struct btf* btf = bpf_object__btf(skel->obj);
+  ASSERT_NE(btf, nullptr);
+  ExpectStructLayout(btf, "ps_thread_counters", sizeof(ps_thread_counters),
+                     {{"cpu", offsetof(ps_thread_counters, cpu)},
+                      {"runq", offsetof(ps_thread_counters, runq)},
+                      {"pcount", offsetof(ps_thread_counters, pcount)},
+                      {"vol", offsetof(ps_thread_counters, vol)},
+                      {"invol", offsetof(ps_thread_counters, invol)},
+                      {"min", offsetof(ps_thread_counters, min)},
+                      {"maj", offsetof(ps_thread_counters, maj)}});
+  ExpectStructLayout(btf, "logic_bucket_args", sizeof(logic_bucket_args),
+                     {{"wait_ns", offsetof(logic_bucket_args, wait_ns)}});
+  ExpectStructLayout(btf, "logic_fold_args", sizeof(logic_fold_args),
+                     {{"cur", offsetof(logic_fold_args, cur)},
+                      {"shared", offsetof(logic_fold_args, shared)},
+                      {"pad", offsetof(logic_fold_args, pad)}});
+  ExpectStructLayout(btf, "ps_counters", sizeof(ps_counters),
+                     {{"cpu_ns", offsetof(ps_counters, cpu_ns)},
+                      {"runq_ns", offsetof(ps_counters, runq_ns)},
+                      {"vol_cs", offsetof(ps_counters, vol_cs)},
+                      {"invol_cs", offsetof(ps_counters, invol_cs)},
+                      {"min_flt", offsetof(ps_counters, min_flt)},
+                      {"maj_flt", offsetof(ps_counters, maj_flt)},
+                      {"runq_hist", offsetof(ps_counters, runq_hist)}});
+  logic_test__destroy(skel);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The programs, loaded fresh for every test.
+
+class BpfLogicTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      Unavailable("needs root to load BPF programs and use BPF_PROG_TEST_RUN");
+      return;
+    }
+    skel_ = logic_test__open_and_load();
+    if (skel_ == nullptr) {
+      const int err = errno;
+      Unavailable(std::string("logic_test__open_and_load failed: ") + strerror(err) +
+                  " (no CAP_BPF/CAP_SYS_ADMIN, a kernel without BPF_PROG_TYPE_SYSCALL, or a "
+                  "verifier rejection: see the libbpf log above)");
+      return;
+    }
+    ASSERT_NE(skel_->bss, nullptr) << "skeleton has no mmapped .bss";
+  }
+
+  void TearDown() override { logic_test__destroy(skel_); }
+
+  // Without CI set (a developer's machine), a missing privilege skips; in CI it must fail, so
+  // that the tier cannot pass by running nothing.
+  static void Unavailable(const std::string& why) {
+    if (getenv("CI") != nullptr) {
+      FAIL() << "BPF logic tests cannot run: " << why
+             << ". CI is set, so this is a failure: run them as root on a kernel with "
+                "BPF_PROG_TYPE_SYSCALL (5.14+).";
+    }
+    GTEST_SKIP() << why;
+  }
+
+  // ps_runq_bucket(wait_ns) in the kernel.
+  uint32_t Bucket(uint64_t wait_ns) {
+    logic_bucket_args args{wait_ns};
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.ctx_in = &args;
+    opts.ctx_size_in = sizeof(args);
+    const int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.run_bucket), &opts);
+    EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN run_bucket: " << strerror(errno);
+    return opts.retval;
+  }
+
+  // ps_fold_values(&fold_snap, &cur, &fold_totals, shared) in the kernel.
+  void Fold(const ps_thread_counters& cur, bool shared) {
+    logic_fold_args args{};
+    args.cur = cur;
+    args.shared = shared ? 1 : 0;
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.ctx_in = &args;
+    opts.ctx_size_in = sizeof(args);
+    const int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.run_fold), &opts);
+    ASSERT_EQ(err, 0) << "BPF_PROG_TEST_RUN run_fold: " << strerror(errno);
+    ASSERT_EQ(opts.retval, 0u);
+  }
+
+  void SetState(const ps_thread_counters& snap, const ps_counters& totals) {
+    skel_->bss->fold_snap = snap;
+    skel_->bss->fold_totals = totals;
+  }
+  const ps_thread_counters& Snap() const { return skel_->bss->fold_snap; }
+  const ps_counters& Totals() const { return skel_->bss->fold_totals; }
+
+  struct logic_test* skel_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------
+// ps_runq_bucket
+
+TEST_F(BpfLogicTest, BucketBoundaries) {
+  struct Case {
+    uint64_t wait_ns;
+    uint32_t bucket;
+  };
+  const Case cases[] = {
+      {0, 0},
+      {1, 0},
+      {999, 0},
+      {1000, 0},
+      {1999, 0},
+      {2000, 1},
+      {2001, 1},
+      {3999, 1},
+      {4000, 2},
+      {7999, 2},
+      {8000, 3},
+      {1'000'000, 9},  // 1 ms = 1000 us: [512, 1024) us
+      {(1ull << 16) * 1000 - 1, 15},
+      {(1ull << 16) * 1000, 16},
+      {(1ull << 18) * 1000, 18},
+      {(1ull << 19) * 1000 - 1, 18},
+      {(1ull << 19) * 1000, PS_RUNQ_BUCKETS - 1},   // about 0.52 s: the last bucket
+      {3'600'000'000'000ull, PS_RUNQ_BUCKETS - 1},  // an hour
+      {(1ull << 32) * 1000, PS_RUNQ_BUCKETS - 1},
+      {UINT64_MAX, PS_RUNQ_BUCKETS - 1},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(Bucket(c.wait_ns), c.bucket) << "wait_ns=" << c.wait_ns;
+  }
+}
+
+TEST_F(BpfLogicTest, BucketMatchesReferenceAroundEveryPowerOfTwo) {
+  for (int i = 0; i < 54; ++i) {  // 2^53 us * 1000 still fits in 64 bits
+    const uint64_t edge = (1ull << i) * 1000;
+    for (uint64_t ns : {edge - 1, edge, edge + 1, edge + 999, edge + 1000}) {
+      EXPECT_EQ(Bucket(ns), ReferenceBucket(ns)) << "wait_ns=" << ns;
+    }
+  }
+}
+
+TEST_F(BpfLogicTest, BucketMatchesReferenceOnRandomWaits) {
+  std::mt19937_64 rng(20240601);
+  for (int i = 0; i < 2000; ++i) {
+    // Spread over every magnitude, not just the huge values a uniform draw would give.
+    const uint64_t ns = rng() >> (rng() % 64);
+    const uint32_t b = Bucket(ns);
+    ASSERT_EQ(b, ReferenceBucket(ns)) << "wait_ns=" << ns;
+    ASSERT_LT(b, static_cast<uint32_t>(PS_RUNQ_BUCKETS));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ps_fold_values
+
+// The single-fold tests, once with plain adds and once with the atomic adds that sched.bpf.c uses
+// when other threads of the process may fold at the same time.
+class BpfFoldTest : public BpfLogicTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  bool Shared() const { return GetParam(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(SharedOrNot, BpfFoldTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Shared" : "Unshared";
+                         });
+
+// Two successive folds: the totals grow by exactly the differences (added to what was there),
+// each single-episode fold counts its wait in the right bucket, and the snapshot follows.
+TEST_P(BpfFoldTest, FoldAddsDifferencesOfSuccessiveSnapshots) {
+  const ps_thread_counters s0{1'000'000, 50'000'000, 10, 5, 3, 100, 2};
+  // +2.5 ms CPU, a 5 us wait (bucket 2), one switch-in.
+  const ps_thread_counters s1{3'500'000, 50'005'000, 11, 7, 4, 150, 2};
+  // +0.5 ms CPU, a 300 us wait (bucket 8), one switch-in, a major fault.
+  const ps_thread_counters s2{4'000'000, 50'305'000, 12, 8, 6, 151, 3};
+  ps_counters base{};
+  base.cpu_ns = 42;
+  base.runq_ns = 7;
+  base.vol_cs = 1;
+  base.invol_cs = 2;
+  base.min_flt = 3;
+  base.maj_flt = 4;
+  base.runq_hist[2] = 5;
+  SetState(s0, base);
+
+  ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
+  ps_counters want = base;
+  want.cpu_ns += 2'500'000;
+  want.runq_ns += 5'000;
+  want.vol_cs += 2;
+  want.invol_cs += 1;
+  want.min_flt += 50;
+  want.runq_hist[2] += 1;
+  EXPECT_COUNTERS_EQ(Totals(), want);
+  EXPECT_TRUE(Equal(Snap(), s1)) << ToString(Snap());
+
+  ASSERT_NO_FATAL_FAILURE(Fold(s2, Shared()));
+  want.cpu_ns += 500'000;
+  want.runq_ns += 300'000;
+  want.vol_cs += 1;
+  want.invol_cs += 2;
+  want.min_flt += 1;
+  want.maj_flt += 1;
+  want.runq_hist[8] += 1;
+  EXPECT_COUNTERS_EQ(Totals(), want);
+  EXPECT_TRUE(Equal(Snap(), s2)) << ToString(Snap());
+  EXPECT_EQ(skel_->bss->fold_runs, 2u);
+
+  // Against the reference too.
+  ps_thread_counters ref_snap = s0;
+  ps_counters ref = base;
+  ReferenceFold(ref_snap, s1, ref);
+  ReferenceFold(ref_snap, s2, ref);
+  EXPECT_COUNTERS_EQ(Totals(), ref);
+}
+
+// The snapshot advances, so folding the same kernel values again adds nothing.
+TEST_P(BpfFoldTest, FoldAdvancesSnapshotSoNothingIsCountedTwice) {
+  const ps_thread_counters s0{100, 200, 1, 1, 1, 1, 1};
+  const ps_thread_counters s1{900, 9'200, 2, 4, 5, 6, 7};
+  SetState(s0, ps_counters{});
+  ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
+  EXPECT_TRUE(Equal(Snap(), s1)) << ToString(Snap());
+  const ps_counters after_first = Totals();
+  EXPECT_EQ(after_first.cpu_ns, 800u);
+  EXPECT_EQ(HistSum(after_first), 1u);
+
+  ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
+  EXPECT_COUNTERS_EQ(Totals(), after_first);
+  EXPECT_TRUE(Equal(Snap(), s1)) << ToString(Snap());
+}
+
+// With exactly one switch-in since the last fold, the run-queue delta is one wait episode and is
+// counted in its bucket, and only there. The absolute run_delay is large and falls in another
+// bucket, so using it instead of the delta would be caught.
+TEST_P(BpfFoldTest, FoldCountsOneEpisodeInExactlyItsBucket) {
+  const uint64_t base_runq = 10'000'000'000ull;  // 10 s: the last bucket
+  const uint64_t waits[] = {0,           1'999,       2'000,           3'999,       4'000,
+                            65'000,      999'999,     1'000'000,       262'143'999, 262'144'000,
+                            524'287'999, 524'288'000, 5'000'000'000ull};
+  for (uint64_t wait : waits) {
+    SCOPED_TRACE("wait_ns=" + std::to_string(wait));
+    const ps_thread_counters s0{0, base_runq, 40, 0, 0, 0, 0};
+    const ps_thread_counters s1{1'000, base_runq + wait, 41, 0, 1, 0, 0};
+    SetState(s0, ps_counters{});
+    ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
+    const ps_counters& got = Totals();
+    const uint32_t want_bucket = ReferenceBucket(wait);
+    for (uint32_t b = 0; b < PS_RUNQ_BUCKETS; ++b) {
+      EXPECT_EQ(got.runq_hist[b], b == want_bucket ? 1u : 0u) << "bucket " << b;
+    }
+    EXPECT_EQ(got.runq_ns, wait);
+  }
+}
+
+// Zero switch-ins (still running, or still waiting) or several (the delta mixes episodes): the
+// run-queue time is added but no histogram bucket moves.
+TEST_P(BpfFoldTest, FoldCountsNoEpisodeUnlessExactlyOneSwitchIn) {
+  for (uint64_t d_pcount : {0ull, 2ull, 3ull, 1000ull}) {
+    SCOPED_TRACE("d_pcount=" + std::to_string(d_pcount));
+    const ps_thread_counters s0{0, 1'000, 7, 0, 0, 0, 0};
+    const ps_thread_counters s1{5'000, 1'000 + 50'000, 7 + d_pcount, 1, 0, 0, 0};
+    SetState(s0, ps_counters{});
+    ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
+    EXPECT_EQ(HistSum(Totals()), 0u) << ToString(Totals());
+    EXPECT_EQ(Totals().runq_ns, 50'000u);
+    EXPECT_EQ(Totals().cpu_ns, 5'000u);
+    EXPECT_TRUE(Equal(Snap(), s1)) << ToString(Snap());
+  }
+}
+
+// The atomic (shared) and plain paths give the same totals and snapshot, fold after fold.
+TEST_F(BpfLogicTest, FoldSharedAndUnsharedAgree) {
+  std::mt19937_64 rng(7);
+  std::vector<ps_thread_counters> seq;
+  ps_thread_counters t{rng() % 1'000'000, rng() % 1'000'000, rng() % 100, 0, 0, 0, 0};
+  seq.push_back(t);
+  for (int i = 0; i < 50; ++i) {
+    t.cpu += rng() % 10'000'000;
+    t.runq += rng() >> (24 + rng() % 40);  // 0 .. ~1.1e12 ns, every magnitude
+    t.pcount += rng() % 3;                 // 0, 1 or 2 switch-ins
+    t.vol += rng() % 5;
+    t.invol += rng() % 5;
+    t.min += rng() % 1000;
+    t.maj += rng() % 2;
+    seq.push_back(t);
+  }
+  ps_counters start{};
+  start.cpu_ns = 123;
+  start.runq_hist[0] = 9;
+
+  ps_counters results[2];
+  ps_thread_counters snaps[2];
+  for (int shared = 0; shared < 2; ++shared) {
+    SCOPED_TRACE(shared ? "shared" : "unshared");
+    SetState(seq[0], start);
+    for (size_t i = 1; i < seq.size(); ++i) ASSERT_NO_FATAL_FAILURE(Fold(seq[i], shared != 0));
+    results[shared] = Totals();
+    snaps[shared] = Snap();
+  }
+  EXPECT_COUNTERS_EQ(results[1], results[0]);
+  EXPECT_TRUE(Equal(snaps[0], seq.back())) << ToString(snaps[0]);
+  EXPECT_TRUE(Equal(snaps[1], seq.back())) << ToString(snaps[1]);
+
+  ps_thread_counters ref_snap = seq[0];
+  ps_counters ref = start;
+  for (size_t i = 1; i < seq.size(); ++i) ReferenceFold(ref_snap, seq[i], ref);
+  EXPECT_COUNTERS_EQ(results[0], ref);
+  EXPECT_GT(HistSum(ref), 9u) << "the sequence should include single-episode folds";
+}
+
+}  // namespace
