@@ -186,14 +186,18 @@ static __always_inline int ps_on_exit(struct task_struct *task, bool group_dead)
 {
 	struct ps_task *t;
 
-	if (!group_dead)
-		return 0;
 	t = bpf_task_storage_get(&tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!t) {
 		ps_stat_add(PS_STAT_DROP_TASK_STORAGE, 1);
 		return 0;
 	}
-	t->group_dead = 1;
+	/* Start the process's totals now if not yet done: once exit_notify() lets the thread be
+	 * reaped, its counters move into the signal struct, and seeding from it after that would
+	 * count them twice. */
+	if (!ps_proc_state(task, t, task->group_leader))
+		return 0;
+	if (group_dead)
+		t->group_dead = 1;
 	return 0;
 }
 

@@ -16,11 +16,22 @@ double Rate(uint64_t now, uint64_t before, double seconds) {
 std::string HumanBytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
-  while (b >= 1024 && u < 4) {
+  while (b >= 1023.95 && u < 4) {  // so that 1048575 B shows as 1.0MiB, not 1024.0KiB
     b /= 1024;
     ++u;
   }
   return absl::StrFormat(u == 0 ? "%.0f%s" : "%.1f%s", b, units[u]);
+}
+
+// The escaped form of `raw`, cut to at most `width` characters without splitting an escape.
+std::string DisplayName(absl::string_view raw, size_t width) {
+  std::string out;
+  for (char c : raw) {
+    std::string piece = EscapeForDisplay(absl::string_view(&c, 1));
+    if (out.size() + piece.size() > width) break;
+    out += piece;
+  }
+  return out;
 }
 
 }  // namespace
@@ -63,7 +74,7 @@ std::string FormatTopTable(std::vector<ProcessRate> rates, size_t limit) {
   for (size_t i = 0; i < rates.size() && i < limit; ++i) {
     const ProcessRate& r = rates[i];
     absl::StrAppendFormat(&out, "%8u %-16s %6.1f %6.1f %8.0f %9.0f %8.0f %10s %10s %10s\n",
-                          r.sample->key.tgid, EscapeForDisplay(r.sample->comm).substr(0, 16),
+                          r.sample->key.tgid, DisplayName(r.sample->comm, 16),
                           r.cpu_cores * 100, r.runq_cores * 100, r.switches, r.minor_faults,
                           r.major_faults, HumanBytes(r.read_bytes), HumanBytes(r.write_bytes),
                           HumanBytes(static_cast<double>(r.sample->rss_bytes)));

@@ -301,3 +301,20 @@ TEST(FormatExitTest, ExitBeforeStartGivesZeroLifetime) {
 
 }  // namespace
 }  // namespace procscope
+
+TEST_F(TopTableTest, LongHostileCommIsCutBetweenEscapes) {
+  // 16 raw bytes whose escaped form is longer than the column: the cut must not split "\xNN".
+  std::vector<ProcessSample> cur = {Sample(1, 1, std::string("abcdefghijklmn\n\x01", 16))};
+  std::string table = FormatTopTable(ComputeRates({}, cur, 1.0), 10);
+  EXPECT_NE(table.find("abcdefghijklmn "), std::string::npos) << table;
+  EXPECT_EQ(table.find("\\x0a"), std::string::npos) << table;
+  EXPECT_EQ(table.find("\\x "), std::string::npos) << table;
+}
+
+TEST_F(TopTableTest, BytesJustUnderAUnitRoundUpToIt) {
+  std::vector<ProcessSample> cur = {Sample(1, 1)};
+  cur[0].rss_bytes = 1048575;  // 1 MiB - 1 B
+  std::string table = FormatTopTable(ComputeRates({}, cur, 1.0), 10);
+  EXPECT_NE(table.find("1.0MiB"), std::string::npos) << table;
+  EXPECT_EQ(table.find("1024.0KiB"), std::string::npos) << table;
+}
