@@ -299,9 +299,6 @@ TEST(FormatExitTest, ExitBeforeStartGivesZeroLifetime) {
   EXPECT_NE(line.find(" lifetime=0.000s "), std::string::npos) << line;
 }
 
-}  // namespace
-}  // namespace procscope
-
 TEST_F(TopTableTest, LongHostileCommIsCutBetweenEscapes) {
   // 16 raw bytes whose escaped form is longer than the column: the cut must not split "\xNN".
   std::vector<ProcessSample> cur = {Sample(1, 1, std::string("abcdefghijklmn\n\x01", 16))};
@@ -318,3 +315,6 @@ TEST_F(TopTableTest, BytesJustUnderAUnitRoundUpToIt) {
   EXPECT_NE(table.find("1.0MiB"), std::string::npos) << table;
   EXPECT_EQ(table.find("1024.0KiB"), std::string::npos) << table;
 }
+
+}  // namespace
+}  // namespace procscope
