@@ -5,9 +5,8 @@
  * The owner is decided where the submitter is still `current`: when a request is allocated for a
  * bio (block_getrq). A kernel flusher writing back dirty pages is not the owner: the bio's file is
  * looked up in inode_owner, filled where a process dirtied the page cache (writeback_dirty_folio).
- * The owner travels with the request to its completion (in interrupt context), where bytes,
- * operations and device latency are charged. Pointers given as tracepoint arguments are read with
- * CO-RE probe reads, so that the raw_tp twins share the code.
+ * The owner travels with the request (keyed by its first bio) to its completion (in interrupt
+ * context), where bytes, operations and device latency are charged.
  */
 #include "maps.bpf.h"
 
@@ -75,97 +74,100 @@ static __always_inline bool ps_bio_writer(struct bio *bio, struct ps_key *k)
 	return true;
 }
 
-static __always_inline int ps_on_getrq(struct bio *bio)
+/* Reads ptr->field: a direct, CO-RE relocated load from a tp_btf program's typed arguments
+ * (cheap), a probe read from a raw_tp program's untyped ones. `btf` is a compile-time constant. */
+#define PS_RD(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+
+static __always_inline int ps_on_getrq(struct bio *bio, bool btf)
 {
-	struct ps_key k = {};
+	struct ps_request r = {};
 	__u64 key = (__u64)bio;
 	__u32 op;
 
 	if (!bio)
 		return 0;
 	/* Only reads and writes with data are charged: flush and discard requests are never issued
-	 * as allocated (the kernel issues its own in their place), so an entry would only leak. */
-	op = BPF_CORE_READ(bio, bi_opf) & REQ_OP_MASK;
-	if ((op != REQ_OP_READ && op != REQ_OP_WRITE) || !BPF_CORE_READ(bio, bi_iter.bi_size))
+	 * as allocated (the kernel issues its own in their place), so an entry would only linger. */
+	op = PS_RD(btf, bio, bi_opf) & REQ_OP_MASK;
+	if ((op != REQ_OP_READ && op != REQ_OP_WRITE) || !PS_RD(btf, bio, bi_iter.bi_size))
 		return 0;
-	if (ps_current_owner(&k))
-		ps_io_of_current(&k); /* so that completion, in interrupt context, finds the entry */
-	else if (!ps_bio_writer(bio, &k))
-		__builtin_memset(&k, 0, sizeof(k)); /* the kernel's own I/O: recorded as nobody's, so
-						      * whoever dispatches it is not charged */
-	if (bpf_map_update_elem(&bio_owner, &key, &k, BPF_ANY))
-		ps_stat_add(PS_STAT_DROP_BIO_OWNER, 1);
+	if (ps_current_owner(&r.owner))
+		ps_io_of_current(&r.owner); /* so that completion, in interrupt context, finds it */
+	else if (!ps_bio_writer(bio, &r.owner))
+		__builtin_memset(&r.owner, 0, sizeof(r.owner)); /* the kernel's own I/O: nobody's, so
+								  * whoever dispatches it is not charged */
+	r.write = op == REQ_OP_WRITE;
+	if (bpf_map_update_elem(&requests, &key, &r, BPF_ANY))
+		ps_stat_add(PS_STAT_DROP_REQUESTS, 1);
 	return 0;
 }
 
-static __always_inline int ps_on_rq_issue(struct request *rq)
+static __always_inline int ps_on_rq_issue(struct request *rq, bool btf)
 {
-	struct ps_inflight f = {}, *again;
-	struct ps_key *owner;
-	__u64 key = (__u64)rq;
-	__u64 bio;
+	struct ps_request *r, fresh = {};
+	struct bio *bio;
+	__u64 key;
 	__u32 op;
 
 	if (!rq)
 		return 0;
-	/* A request the driver requeued is issued again, often from a kworker: it keeps the owner it
-	 * got at its first issue (completion deletes the entry, so one left over is a requeue). */
-	again = bpf_map_lookup_elem(&inflight, &key);
-	if (again) {
-		again->issue_ns = bpf_ktime_get_ns();
-		again->bytes = BPF_CORE_READ(rq, __data_len);
+	op = PS_RD(btf, rq, cmd_flags) & REQ_OP_MASK;
+	bio = PS_RD(btf, rq, bio);
+	if ((op != REQ_OP_READ && op != REQ_OP_WRITE) || !bio)
 		return 0;
+	key = (__u64)bio;
+	/* Found: made at block_getrq, or a requeued request issued again (often from a kworker),
+	 * which keeps its owner. */
+	r = bpf_map_lookup_elem(&requests, &key);
+	if (!r) {
+		/* Not made from a bio we saw (passthrough, a front merge changed the first bio, or
+		 * allocated before we attached): the issuing process, if any. */
+		ps_current_owner(&fresh.owner);
+		fresh.write = op == REQ_OP_WRITE;
+		if (bpf_map_update_elem(&requests, &key, &fresh, BPF_ANY)) {
+			ps_stat_add(PS_STAT_DROP_REQUESTS, 1);
+			return 0;
+		}
+		r = bpf_map_lookup_elem(&requests, &key);
+		if (!r)
+			return 0;
 	}
-	op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
-	bio = (__u64)BPF_CORE_READ(rq, bio);
-	owner = bpf_map_lookup_elem(&bio_owner, &bio);
-	if (owner) {
-		f.owner = *owner;
-		bpf_map_delete_elem(&bio_owner, &bio);
-	}
-	if (op != REQ_OP_READ && op != REQ_OP_WRITE)
-		return 0;
-	if (!owner)
-		ps_current_owner(&f.owner); /* not made from a bio (passthrough): the issuer */
-	f.issue_ns = bpf_ktime_get_ns();
-	f.bytes = BPF_CORE_READ(rq, __data_len);
-	f.write = op == REQ_OP_WRITE;
-	if (bpf_map_update_elem(&inflight, &key, &f, BPF_ANY))
-		ps_stat_add(PS_STAT_DROP_INFLIGHT, 1);
+	r->issue_ns = bpf_ktime_get_ns();
+	r->bytes = PS_RD(btf, rq, __data_len);
 	return 0;
 }
 
-static __always_inline int ps_on_rq_complete(struct request *rq)
+static __always_inline int ps_on_rq_complete(struct request *rq, bool btf)
 {
-	__u64 key = (__u64)rq;
-	struct ps_inflight *f;
+	struct ps_request *r;
 	struct ps_io *io;
-	__u64 lat;
+	__u64 key, lat;
 
 	if (!rq)
 		return 0;
-	f = bpf_map_lookup_elem(&inflight, &key);
-	if (!f)
+	key = (__u64)PS_RD(btf, rq, bio);
+	r = key ? bpf_map_lookup_elem(&requests, &key) : NULL;
+	if (!r || !r->issue_ns)
 		return 0; /* issued before we attached, or a partial completion already charged */
-	lat = bpf_ktime_get_ns() - f->issue_ns;
-	io = f->owner.tgid ? bpf_map_lookup_elem(&proc_io, &f->owner) : NULL;
+	lat = bpf_ktime_get_ns() - r->issue_ns;
+	io = r->owner.tgid ? bpf_map_lookup_elem(&proc_io, &r->owner) : NULL;
 	if (io) {
-		if (f->write) {
-			__sync_fetch_and_add(&io->write_bytes, f->bytes);
+		if (r->write) {
+			__sync_fetch_and_add(&io->write_bytes, r->bytes);
 			__sync_fetch_and_add(&io->write_ops, 1);
 			__sync_fetch_and_add(&io->write_lat_ns, lat);
 		} else {
-			__sync_fetch_and_add(&io->read_bytes, f->bytes);
+			__sync_fetch_and_add(&io->read_bytes, r->bytes);
 			__sync_fetch_and_add(&io->read_ops, 1);
 			__sync_fetch_and_add(&io->read_lat_ns, lat);
 		}
-	} else if (f->owner.tgid) {
+	} else if (r->owner.tgid) {
 		ps_stat_add(PS_STAT_IO_ORPHAN_OPS, 1);
 	} else {
 		ps_stat_add(PS_STAT_IO_UNATTRIBUTED_OPS, 1);
-		ps_stat_add(PS_STAT_IO_UNATTRIBUTED_BYTES, f->bytes);
+		ps_stat_add(PS_STAT_IO_UNATTRIBUTED_BYTES, r->bytes);
 	}
-	bpf_map_delete_elem(&inflight, &key);
+	bpf_map_delete_elem(&requests, &key);
 	return 0;
 }
 
@@ -195,38 +197,38 @@ static __always_inline int ps_on_dirty_folio(struct folio *folio, struct address
 SEC("tp_btf/block_getrq")
 int BPF_PROG(ps_block_getrq, struct bio *bio)
 {
-	return ps_on_getrq(bio);
+	return ps_on_getrq(bio, true);
 }
 
 SEC("raw_tp/block_getrq")
 int BPF_PROG(ps_block_getrq_raw, struct bio *bio)
 {
-	return ps_on_getrq(bio);
+	return ps_on_getrq(bio, false);
 }
 
 SEC("tp_btf/block_rq_issue")
 int BPF_PROG(ps_block_rq_issue, struct request *rq)
 {
-	return ps_on_rq_issue(rq);
+	return ps_on_rq_issue(rq, true);
 }
 
 SEC("raw_tp/block_rq_issue")
 int BPF_PROG(ps_block_rq_issue_raw, struct request *rq)
 {
-	return ps_on_rq_issue(rq);
+	return ps_on_rq_issue(rq, false);
 }
 
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(ps_block_rq_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
 {
-	return ps_on_rq_complete(rq);
+	return ps_on_rq_complete(rq, true);
 }
 
 SEC("raw_tp/block_rq_complete")
 int BPF_PROG(ps_block_rq_complete_raw, struct request *rq, blk_status_t error,
 	     unsigned int nr_bytes)
 {
-	return ps_on_rq_complete(rq);
+	return ps_on_rq_complete(rq, false);
 }
 
 SEC("tp_btf/writeback_dirty_folio")

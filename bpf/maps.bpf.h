@@ -65,17 +65,6 @@ PS_MAP struct {
 } inode_owner SEC(".maps");
 
 /*
- * bio_owner: bio address -> ps_key, from request allocation (submitter's context) to issue, where
- * the entry is deleted. LRU so that a request that is never issued cannot leak an entry.
- */
-PS_MAP struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct ps_key);
-} bio_owner SEC(".maps");
-
-/*
  * leader_handover: ps_key -> the process totals of a leader that died while its process lives on.
  * When a non-leader thread calls execve() the kernel makes it the leader and frees the old one
  * (and its task storage); the new leader adopts these totals and deletes the entry. The exit
@@ -89,8 +78,8 @@ PS_MAP struct {
 	__type(value, struct ps_counters);
 } leader_handover SEC(".maps");
 
-/* An issued request: who owns it, when it went to the device, how big it is. */
-struct ps_inflight {
+/* A block request: who owns it, when it went to the device (0: not yet), how big it is. */
+struct ps_request {
 	struct ps_key owner;
 	__u64 issue_ns;
 	__u32 bytes;
@@ -98,15 +87,18 @@ struct ps_inflight {
 };
 
 /*
- * inflight: request address -> struct ps_inflight, from issue to completion, where the entry is
- * deleted. Bounded by the devices' queue depths; full counts PS_STAT_DROP_INFLIGHT.
+ * requests: address of a request's first bio -> struct ps_request, from request allocation
+ * (block_getrq, in the submitter's context) through issue (and re-issue after a requeue) to
+ * completion, which deletes it. Sized for far more requests than devices keep in flight; the rare
+ * request that is allocated but never completed leaves an entry that the next bio at the same
+ * address overwrites. A failed insert (full) counts PS_STAT_DROP_REQUESTS.
  */
 PS_MAP struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, struct ps_inflight);
-} inflight SEC(".maps");
+	__type(value, struct ps_request);
+} requests SEC(".maps");
 
 /*
  * oom_victims: ps_key -> 1 for a process the OOM killer chose, until its exit event is sent

@@ -93,8 +93,7 @@ enum ps_stat {
 	PS_STAT_DROP_RINGBUF = 0,   /* exit event lost: ring buffer full */
 	PS_STAT_DROP_TASK_STORAGE,  /* task storage could not be allocated: counters lost */
 	PS_STAT_DROP_IO_MAP,        /* proc_io full: a process's block I/O not tracked */
-	PS_STAT_DROP_INFLIGHT,      /* inflight full: one request not accounted */
-	PS_STAT_DROP_BIO_OWNER,     /* bio_owner full: one request charged as unattributed */
+	PS_STAT_DROP_REQUESTS,      /* requests insert failed: one request not accounted */
 	PS_STAT_DROP_INODE_OWNER,   /* inode_owner update failed: writeback may go unattributed */
 	PS_STAT_DROP_OOM_MAP,       /* oom_victims full: an OOM kill not flagged */
 	PS_STAT_DROP_HANDOVER,      /* leader_handover full: totals before a thread's exec lost */

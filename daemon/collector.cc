@@ -95,7 +95,7 @@ std::string AttachName(bpf_program* prog) {
 const char* StatName(int index) {
   static const char* const kNames[PS_STAT_MAX] = {
       "drop_ringbuf",       "drop_task_storage",      "drop_io_map",
-      "drop_inflight",      "drop_bio_owner",         "drop_inode_owner",
+      "drop_requests",      "drop_inode_owner",
       "drop_oom_map",       "drop_handover",          "io_unattributed_ops",
       "io_unattributed_bytes",
       "io_orphan_ops",      "exits",
