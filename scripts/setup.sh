@@ -7,10 +7,11 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config clang-14 llvm-14 libbpf-dev bpftool libelf-dev
-  zlib1g-dev libabsl-dev libprotobuf-dev protobuf-compiler prometheus-cpp-dev libssl-dev
+  zlib1g-dev libabsl-dev libprotobuf-dev protobuf-compiler prometheus-cpp-dev libcivetweb-dev
+  libssl-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev linux-perf stress-ng fio util-linux
-  prometheus prometheus-process-exporter tmux
+  prometheus prometheus-process-exporter tmux curl jq
 )
 
 missing=()

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+// What procscoped knows, as plain structs: live processes, groups, offenders. The process table
+// fills them; the exporter, the HTTP API and the offender detector read them.
+#ifndef PROCSCOPE_DAEMON_MODEL_H_
+#define PROCSCOPE_DAEMON_MODEL_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "procscope.h"
+
+namespace procscope {
+
+// Where a cgroup path says a process runs. Empty fields: not known.
+struct CgroupInfo {
+  std::string container_id;  // 64 (or 32) hex chars for docker, containerd/CRI, CRI-O, podman
+  std::string runtime;       // "docker", "containerd", "crio", "podman", "libpod"... or ""
+  std::string pod_uid;       // Kubernetes pod UID, 8-4-4-4-12 with dashes
+  std::string systemd_unit;  // e.g. "nginx.service" (the innermost .service/.scope)
+};
+
+// Read once from /proc when a process is first seen; never re-read per scrape.
+struct Identity {
+  bool resolved = false;  // false: the process was gone before /proc could be read
+  std::string exe;        // readlink of /proc/<pid>/exe, "" for kernel threads
+  std::string user;       // name of the real uid, or the number when it has no name
+  std::string cgroup_path;
+  CgroupInfo cgroup;
+};
+
+// A live process: identity, totals since it started (ProcessSample's counters), rates.
+struct ProcessInfo {
+  ps_key key{};
+  uint32_t ppid = 0;
+  uint32_t uid = 0;
+  uint32_t threads = 0;
+  uint64_t cgroup_id = 0;
+  std::string comm;  // raw bytes from the kernel: sanitise before output
+  std::string group;
+  Identity identity;
+  uint64_t rss_bytes = 0;
+  ps_counters counters{};
+  ps_io io{};
+  absl::Time start_time;  // wall clock
+};
+
+// The totals of a group: every process that ever ran in it (live + exited).
+struct GroupInfo {
+  std::string name;
+  ps_counters counters{};  // includes the run-queue wait histogram
+  ps_io io{};
+  uint64_t processes = 0;  // live now
+  uint64_t rss_bytes = 0;  // of the live processes
+  std::map<std::string, uint64_t> exits;    // outcome name ("success", ...) -> count
+  std::map<std::string, uint64_t> crashes;  // signal name ("SIGSEGV", ...) -> count
+  absl::Time last_active;  // last time it had a live process or an exit
+};
+
+// Resources the offender detector ranks.
+enum class Resource { kCpu, kRunqueueWait, kMemoryGrowth, kPageFaults, kBlockIo, kCrashes };
+const char* ResourceName(Resource r);  // "cpu", "runqueue_wait", "memory_growth", ...
+const char* ResourceUnit(Resource r);  // "cores", "cores", "bytes/s", "faults/s", "bytes/s",
+                                       // "crashes/min"
+inline constexpr Resource kAllResources[] = {Resource::kCpu,          Resource::kRunqueueWait,
+                                             Resource::kMemoryGrowth, Resource::kPageFaults,
+                                             Resource::kBlockIo,      Resource::kCrashes};
+
+// One process's rate of one resource over the offender window.
+struct ResourceRate {
+  ps_key key{};
+  double rate = 0;
+};
+
+// A process flagged for one resource.
+struct Offender {
+  Resource resource = Resource::kCpu;
+  ps_key key{};  // for kCrashes: the last crashed process of the group
+  std::string comm;
+  std::string group;
+  std::string container;
+  double rate = 0;   // in ResourceUnit()
+  double share = 0;  // of the machine, 0..1, where meaningful (cpu: of all cores), else 0
+  std::string reason;
+  absl::Time since;  // first evaluation that flagged it, continuously since
+};
+
+}  // namespace procscope
+
+#endif  // PROCSCOPE_DAEMON_MODEL_H_

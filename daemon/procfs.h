@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+// Reads a process's identity from procfs once. The root is a parameter so that tests can point
+// it at a fake tree.
+#ifndef PROCSCOPE_DAEMON_PROCFS_H_
+#define PROCSCOPE_DAEMON_PROCFS_H_
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "model.h"
+
+namespace procscope {
+
+// Looks up an identity; the process table calls it once per new process. Interface so that the
+// table unit-tests with a fake.
+class IdentitySource {
+ public:
+  virtual ~IdentitySource() = default;
+  // The identity of process `pid` whose start time is `start_ns` (boot-time ns, as in ps_key):
+  // NotFound if no such process (gone, or the pid now belongs to another process).
+  virtual absl::StatusOr<Identity> Read(pid_t pid, uint64_t start_ns) = 0;
+};
+
+class Procfs : public IdentitySource {
+ public:
+  // `proc_root`: normally "/proc"; `passwd_path`: for uid -> name ("/etc/passwd").
+  explicit Procfs(std::string proc_root = "/proc", std::string passwd_path = "/etc/passwd");
+
+  // Reads <root>/<pid>/stat (start time, to check it is the same process: field 22, in clock
+  // ticks, compared with start_ns at tick precision), exe, status (real uid) and cgroup.
+  absl::StatusOr<Identity> Read(pid_t pid, uint64_t start_ns) override;
+
+  // The command line (NUL-separated args joined by spaces), for opt-in use only: it can hold
+  // secrets, so it is never exported by default.
+  absl::StatusOr<std::string> ReadCmdline(pid_t pid);
+
+ private:
+  std::string root_;
+  std::string passwd_path_;
+};
+
+}  // namespace procscope
+
+#endif  // PROCSCOPE_DAEMON_PROCFS_H_

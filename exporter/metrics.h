@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+// Turns what procscoped knows into Prometheus metric families (prometheus-cpp), per scrape.
+// Every metric is documented in docs/metrics.md.
+#ifndef PROCSCOPE_EXPORTER_METRICS_H_
+#define PROCSCOPE_EXPORTER_METRICS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "collector.h"
+#include "model.h"
+#include "prometheus/metric_family.h"
+
+namespace procscope {
+
+// The state of the daemon itself, for the self-metrics.
+struct SelfState {
+  std::vector<ProgramStats> programs;  // BPF run time and run count per program
+  Stats kernel_stats{};                // drops and unattributed I/O (enum ps_stat)
+  uint64_t tracked_processes = 0;
+  uint64_t exit_events = 0;            // handled since start
+  uint64_t journal_dropped_bytes = 0;
+  double last_scrape_duration_seconds = 0;
+  uint64_t series_dropped_total = 0;   // by the series cap, over all scrapes
+  std::string version;
+};
+
+struct ExportOptions {
+  size_t top_k = 10;          // per-process series: the top K of each resource, plus offenders
+  size_t max_series = 20000;  // hard cap on series per scrape; what it drops is counted
+  bool export_container_label = true;
+};
+
+// Everything one scrape shows. `rates` holds, per resource, the processes' rates over the
+// offender window (highest first), which picks the top K.
+struct ExportInput {
+  const std::vector<ProcessInfo>* processes = nullptr;
+  const std::vector<GroupInfo>* groups = nullptr;
+  const std::vector<Offender>* offenders = nullptr;
+  const std::vector<std::vector<ResourceRate>>* rates = nullptr;  // indexed by Resource
+  const SelfState* self = nullptr;
+};
+
+// Builds the families. `series_dropped` receives how many series the cap dropped in this call;
+// the caller adds it to SelfState::series_dropped_total for the next scrape.
+std::vector<prometheus::MetricFamily> BuildMetrics(const ExportInput& in,
+                                                   const ExportOptions& options,
+                                                   uint64_t* series_dropped);
+
+// A label value that is valid UTF-8 (invalid bytes become U+FFFD) and has no control characters
+// (they become U+FFFD too); the text format's own escaping (\\, \", \n) is done by prometheus-cpp.
+std::string SanitizeLabelValue(absl::string_view raw);
+
+}  // namespace procscope
+
+#endif  // PROCSCOPE_EXPORTER_METRICS_H_
