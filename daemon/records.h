@@ -50,6 +50,10 @@ std::string CommFromKernel(const char (&comm)[PS_COMM_LEN]);
 // other byte (control characters, backslash, double quote, invalid UTF-8) becomes \xNN.
 std::string EscapeForDisplay(absl::string_view raw);
 
+// `raw` as valid UTF-8: every byte that is not part of a well-formed UTF-8 sequence (and every
+// NUL) becomes U+FFFD. For JSON and label values, which must be UTF-8.
+std::string ToValidUtf8(absl::string_view raw);
+
 }  // namespace procscope
 
 #endif  // PROCSCOPE_DAEMON_RECORDS_H_

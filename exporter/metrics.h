@@ -21,6 +21,8 @@ struct SelfState {
   std::vector<ProgramStats> programs;  // BPF run time and run count per program
   Stats kernel_stats{};                // drops and unattributed I/O (enum ps_stat)
   uint64_t tracked_processes = 0;
+  // BPF map name -> (entries now, max_entries), for the maps that can fill up.
+  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> map_entries;
   uint64_t exit_events = 0;            // handled since start
   uint64_t journal_dropped_bytes = 0;
   double last_scrape_duration_seconds = 0;
@@ -50,8 +52,9 @@ std::vector<prometheus::MetricFamily> BuildMetrics(const ExportInput& in,
                                                    const ExportOptions& options,
                                                    uint64_t* series_dropped);
 
-// A label value that is valid UTF-8 (invalid bytes become U+FFFD) and has no control characters
-// (they become U+FFFD too); the text format's own escaping (\\, \", \n) is done by prometheus-cpp.
+// A label value that is valid UTF-8 (ToValidUtf8 in daemon/records.h) and has no control
+// characters (they become U+FFFD too); the text format's own escaping of backslash, double quote
+// and newline is done by prometheus-cpp.
 std::string SanitizeLabelValue(absl::string_view raw);
 
 }  // namespace procscope
