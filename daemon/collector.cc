@@ -333,20 +333,41 @@ std::vector<ProgramStats> Collector::Programs() const {
   return out;
 }
 
-absl::StatusOr<size_t> Collector::ProcIoEntries() {
-  const int fd = bpf_map__fd(impl_->skel->maps.proc_io);
-  ps_key key{}, next{};
+namespace {
+
+absl::StatusOr<size_t> CountEntries(const bpf_map* map) {
+  const int fd = bpf_map__fd(map);
+  std::vector<char> key(bpf_map__key_size(map)), next(bpf_map__key_size(map));
   size_t n = 0;
   const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
     ++n;
-    key = next;
-    prev = &key;
+    key.swap(next);
+    prev = key.data();
   }
   if (errno != ENOENT) {
-    return absl::InternalError(absl::StrCat("walking proc_io: ", strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("walking map ", bpf_map__name(map), ": ", strerror(errno)));
   }
   return n;
+}
+
+}  // namespace
+
+absl::StatusOr<size_t> Collector::ProcIoEntries() {
+  return CountEntries(impl_->skel->maps.proc_io);
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>>>
+Collector::MapEntries() {
+  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> out;
+  for (const bpf_map* m : {impl_->skel->maps.proc_io, impl_->skel->maps.requests,
+                           impl_->skel->maps.inode_owner, impl_->skel->maps.oom_victims,
+                           impl_->skel->maps.leader_handover}) {
+    ASSIGN_OR_RETURN(size_t n, CountEntries(m));
+    out.push_back({bpf_map__name(m), {n, bpf_map__max_entries(m)}});
+  }
+  return out;
 }
 
 const std::vector<std::string>& Collector::Degraded() const { return impl_->degraded; }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// procscoped's settings: filled from flags in main, validated once, then passed down.
+// procscoped's settings: filled from flags (and the --config file) in main, validated once, then
+// passed down. Reloadable ones are applied again on SIGHUP.
 #ifndef PROCSCOPE_DAEMON_CONFIG_H_
 #define PROCSCOPE_DAEMON_CONFIG_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -10,21 +12,39 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "collector.h"
+#include "metrics.h"
+#include "offenders.h"
+#include "process_table.h"
 
 namespace procscope {
 
 struct Config {
-  absl::Duration interval = absl::Seconds(2);  // between reports
-  absl::Duration duration = absl::ZeroDuration();  // stop after this long; zero: run until signal
-  int top = 10;                                // processes per report
-  bool quiet = false;                          // no reports (benchmarks): only collect
+  // The console report (the "top offenders" view of the daemon's terminal).
+  absl::Duration interval = absl::Seconds(2);      // between reports
+  absl::Duration duration = absl::ZeroDuration();  // stop after this long; zero: until signal
+  int top = 10;                                    // processes per report
+  bool quiet = false;                              // no console report
+  // Collection.
+  absl::Duration sample_interval = absl::Seconds(1);  // process iterator passes
   CollectorOptions collector;
+  std::string proc_root = "/proc";
+  // Serving.
+  std::string listen = ":9750";
+  // Process table, offenders, exposition (reloadable: offenders, export, include/exclude and
+  // group expiry; group_by only at start).
+  TableOptions table;
+  OffenderConfig offenders;
+  ExportOptions export_options;
+  // Crash history.
+  std::string journal_dir = "/var/lib/procscope";  // "" disables the on-disk journal
+  uint64_t journal_max_bytes = 16 << 20;
+  size_t events_in_memory = 1000;
 };
 
 // Parses --attach: "auto", "tp_btf" or "raw_tp".
 absl::StatusOr<AttachMode> ParseAttachMode(absl::string_view s);
 
-// Checks ranges; the message names the flag and the accepted values.
+// Checks every setting; the message names the flag and the accepted values.
 absl::Status ValidateConfig(const Config& c);
 
 }  // namespace procscope

@@ -57,6 +57,22 @@ std::string CheckFlagArgument(const std::string& arg) {
   return "";
 }
 
+std::set<std::string> FlagNamesInArgv(int argc, char** argv) {
+  std::set<std::string> names;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    if (a == "--") break;
+    if (!absl::ConsumePrefix(&a, "-")) continue;
+    absl::ConsumePrefix(&a, "-");
+    std::string name(a.substr(0, a.find('=')));
+    if (absl::FindCommandLineFlag(name) == nullptr && absl::StartsWith(name, "no")) {
+      name = name.substr(2);
+    }
+    names.insert(name);
+  }
+  return names;
+}
+
 std::vector<char*> ParseFlagsOrExit(int argc, char** argv, const char* program) {
   for (int i = 1; i < argc; ++i) {
     if (absl::string_view(argv[i]) == "--") break;

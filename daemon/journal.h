@@ -40,9 +40,19 @@ class Journal {
 
  private:
   Journal() = default;
-  std::string dir_;
+  std::string rotated_path() const;
+  // Reads the records of `path` (absent: none) and truncates it after the last good one.
+  absl::Status Recover(const std::string& path);
+  // Opens events.journal for appending; size_ becomes its size.
+  absl::Status OpenCurrent();
+  absl::Status Rotate();
+  // After a failed write: drops the buffered and half-written records, back to flushed_size_.
+  void RollBack();
+
+  std::string dir_;  // empty: moved from
   uint64_t max_bytes_ = 0;
-  uint64_t size_ = 0;
+  uint64_t size_ = 0;          // of events.journal, buffered records included
+  uint64_t flushed_size_ = 0;  // of events.journal, as of the last successful fflush
   FILE* file_ = nullptr;
   std::vector<v1::ExitEvent> recovered_;
   uint64_t dropped_bytes_ = 0;

@@ -1,98 +1,175 @@
 // SPDX-License-Identifier: Apache-2.0
-// procscoped: loads the kernel collector and reports the busiest processes and every exit.
+// procscoped: loads the kernel collector, serves Prometheus metrics and a JSON API, records every
+// process exit, names the offending processes, and shows them on its terminal.
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "collector.h"
+#include "absl/strings/strip.h"
 #include "config.h"
+#include "daemon.h"
 #include "flags_util.h"
-#include "report.h"
 
-ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "Time between reports (100ms..1h)");
+ABSL_FLAG(std::string, listen, ":9750",
+          "HTTP listener for /metrics and the API: :PORT (all interfaces), HOST:PORT or PORT");
+ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "Time between terminal reports (100ms..1h)");
+ABSL_FLAG(int, top, 10, "Processes shown per terminal report, busiest CPU first");
+ABSL_FLAG(bool, quiet, false, "No terminal report (serve only)");
 ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
           "Stop after this long (e.g. 30s); 0 runs until SIGINT/SIGTERM");
-ABSL_FLAG(int, top, 10, "Processes shown per report, busiest CPU first");
-ABSL_FLAG(bool, quiet, false, "Collect without printing reports (for benchmarks)");
+ABSL_FLAG(absl::Duration, sample_interval, absl::Seconds(1),
+          "Time between passes over all processes (100ms..1m)");
 ABSL_FLAG(std::string, attach, "auto",
           "Tracepoint attach type: auto (tp_btf, else raw_tp), tp_btf or raw_tp");
 ABSL_FLAG(std::string, btf, "", "Kernel BTF file to use instead of /sys/kernel/btf/vmlinux");
 ABSL_FLAG(bool, verbose, false, "Print libbpf's messages, the verifier log included");
+ABSL_FLAG(std::string, proc_root, "/proc", "Where procfs is mounted (a host's /proc in a pod)");
+ABSL_FLAG(std::string, group_by, "comm",
+          "What groups processes: comm, exe, container, unit (systemd) or user");
+ABSL_FLAG(absl::Duration, group_idle_expiry, absl::Minutes(10),
+          "Series of a group with no live process and no exit for this long are dropped");
+ABSL_FLAG(std::string, include, "",
+          "Only processes whose comm or exe matches this regex (ECMAScript); empty: all");
+ABSL_FLAG(std::string, exclude, "", "Leave out processes whose comm or exe matches this regex");
+ABSL_FLAG(int, top_k, 10, "Per-process series: the top K processes of each resource (1..1000)");
+ABSL_FLAG(int, max_series, 20000, "Hard cap on series per scrape (what it drops is counted)");
+ABSL_FLAG(absl::Duration, offender_window, absl::Seconds(30),
+          "Sliding window the offender rates are measured over (5s..1h)");
+ABSL_FLAG(double, offender_dominance, 2.0,
+          "An offender's rate must be at least this many times the next process's");
+ABSL_FLAG(double, offender_min_cpu_cores, 0.5, "Minimum CPU for a cpu offender (cores)");
+ABSL_FLAG(double, offender_min_runqueue_cores, 0.1,
+          "Minimum run-queue wait for a runqueue_wait offender (seconds per second)");
+ABSL_FLAG(double, offender_min_memory_growth, 4 << 20,
+          "Minimum resident-memory growth for a memory_growth offender (bytes/s)");
+ABSL_FLAG(double, offender_min_page_faults, 2000,
+          "Minimum page faults for a page_faults offender (faults/s)");
+ABSL_FLAG(double, offender_min_block_io, 4 << 20,
+          "Minimum block I/O for a block_io offender (bytes/s, read + write)");
+ABSL_FLAG(double, offender_min_crashes, 3,
+          "Minimum crashes (crashed or OOM-killed exits) per minute of one group");
+ABSL_FLAG(std::string, journal_dir, "/var/lib/procscope",
+          "Directory of the on-disk crash journal; empty disables it");
+ABSL_FLAG(int64_t, journal_max_bytes, 16 << 20,
+          "Journal size before it rotates (disk use stays under twice this)");
+ABSL_FLAG(int, events_in_memory, 1000, "Exit events kept in memory for /api/v1/events");
+ABSL_FLAG(std::string, config, "",
+          "Optional config file: one flag=value per line (# comments), the flags' names without "
+          "--; command-line flags win. Re-read on SIGHUP");
 
 namespace procscope {
 namespace {
 
 std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
+std::atomic<bool> g_reload{false};
+void OnStop(int) { g_stop = true; }
+void OnHup(int) { g_reload = true; }
 
-int Run(const Config& config) {
-  auto collector_or = Collector::Create(config.collector);
-  if (!collector_or.ok()) {
-    fprintf(stderr, "procscoped: %s\n", std::string(collector_or.status().message()).c_str());
-    return 1;
-  }
-  Collector& collector = **collector_or;
-  for (const std::string& hook : collector.Degraded()) {
-    fprintf(stderr, "procscoped: warning: tracepoint %s unavailable; its data will be missing\n",
-            hook.c_str());
-  }
-  fprintf(stderr, "procscoped: collector attached (%zu programs)\n", collector.Programs().size());
+// Flags the config file set last time, reset to their defaults before it is read again so that
+// a line removed from the file stops applying.
+std::set<std::string>& FileFlags() {
+  static auto* s = new std::set<std::string>;
+  return *s;
+}
 
-  std::vector<ProcessSample> prev;
-  absl::Time prev_at = absl::Now();
-  if (auto s = collector.ReadProcesses(); s.ok()) prev = *std::move(s);
-  const absl::Time deadline =
-      config.duration > absl::ZeroDuration() ? absl::Now() + config.duration : absl::InfiniteFuture();
-  absl::Time next_report = absl::Now() + config.interval;
-  auto print_exit = [&](const ps_exit_event& e) {
-    if (!config.quiet) printf("%s\n", FormatExit(e).c_str());
-  };
-  while (!g_stop && absl::Now() < deadline) {
-    auto polled = collector.PollExits(100, print_exit);
-    if (!polled.ok()) {
-      fprintf(stderr, "procscoped: %s\n", std::string(polled.status().message()).c_str());
-      return 1;
-    }
-    if (absl::Now() < next_report) continue;
-    next_report += config.interval;
-    auto cur = collector.ReadProcesses();
-    if (!cur.ok()) {
-      fprintf(stderr, "procscoped: %s\n", std::string(cur.status().message()).c_str());
-      return 1;
-    }
-    const absl::Time now = absl::Now();
-    if (!config.quiet) {
-      auto stats = collector.ReadStats();
-      std::string drops;
-      if (stats.ok()) {
-        for (int i = 0; i < PS_STAT_MAX; ++i) {
-          if (absl::StartsWith(StatName(i), "drop_") && (*stats)[i] != 0) {
-            absl::StrAppend(&drops, " ", StatName(i), "=", (*stats)[i]);
-          }
-        }
-      }
-      printf("\n%s  %zu processes%s%s\n", absl::FormatTime("%H:%M:%S", now, absl::LocalTimeZone()).c_str(),
-             cur->size(), drops.empty() ? "" : "  drops:", drops.c_str());
-      printf("%s", FormatTopTable(ComputeRates(prev, *cur, absl::ToDoubleSeconds(now - prev_at)),
-                                  static_cast<size_t>(config.top))
-                       .c_str());
-      fflush(stdout);
-    }
-    prev = *std::move(cur);
-    prev_at = now;
+// Flags given on the command line: they win over the config file.
+std::set<std::string>& CommandLineFlags() {
+  static auto* s = new std::set<std::string>;
+  return *s;
+}
+
+absl::Status ApplyConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("--config=", path, ": cannot read it"));
+  for (const std::string& name : FileFlags()) {
+    absl::CommandLineFlag* f = absl::FindCommandLineFlag(name);
+    std::string err;
+    if (f != nullptr) f->ParseFrom(f->DefaultValue(), &err);
   }
-  // Events of processes that exited just before we stop.
-  (void)collector.PollExits(0, print_exit);
-  return 0;
+  FileFlags().clear();
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    absl::string_view l = absl::StripAsciiWhitespace(line);
+    if (l.empty() || l[0] == '#') continue;
+    absl::ConsumePrefix(&l, "--");
+    const size_t eq = l.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", n, ": expected name=value, got '", l, "'"));
+    }
+    const std::string name(absl::StripAsciiWhitespace(l.substr(0, eq)));
+    const std::string value(absl::StripAsciiWhitespace(l.substr(eq + 1)));
+    absl::CommandLineFlag* f = absl::FindCommandLineFlag(name);
+    if (f == nullptr || name == "config") {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": unknown setting '", name,
+                                                     "' (see procscoped --help)"));
+    }
+    if (CommandLineFlags().count(name)) continue;  // the command line wins
+    std::string err;
+    if (!f->ParseFrom(value, &err)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": ", name, "=", value, ": ",
+                                                     err));
+    }
+    FileFlags().insert(name);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Config> ConfigFromFlags() {
+  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    if (absl::Status s = ApplyConfigFile(path); !s.ok()) return s;
+  }
+  Config c;
+  c.listen = absl::GetFlag(FLAGS_listen);
+  c.interval = absl::GetFlag(FLAGS_interval);
+  c.top = absl::GetFlag(FLAGS_top);
+  c.quiet = absl::GetFlag(FLAGS_quiet);
+  c.duration = absl::GetFlag(FLAGS_duration);
+  c.sample_interval = absl::GetFlag(FLAGS_sample_interval);
+  auto mode = ParseAttachMode(absl::GetFlag(FLAGS_attach));
+  if (!mode.ok()) return mode.status();
+  c.collector.attach = *mode;
+  c.collector.btf_path = absl::GetFlag(FLAGS_btf);
+  c.collector.verbose = absl::GetFlag(FLAGS_verbose);
+  c.proc_root = absl::GetFlag(FLAGS_proc_root);
+  auto group_by = ParseGroupBy(absl::GetFlag(FLAGS_group_by));
+  if (!group_by.ok()) return group_by.status();
+  c.table.group_by = *group_by;
+  c.table.group_idle_expiry = absl::GetFlag(FLAGS_group_idle_expiry);
+  c.table.include_regex = absl::GetFlag(FLAGS_include);
+  c.table.exclude_regex = absl::GetFlag(FLAGS_exclude);
+  const int top_k = absl::GetFlag(FLAGS_top_k);
+  const int max_series = absl::GetFlag(FLAGS_max_series);
+  c.export_options.top_k = top_k < 0 ? 0 : static_cast<size_t>(top_k);
+  c.export_options.max_series = max_series < 0 ? 0 : static_cast<size_t>(max_series);
+  c.offenders.window = absl::GetFlag(FLAGS_offender_window);
+  c.offenders.num_cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  c.offenders.dominance = absl::GetFlag(FLAGS_offender_dominance);
+  c.offenders.min_cpu_cores = absl::GetFlag(FLAGS_offender_min_cpu_cores);
+  c.offenders.min_runqueue_cores = absl::GetFlag(FLAGS_offender_min_runqueue_cores);
+  c.offenders.min_memory_growth_bps = absl::GetFlag(FLAGS_offender_min_memory_growth);
+  c.offenders.min_page_faults_per_s = absl::GetFlag(FLAGS_offender_min_page_faults);
+  c.offenders.min_block_io_bps = absl::GetFlag(FLAGS_offender_min_block_io);
+  c.offenders.min_crashes_per_min = absl::GetFlag(FLAGS_offender_min_crashes);
+  c.journal_dir = absl::GetFlag(FLAGS_journal_dir);
+  const int64_t journal_max = absl::GetFlag(FLAGS_journal_max_bytes);
+  c.journal_max_bytes = journal_max < 0 ? 0 : static_cast<uint64_t>(journal_max);
+  const int events = absl::GetFlag(FLAGS_events_in_memory);
+  c.events_in_memory = events < 0 ? 0 : static_cast<size_t>(events);
+  if (absl::Status s = ValidateConfig(c); !s.ok()) return s;
+  return c;
 }
 
 }  // namespace
@@ -100,29 +177,37 @@ int Run(const Config& config) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "procscoped: per-process CPU, run-queue wait, context switches, page faults, block I/O and "
-      "exits from the kernel, via BPF.\nUsage: procscoped [--interval=2s] [--top=10] "
-      "[--duration=0] [--attach=auto|tp_btf|raw_tp]");
+      "procscoped: which process is hurting this machine, and how. Per-process CPU, run-queue "
+      "wait, context switches, page faults, block I/O and every exit, from the kernel via BPF; "
+      "Prometheus metrics and a JSON API on --listen (default :9750).\n"
+      "Usage: procscoped [--listen=:9750] [--config=FILE] [--group_by=comm] [--quiet]");
+  procscope::CommandLineFlags() = procscope::FlagNamesInArgv(argc, argv);
   std::vector<char*> rest = procscope::ParseFlagsOrExit(argc, argv, "procscoped");
   if (rest.size() > 1) {
     fprintf(stderr, "procscoped: unexpected argument '%s' (see --help)\n", rest[1]);
     return 2;
   }
-  procscope::Config config;
-  config.interval = absl::GetFlag(FLAGS_interval);
-  config.duration = absl::GetFlag(FLAGS_duration);
-  config.top = absl::GetFlag(FLAGS_top);
-  config.quiet = absl::GetFlag(FLAGS_quiet);
-  config.collector.btf_path = absl::GetFlag(FLAGS_btf);
-  config.collector.verbose = absl::GetFlag(FLAGS_verbose);
-  auto mode = procscope::ParseAttachMode(absl::GetFlag(FLAGS_attach));
-  absl::Status valid = mode.ok() ? procscope::ValidateConfig(config) : mode.status();
-  if (!valid.ok()) {
-    fprintf(stderr, "procscoped: %s\n", std::string(valid.message()).c_str());
+  auto config = procscope::ConfigFromFlags();
+  if (!config.ok()) {
+    fprintf(stderr, "procscoped: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
-  config.collector.attach = *mode;
-  signal(SIGINT, procscope::OnSignal);
-  signal(SIGTERM, procscope::OnSignal);
-  return procscope::Run(config);
+  signal(SIGINT, procscope::OnStop);
+  signal(SIGTERM, procscope::OnStop);
+  signal(SIGHUP, procscope::OnHup);
+  signal(SIGPIPE, SIG_IGN);
+  auto daemon = procscope::Daemon::Create(*config);
+  if (!daemon.ok()) {
+    fprintf(stderr, "procscoped: %s\n", std::string(daemon.status().message()).c_str());
+    return 1;
+  }
+  fprintf(stderr, "procscoped: collecting; serving http://%s (port %d)\n",
+          config->listen.c_str(), (*daemon)->http_port());
+  absl::Status s = (*daemon)->Run(procscope::g_stop, procscope::g_reload,
+                                  [] { return procscope::ConfigFromFlags(); });
+  if (!s.ok()) {
+    fprintf(stderr, "procscoped: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  return 0;
 }

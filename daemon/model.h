@@ -6,11 +6,21 @@
 
 #include <cstdint>
 #include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "procscope.h"
+
+// ps_key (a C struct from the BPF contract) as a hash-map key: a process incarnation.
+inline bool operator==(const ps_key& a, const ps_key& b) {
+  return a.tgid == b.tgid && a.start_ns == b.start_ns;
+}
+template <typename H>
+H AbslHashValue(H h, const ps_key& k) {
+  return H::combine(std::move(h), k.tgid, k.start_ns);
+}
 
 namespace procscope {
 

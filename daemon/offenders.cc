@@ -1,3 +1,321 @@
 // SPDX-License-Identifier: Apache-2.0
-// Placeholder: being written.
 #include "offenders.h"
+
+#include <algorithm>
+#include <iterator>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace procscope {
+namespace {
+
+// An observation closer than window / kMaxPointsPerWindow to the point before the newest
+// replaces the newest instead of being appended: any two points apart by one are at least that
+// far apart, so a process holds at most 2 * kMaxPointsPerWindow + 2 points however often the
+// daemon observes (once a second with a window of 5 s or more never thins).
+constexpr int kMaxPointsPerWindow = 120;
+
+// Rate of a total that must not go down (a decrease would be a bug upstream): never negative.
+double Delta(uint64_t newest, uint64_t base) {
+  return newest >= base ? static_cast<double>(newest - base) : 0;
+}
+
+const char* What(Resource r) {
+  switch (r) {
+    case Resource::kCpu:
+      return "cpu";
+    case Resource::kRunqueueWait:
+      return "run-queue wait";
+    case Resource::kMemoryGrowth:
+      return "memory growth";
+    case Resource::kPageFaults:
+      return "page faults";
+    case Resource::kBlockIo:
+      return "block I/O";
+    case Resource::kCrashes:
+      return "crashes";
+  }
+  return "unknown";
+}
+
+// "512 B/s", "12.5 MiB/s".
+std::string HumanBytesPerSecond(double v) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (v < 1023.5) return absl::StrFormat("%.0f B/s", v);
+  int i = 1;
+  v /= 1024;
+  // 1023.95 would print as "1024.0": move to the next unit instead.
+  while (v >= 1023.95 && i + 1 < static_cast<int>(std::size(kUnits))) {
+    v /= 1024;
+    ++i;
+  }
+  return absl::StrFormat("%.1f %s/s", v, kUnits[i]);
+}
+
+std::string FormatRate(Resource r, double rate) {
+  switch (r) {
+    case Resource::kCpu:
+    case Resource::kRunqueueWait:
+      return absl::StrFormat("%.2f cores", rate);
+    case Resource::kMemoryGrowth:
+    case Resource::kBlockIo:
+      return HumanBytesPerSecond(rate);
+    case Resource::kPageFaults:
+      return absl::StrFormat("%.0f faults/s", rate);
+    case Resource::kCrashes:
+      return absl::StrFormat("%.1f crashes/min", rate);
+  }
+  return "";
+}
+
+bool RankedBefore(const ResourceRate& a, const ResourceRate& b) {
+  if (a.rate != b.rate) return a.rate > b.rate;
+  if (a.key.tgid != b.key.tgid) return a.key.tgid < b.key.tgid;
+  return a.key.start_ns < b.key.start_ns;
+}
+
+bool SameKey(const ps_key& a, const ps_key& b) {
+  return a.tgid == b.tgid && a.start_ns == b.start_ns;
+}
+
+// "must be >= 0" for a minimum; the negated comparison also rejects NaN.
+absl::Status CheckMinimum(const char* field, double v) {
+  if (!(v >= 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("offender ", field, " ", v, ": must be >= 0"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateOffenderConfig(const OffenderConfig& c) {
+  if (c.window < absl::Seconds(5) || c.window > absl::Hours(1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "offender window ", absl::FormatDuration(c.window), ": must be between 5s and 1h"));
+  }
+  if (c.num_cpus < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("offender num_cpus ", c.num_cpus, ": must be at least 1"));
+  }
+  if (!(c.dominance >= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("offender dominance ", c.dominance, ": must be at least 1"));
+  }
+  const std::pair<const char*, double> minimums[] = {
+      {"min_cpu_cores", c.min_cpu_cores},
+      {"min_runqueue_cores", c.min_runqueue_cores},
+      {"min_memory_growth_bps", c.min_memory_growth_bps},
+      {"min_page_faults_per_s", c.min_page_faults_per_s},
+      {"min_block_io_bps", c.min_block_io_bps},
+      {"min_crashes_per_min", c.min_crashes_per_min},
+  };
+  for (const auto& [field, v] : minimums) {
+    absl::Status s = CheckMinimum(field, v);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+OffenderDetector::OffenderDetector(OffenderConfig config) : config_(std::move(config)) {}
+
+void OffenderDetector::Reconfigure(OffenderConfig config) {
+  // History is kept: a longer window fills in as observations come; a shorter one applies at once
+  // (rates pick their baseline and count crashes by the current window) and is pruned to at the
+  // next call.
+  config_ = std::move(config);
+}
+
+void OffenderDetector::Observe(const std::vector<ProcessInfo>& processes, absl::Time now) {
+  last_observe_ = now;
+  now_ = std::max(now_, now);
+  const absl::Time cutoff = now - config_.window;
+  const absl::Duration spacing = config_.window / kMaxPointsPerWindow;
+
+  for (const ProcessInfo& p : processes) {
+    Track& t = tracks_[IdOf(p.key)];
+    t.key = p.key;
+    t.comm = p.comm;
+    t.group = p.group;
+    t.container = p.identity.cgroup.container_id;
+    t.start_time = p.start_time;
+    t.seen = now;
+
+    Point point;
+    point.time = now;
+    point.cpu_ns = p.counters.cpu_ns;
+    point.runq_ns = p.counters.runq_ns;
+    point.faults = p.counters.min_flt + p.counters.maj_flt;
+    point.io_bytes = p.io.read_bytes + p.io.write_bytes;
+    point.rss_bytes = p.rss_bytes;
+
+    std::deque<Point>& points = t.points;
+    // The wall clock went back: the old points would be in the future, start over.
+    if (!points.empty() && now < points.back().time) points.clear();
+    if (!points.empty() && now == points.back().time) {
+      points.back() = point;
+    } else if (points.size() >= 2 && now - points[points.size() - 2].time < spacing) {
+      points.back() = point;
+    } else {
+      points.push_back(point);
+    }
+    // Keep the newest point at or before the cutoff as the baseline.
+    while (points.size() >= 2 && points[1].time <= cutoff) points.pop_front();
+  }
+
+  PruneCrashes(now_);
+
+  // Vanished processes are not ranked (and their pid may come back as another process).
+  for (auto it = tracks_.begin(); it != tracks_.end();) {
+    if (it->second.seen != now) {
+      tracks_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void OffenderDetector::ObserveCrash(const ProcessInfo& process, absl::Time now) {
+  now_ = std::max(now_, now);
+  CrashTrack& c = crashes_[process.group];
+  c.key = process.key;
+  c.comm = process.comm;
+  c.group = process.group;
+  c.container = process.identity.cgroup.container_id;
+  c.times.insert(std::upper_bound(c.times.begin(), c.times.end(), now), now);
+  PruneCrashes(now_);
+}
+
+void OffenderDetector::PruneCrashes(absl::Time now) {
+  const absl::Time cutoff = now - config_.window;
+  for (auto it = crashes_.begin(); it != crashes_.end();) {
+    std::deque<absl::Time>& times = it->second.times;
+    while (!times.empty() && times.front() <= cutoff) times.pop_front();
+    if (times.empty()) {
+      it = crashes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+double OffenderDetector::ProcessRate(const Track& t, Resource r) const {
+  if (t.points.empty()) return 0;
+  const Point& newest = t.points.back();
+  const absl::Time cutoff = last_observe_ - config_.window;
+
+  Point base;  // zero counters: a process born inside the window is measured from its start
+  if (t.start_time > cutoff && t.start_time < newest.time) {
+    base.time = t.start_time;
+  } else {
+    // The newest point at or before the cutoff, else the oldest (seen for less than the window).
+    auto it = std::upper_bound(t.points.begin(), t.points.end(), cutoff,
+                               [](absl::Time c, const Point& p) { return c < p.time; });
+    base = it == t.points.begin() ? t.points.front() : *std::prev(it);
+  }
+  const double seconds = absl::ToDoubleSeconds(newest.time - base.time);
+  if (seconds <= 0) return 0;
+
+  switch (r) {
+    case Resource::kCpu:
+      return Delta(newest.cpu_ns, base.cpu_ns) / seconds / 1e9;
+    case Resource::kRunqueueWait:
+      return Delta(newest.runq_ns, base.runq_ns) / seconds / 1e9;
+    case Resource::kMemoryGrowth:
+      return Delta(newest.rss_bytes, base.rss_bytes) / seconds;  // shrinking counts as 0
+    case Resource::kPageFaults:
+      return Delta(newest.faults, base.faults) / seconds;
+    case Resource::kBlockIo:
+      return Delta(newest.io_bytes, base.io_bytes) / seconds;
+    case Resource::kCrashes:
+      return 0;
+  }
+  return 0;
+}
+
+std::vector<ResourceRate> OffenderDetector::Ranking(Resource r) const {
+  std::vector<ResourceRate> out;
+  if (r == Resource::kCrashes) {
+    const absl::Time cutoff = now_ - config_.window;
+    const double per_minute = 60 / absl::ToDoubleSeconds(config_.window);
+    for (const auto& [group, c] : crashes_) {
+      const auto n = std::count_if(c.times.begin(), c.times.end(),
+                                   [&](absl::Time t) { return t > cutoff && t <= now_; });
+      if (n > 0) out.push_back({c.key, static_cast<double>(n) * per_minute});
+    }
+  } else {
+    out.reserve(tracks_.size());
+    for (const auto& [id, t] : tracks_) out.push_back({t.key, ProcessRate(t, r)});
+  }
+  std::sort(out.begin(), out.end(), RankedBefore);
+  return out;
+}
+
+double OffenderDetector::MinRate(Resource r) const {
+  switch (r) {
+    case Resource::kCpu:
+      return config_.min_cpu_cores;
+    case Resource::kRunqueueWait:
+      return config_.min_runqueue_cores;
+    case Resource::kMemoryGrowth:
+      return config_.min_memory_growth_bps;
+    case Resource::kPageFaults:
+      return config_.min_page_faults_per_s;
+    case Resource::kBlockIo:
+      return config_.min_block_io_bps;
+    case Resource::kCrashes:
+      return config_.min_crashes_per_min;
+  }
+  return 0;
+}
+
+std::vector<Offender> OffenderDetector::Evaluate(absl::Time now) {
+  now_ = std::max(now_, now);
+  PruneCrashes(now_);
+
+  std::vector<Offender> out;
+  for (Resource r : kAllResources) {
+    const std::vector<ResourceRate> ranking = Ranking(r);
+    const double top = ranking.empty() ? 0 : ranking[0].rate;
+    const double next = ranking.size() > 1 ? ranking[1].rate : 0;
+    // A zero rate is never an offence, even with a minimum of 0.
+    const bool flagged =
+        top > 0 && top >= MinRate(r) && (next <= 0 || top >= config_.dominance * next);
+    if (!flagged) {
+      flags_.erase(r);
+      continue;
+    }
+
+    Offender o;
+    o.resource = r;
+    o.key = ranking[0].key;
+    o.rate = top;
+    if (r == Resource::kCpu || r == Resource::kRunqueueWait) {
+      o.share = std::clamp(top / std::max(config_.num_cpus, 1), 0.0, 1.0);
+    }
+    if (r == Resource::kCrashes) {
+      for (const auto& [group, c] : crashes_) {
+        if (!SameKey(c.key, o.key)) continue;
+        o.comm = c.comm;
+        o.group = c.group;
+        o.container = c.container;
+        break;
+      }
+    } else if (auto it = tracks_.find(IdOf(o.key)); it != tracks_.end()) {
+      o.comm = it->second.comm;
+      o.group = it->second.group;
+      o.container = it->second.container;
+    }
+    o.reason = absl::StrCat(What(r), " ", FormatRate(r, top), ", ",
+                            next > 0 ? absl::StrFormat("%.1fx the next process", top / next)
+                                     : "no other process close");
+
+    auto [flag, inserted] = flags_.try_emplace(r, Flag{o.key, now});
+    if (!inserted && !SameKey(flag->second.key, o.key)) flag->second = Flag{o.key, now};
+    o.since = flag->second.since;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+}  // namespace procscope

@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -27,8 +28,8 @@ struct OffenderConfig {
   double min_runqueue_cores = 0.1;         // waiting 100 ms per second
   double min_memory_growth_bps = 4 << 20;  // 4 MiB/s of resident memory growth
   double min_page_faults_per_s = 2000;
-  double min_block_io_bps = 4 << 20;       // 4 MiB/s read + write
-  double min_crashes_per_min = 3;          // per group, crashed or oom_killed exits
+  double min_block_io_bps = 4 << 20;  // 4 MiB/s read + write
+  double min_crashes_per_min = 3;     // per group, crashed or oom_killed exits
 };
 absl::Status ValidateOffenderConfig(const OffenderConfig& c);
 
@@ -52,8 +53,53 @@ class OffenderDetector {
   std::vector<Offender> Evaluate(absl::Time now);
 
  private:
+  // A process incarnation: pid plus start time, since pids are reused.
+  using Id = std::pair<uint32_t, uint64_t>;
+
+  // The counters that rates are taken of, at one observation.
+  struct Point {
+    absl::Time time;
+    uint64_t cpu_ns = 0;
+    uint64_t runq_ns = 0;
+    uint64_t faults = 0;    // minor + major
+    uint64_t io_bytes = 0;  // block read + write
+    uint64_t rss_bytes = 0;
+  };
+
+  struct Track {
+    ps_key key{};
+    std::string comm;
+    std::string group;
+    std::string container;
+    absl::Time start_time;
+    absl::Time seen;           // last Observe that listed it
+    std::deque<Point> points;  // oldest first; points[0] may be the baseline before the window
+  };
+
+  struct CrashTrack {
+    ps_key key{};  // of the last crashed process
+    std::string comm;
+    std::string group;
+    std::string container;
+    std::deque<absl::Time> times;  // oldest first, within the window
+  };
+
+  struct Flag {
+    ps_key key{};
+    absl::Time since;
+  };
+
+  static Id IdOf(const ps_key& k) { return {k.tgid, k.start_ns}; }
+  double ProcessRate(const Track& t, Resource r) const;
+  void PruneCrashes(absl::Time now);
+  double MinRate(Resource r) const;
+
   OffenderConfig config_;
-  // ... implementation state
+  absl::Time last_observe_ = absl::InfinitePast();  // reference time of the process rates
+  absl::Time now_ = absl::InfinitePast();           // latest time seen by any call
+  absl::flat_hash_map<Id, Track> tracks_;
+  std::map<std::string, CrashTrack> crashes_;  // by group
+  std::map<Resource, Flag> flags_;             // the offenders of the last Evaluate
 };
 
 }  // namespace procscope

@@ -1,3 +1,361 @@
 // SPDX-License-Identifier: Apache-2.0
-// Placeholder: being written.
 #include "process_table.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "exits.h"
+
+namespace procscope {
+namespace {
+
+// How long an exited or excluded key is remembered, so that a sample read just before the exit
+// cannot bring the process back.
+constexpr absl::Duration kForgetAfter = absl::Minutes(1);
+
+void AddCounters(ps_counters& dst, const ps_counters& c, const ps_counters& base) {
+  dst.cpu_ns += c.cpu_ns - base.cpu_ns;
+  dst.runq_ns += c.runq_ns - base.runq_ns;
+  dst.vol_cs += c.vol_cs - base.vol_cs;
+  dst.invol_cs += c.invol_cs - base.invol_cs;
+  dst.min_flt += c.min_flt - base.min_flt;
+  dst.maj_flt += c.maj_flt - base.maj_flt;
+  for (int i = 0; i < PS_RUNQ_BUCKETS; ++i) dst.runq_hist[i] += c.runq_hist[i] - base.runq_hist[i];
+}
+
+void AddIo(ps_io& dst, const ps_io& io, const ps_io& base) {
+  dst.read_bytes += io.read_bytes - base.read_bytes;
+  dst.write_bytes += io.write_bytes - base.write_bytes;
+  dst.read_ops += io.read_ops - base.read_ops;
+  dst.write_ops += io.write_ops - base.write_ops;
+  dst.read_lat_ns += io.read_lat_ns - base.read_lat_ns;
+  dst.write_lat_ns += io.write_lat_ns - base.write_lat_ns;
+  dst.dirtied_bytes += io.dirtied_bytes - base.dirtied_bytes;
+}
+
+// Counters only grow: a live read can transiently show a thread's slice twice (see
+// docs/ARCHITECTURE.md), and the next read must not then go backwards.
+void KeepMax(ps_counters& have, const ps_counters& now) {
+  have.cpu_ns = std::max(have.cpu_ns, now.cpu_ns);
+  have.runq_ns = std::max(have.runq_ns, now.runq_ns);
+  have.vol_cs = std::max(have.vol_cs, now.vol_cs);
+  have.invol_cs = std::max(have.invol_cs, now.invol_cs);
+  have.min_flt = std::max(have.min_flt, now.min_flt);
+  have.maj_flt = std::max(have.maj_flt, now.maj_flt);
+  for (int i = 0; i < PS_RUNQ_BUCKETS; ++i) {
+    have.runq_hist[i] = std::max(have.runq_hist[i], now.runq_hist[i]);
+  }
+}
+
+void KeepMax(ps_io& have, const ps_io& now) {
+  have.read_bytes = std::max(have.read_bytes, now.read_bytes);
+  have.write_bytes = std::max(have.write_bytes, now.write_bytes);
+  have.read_ops = std::max(have.read_ops, now.read_ops);
+  have.write_ops = std::max(have.write_ops, now.write_ops);
+  have.read_lat_ns = std::max(have.read_lat_ns, now.read_lat_ns);
+  have.write_lat_ns = std::max(have.write_lat_ns, now.write_lat_ns);
+  have.dirtied_bytes = std::max(have.dirtied_bytes, now.dirtied_bytes);
+}
+
+template <typename Map>
+void Forget(Map& m, absl::Time now) {
+  for (auto it = m.begin(); it != m.end();) {
+    if (now - it->second > kForgetAfter) {
+      m.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<GroupBy> ParseGroupBy(absl::string_view s) {
+  if (s == "comm") return GroupBy::kComm;
+  if (s == "exe") return GroupBy::kExe;
+  if (s == "container") return GroupBy::kContainer;
+  if (s == "unit") return GroupBy::kUnit;
+  if (s == "user") return GroupBy::kUser;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--group_by=", s, ": must be one of comm, exe, container, unit, user"));
+}
+
+absl::Status ValidateTableOptions(const TableOptions& o) {
+  // std::regex reports a bad pattern only by throwing; this is the one place we catch.
+  for (const auto& [name, re] : {std::pair<const char*, const std::string&>{"include", o.include_regex},
+                                 {"exclude", o.exclude_regex}}) {
+    try {
+      std::regex compiled(re);
+    } catch (const std::regex_error& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, "=", re, ": not a valid regular expression: ", e.what()));
+    }
+  }
+  if (o.group_idle_expiry < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--group_idle_expiry=", absl::FormatDuration(o.group_idle_expiry),
+                     ": must be at least 1s"));
+  }
+  if (o.exit_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("exit grace must not be negative");
+  }
+  return absl::OkStatus();
+}
+
+std::string GroupName(GroupBy by, absl::string_view comm, const Identity& id, uint32_t uid) {
+  switch (by) {
+    case GroupBy::kComm:
+      return std::string(comm);
+    case GroupBy::kExe:
+      return id.exe.empty() ? absl::StrCat("[", comm, "]") : id.exe;
+    case GroupBy::kContainer:
+      return id.cgroup.container_id.empty() ? "host" : id.cgroup.container_id;
+    case GroupBy::kUnit:
+      return id.cgroup.systemd_unit.empty() ? "none" : id.cgroup.systemd_unit;
+    case GroupBy::kUser:
+      return id.user.empty() ? absl::StrCat(uid) : id.user;
+  }
+  return std::string(comm);
+}
+
+ProcessTable::ProcessTable(TableOptions options, IdentitySource* identities)
+    : options_(std::move(options)), identities_(identities) {
+  // Validated by ValidateTableOptions before we get here.
+  if (!options_.include_regex.empty()) include_ = std::regex(options_.include_regex);
+  if (!options_.exclude_regex.empty()) exclude_ = std::regex(options_.exclude_regex);
+}
+
+bool ProcessTable::Excluded(absl::string_view comm, const Identity& id) const {
+  auto matches = [&](const std::regex& re) {
+    return std::regex_search(comm.begin(), comm.end(), re) ||
+           (!id.exe.empty() && std::regex_search(id.exe, re));
+  };
+  if (!options_.exclude_regex.empty() && matches(exclude_)) return true;
+  if (!options_.include_regex.empty() && !matches(include_)) return true;
+  return false;
+}
+
+Identity ProcessTable::Resolve(const ProcessSample& s) {
+  Identity id;
+  if (identities_ != nullptr) {
+    auto read = identities_->Read(static_cast<pid_t>(s.key.tgid), s.key.start_ns);
+    if (read.ok()) id = *std::move(read);
+  }
+  if (id.resolved) {
+    cgroups_[s.cgroup_id] = id.cgroup;
+    if (!id.user.empty()) users_[s.uid] = id.user;
+  } else {
+    // Gone already: what its cgroup and uid were last seen as.
+    if (auto it = cgroups_.find(s.cgroup_id); it != cgroups_.end()) id.cgroup = it->second;
+    if (auto it = users_.find(s.uid); it != users_.end()) id.user = it->second;
+  }
+  return id;
+}
+
+void ProcessTable::Credit(const std::string& group, const ps_counters& c, const ps_counters& base,
+                          const ps_io& io, const ps_io& base_io, absl::Time now) {
+  GroupInfo& g = groups_[group];
+  g.name = group;
+  AddCounters(g.counters, c, base);
+  AddIo(g.io, io, base_io);
+  g.last_active = now;
+}
+
+void ProcessTable::ApplySamples(const std::vector<ProcessSample>& samples, absl::Time now) {
+  absl::flat_hash_map<ps_key, bool> seen;
+  seen.reserve(samples.size());
+  for (const ProcessSample& s : samples) {
+    if (exited_.contains(s.key) || excluded_.contains(s.key)) continue;
+    seen[s.key] = true;
+    auto it = live_.find(s.key);
+    if (it == live_.end() || it->second.info.comm != s.comm) {
+      // New, or its comm changed (it exec'd): read who it is now.
+      Identity id = Resolve(s);
+      if (Excluded(s.comm, id)) {
+        if (it != live_.end()) {
+          Entry& e = it->second;
+          Credit(e.info.group, e.info.counters, e.base, e.info.io, e.base_io, now);
+          live_.erase(it);
+        }
+        excluded_[s.key] = now;
+        continue;
+      }
+      std::string group = GroupName(options_.group_by, s.comm, id, s.uid);
+      if (it == live_.end()) {
+        Entry e;
+        e.info.key = s.key;
+        e.info.start_time = absl::FromUnixNanos(0) + options_.boot_to_unix +
+                            absl::Nanoseconds(static_cast<int64_t>(s.key.start_ns));
+        it = live_.emplace(s.key, std::move(e)).first;
+      } else if (it->second.info.group != group) {
+        // Credit what it did so far to the group it leaves; the new one counts from here.
+        Entry& e = it->second;
+        Credit(e.info.group, e.info.counters, e.base, e.info.io, e.base_io, now);
+        e.base = e.info.counters;
+        e.base_io = e.info.io;
+      }
+      it->second.info.identity = std::move(id);
+      it->second.info.group = std::move(group);
+    }
+    Entry& e = it->second;
+    e.vanished_at = absl::InfiniteFuture();
+    e.info.ppid = s.ppid;
+    e.info.uid = s.uid;
+    e.info.threads = s.nr_threads;
+    e.info.cgroup_id = s.cgroup_id;
+    e.info.comm = s.comm;
+    e.info.rss_bytes = s.rss_bytes;
+    KeepMax(e.info.counters, s.counters);
+    KeepMax(e.info.io, s.io);
+    GroupInfo& g = groups_[e.info.group];
+    g.name = e.info.group;
+    g.last_active = now;
+  }
+  // Vanished without an exit event (yet): after the grace period, its last counters stay in its
+  // group so that the group's totals never go backwards.
+  for (auto it = live_.begin(); it != live_.end();) {
+    Entry& e = it->second;
+    if (seen.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    if (e.vanished_at == absl::InfiniteFuture()) e.vanished_at = now;
+    if (now - e.vanished_at >= options_.exit_grace) {
+      Credit(e.info.group, e.info.counters, e.base, e.info.io, e.base_io, now);
+      ++lost_exits_;
+      exited_[it->first] = now;
+      live_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  Forget(exited_, now);
+  Forget(excluded_, now);
+}
+
+v1::ExitEvent ProcessTable::ApplyExit(const ps_exit_event& ev, absl::Time now) {
+  const std::string comm = CommFromKernel(ev.comm);
+  ExitContext ctx;
+  ctx.boot_to_unix = options_.boot_to_unix;
+  std::string group;
+  ps_counters base{};
+  ps_io base_io{};
+  bool excluded = excluded_.contains(ev.key);
+  auto it = live_.find(ev.key);
+  if (it != live_.end()) {
+    const Entry& e = it->second;
+    group = e.info.group;
+    ctx.cgroup = e.info.identity.cgroup;
+    base = e.base;
+    base_io = e.base_io;
+    // Exec'd since the last sample: the group follows the final comm, as for a live process.
+    if (options_.group_by == GroupBy::kComm && comm != e.info.comm) {
+      Credit(group, e.info.counters, e.base, e.info.io, e.base_io, now);
+      base = e.info.counters;
+      base_io = e.info.io;
+      group = comm;
+    }
+    live_.erase(it);
+  } else {
+    // Shorter than one sampling pass: named from the event and what its cgroup was seen as.
+    Identity id;
+    if (auto c = cgroups_.find(ev.cgroup_id); c != cgroups_.end()) id.cgroup = c->second;
+    if (auto u = users_.find(ev.uid); u != users_.end()) id.user = u->second;
+    ctx.cgroup = id.cgroup;
+    group = GroupName(options_.group_by, comm, id, ev.uid);
+    excluded = excluded || Excluded(comm, id);
+  }
+  ctx.group = group;
+  v1::ExitEvent out = MakeExitEvent(ev, ctx);
+  exited_[ev.key] = now;
+  if (excluded) return out;
+  // The event's totals are final: they replace whatever the last sample showed.
+  Credit(group, ev.c, base, ev.io, base_io, now);
+  GroupInfo& g = groups_[group];
+  g.exits[OutcomeName(out.outcome())]++;
+  if (out.outcome() == v1::CRASHED || out.outcome() == v1::OOM_KILLED) {
+    g.crashes[out.signal_name().empty() ? "none" : out.signal_name()]++;
+  }
+  return out;
+}
+
+void ProcessTable::RestoreExit(const v1::ExitEvent& e, absl::Time now) {
+  GroupInfo& g = groups_[e.group()];
+  g.name = e.group();
+  g.counters.cpu_ns += static_cast<uint64_t>(e.cpu_seconds() * 1e9);
+  g.counters.runq_ns += static_cast<uint64_t>(e.runqueue_wait_seconds() * 1e9);
+  g.counters.vol_cs += e.voluntary_context_switches();
+  g.counters.invol_cs += e.involuntary_context_switches();
+  g.counters.min_flt += e.minor_faults();
+  g.counters.maj_flt += e.major_faults();
+  g.io.read_bytes += e.read_bytes();
+  g.io.write_bytes += e.write_bytes();
+  g.exits[OutcomeName(e.outcome())]++;
+  if (e.outcome() == v1::CRASHED || e.outcome() == v1::OOM_KILLED) {
+    g.crashes[e.signal_name().empty() ? "none" : e.signal_name()]++;
+  }
+  g.last_active = now;
+}
+
+void ProcessTable::Reconfigure(const TableOptions& options) {
+  const GroupBy group_by = options_.group_by;
+  const absl::Duration boot_to_unix = options_.boot_to_unix;
+  options_ = options;
+  options_.group_by = group_by;
+  options_.boot_to_unix = boot_to_unix;
+  include_ = options_.include_regex.empty() ? std::regex() : std::regex(options_.include_regex);
+  exclude_ = options_.exclude_regex.empty() ? std::regex() : std::regex(options_.exclude_regex);
+}
+
+void ProcessTable::ExpireGroups(absl::Time now) {
+  absl::flat_hash_map<std::string, bool> busy;
+  for (const auto& [key, e] : live_) busy[e.info.group] = true;
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    if (!busy.contains(it->first) && now - it->second.last_active > options_.group_idle_expiry) {
+      groups_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::vector<ProcessInfo> ProcessTable::Processes() const {
+  std::vector<ProcessInfo> out;
+  out.reserve(live_.size());
+  for (const auto& [key, e] : live_) {
+    if (e.vanished_at == absl::InfiniteFuture()) out.push_back(e.info);
+  }
+  std::sort(out.begin(), out.end(), [](const ProcessInfo& a, const ProcessInfo& b) {
+    return a.key.tgid < b.key.tgid;
+  });
+  return out;
+}
+
+std::vector<GroupInfo> ProcessTable::Groups() const {
+  absl::flat_hash_map<std::string, GroupInfo> out;
+  for (const auto& [name, g] : groups_) {
+    GroupInfo& info = out[name];
+    info = g;
+    info.name = name;
+  }
+  for (const auto& [key, e] : live_) {
+    GroupInfo& info = out[e.info.group];
+    info.name = e.info.group;
+    AddCounters(info.counters, e.info.counters, e.base);
+    AddIo(info.io, e.info.io, e.base_io);
+    if (e.vanished_at == absl::InfiniteFuture()) {
+      info.processes++;
+      info.rss_bytes += e.info.rss_bytes;
+    }
+  }
+  std::vector<GroupInfo> v;
+  v.reserve(out.size());
+  for (auto& [name, info] : out) v.push_back(std::move(info));
+  std::sort(v.begin(), v.end(),
+            [](const GroupInfo& a, const GroupInfo& b) { return a.name < b.name; });
+  return v;
+}
+
+size_t ProcessTable::size() const { return live_.size(); }
+
+}  // namespace procscope

@@ -37,6 +37,14 @@ struct TableOptions {
   absl::Duration boot_to_unix;  // add to a boot-time instant to get Unix time
 };
 
+// Checks the regexes (ECMAScript syntax) and durations; the message names the setting.
+absl::Status ValidateTableOptions(const TableOptions& o);
+
+// The group name of a process under a grouping: comm; exe (or "[comm]" when unknown: kernel
+// threads, processes gone before /proc was read); container id ("host" outside containers);
+// systemd unit ("none"); user name (uid as a number when it has no name).
+std::string GroupName(GroupBy by, absl::string_view comm, const Identity& id, uint32_t uid);
+
 class ProcessTable {
  public:
   // `identities` reads /proc once per new process (not owned).
@@ -51,15 +59,48 @@ class ProcessTable {
   // and grouped by comm (or by what its cgroup id was last seen as).
   v1::ExitEvent ApplyExit(const ps_exit_event& e, absl::Time now);
 
+  // A past exit reloaded from the journal at start: its group keeps counting it (exits, crashes
+  // and its final totals), so a restart does not erase the crash history from the metrics.
+  void RestoreExit(const v1::ExitEvent& e, absl::Time now);
+
+  // New filters and group expiry (group_by is kept: changing it needs a restart).
+  void Reconfigure(const TableOptions& options);
+
   // Drops groups idle for longer than group_idle_expiry.
   void ExpireGroups(absl::Time now);
 
   std::vector<ProcessInfo> Processes() const;  // live, sorted by pid
   std::vector<GroupInfo> Groups() const;       // sorted by name
-  size_t size() const;
+  size_t size() const;                         // live processes
+  uint64_t lost_exits() const { return lost_exits_; }  // folded after exit_grace, no event
 
  private:
-  // ... implementation state
+  struct Entry {
+    ProcessInfo info;
+    // Counters already credited to an earlier group (the process changed group, e.g. its comm
+    // changed at exec): its current group counts only the increase over these.
+    ps_counters base{};
+    ps_io base_io{};
+    absl::Time vanished_at = absl::InfiniteFuture();
+  };
+  bool Excluded(absl::string_view comm, const Identity& id) const;
+  Identity Resolve(const ProcessSample& s);
+  // Credits counters (minus base) to a group's exited totals.
+  void Credit(const std::string& group, const ps_counters& c, const ps_counters& base,
+              const ps_io& io, const ps_io& base_io, absl::Time now);
+
+  TableOptions options_;
+  IdentitySource* identities_;
+  std::regex include_, exclude_;
+  absl::flat_hash_map<ps_key, Entry> live_;
+  // Per group: totals of its exited processes (and of what processes did in it before they
+  // moved to another group), exits and crashes, last activity. Live processes are added on read.
+  absl::flat_hash_map<std::string, GroupInfo> groups_;
+  absl::flat_hash_map<ps_key, absl::Time> excluded_;       // left out by the filters
+  absl::flat_hash_map<ps_key, absl::Time> exited_;         // exit applied: ignore late samples
+  absl::flat_hash_map<uint64_t, CgroupInfo> cgroups_;      // cgroup id -> what it was seen as
+  absl::flat_hash_map<uint32_t, std::string> users_;       // uid -> name, as seen
+  uint64_t lost_exits_ = 0;
 };
 
 }  // namespace procscope

@@ -1,3 +1,434 @@
 // SPDX-License-Identifier: Apache-2.0
-// Placeholder: being written.
+// The Prometheus exposition: plain MetricFamily structs built per scrape (no Registry, so that
+// nothing outlives a scrape and vanished processes leave no stale series behind).
 #include "metrics.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "records.h"
+
+namespace procscope {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+// Every family, in output order. Families that end up with no series are left out.
+enum Fam {
+  kGroupCpu,
+  kGroupRunq,
+  kGroupCs,
+  kGroupFaults,
+  kGroupIoBytes,
+  kGroupIoOps,
+  kGroupIoTime,
+  kGroupDirtied,
+  kGroupProcesses,
+  kGroupRss,
+  kGroupExits,
+  kGroupCrashes,
+  kGroupRunqLatency,
+  kProcCpu,
+  kProcRunq,
+  kProcCs,
+  kProcFaults,
+  kProcIoBytes,
+  kProcRss,
+  kProcStart,
+  kOffender,
+  kBpfRunTime,
+  kBpfRuns,
+  kKernelDropped,
+  kUnattributedOps,
+  kUnattributedBytes,
+  kOrphanOps,
+  kExitEvents,
+  kTrackedProcesses,
+  kMapEntries,
+  kMapMaxEntries,
+  kScrapeDuration,
+  kSeriesDropped,
+  kJournalDropped,
+  kBuildInfo,
+  kNumFamilies,
+};
+
+struct FamilyDef {
+  const char* name;
+  MetricType type;
+  const char* help;  // printed as is by prometheus-cpp: no backslash or newline
+};
+
+constexpr MetricType kCounter = MetricType::Counter;
+constexpr MetricType kGauge = MetricType::Gauge;
+
+const FamilyDef kFamilies[kNumFamilies] = {
+    {"procscope_group_cpu_seconds_total", kCounter,
+     "On-CPU time of the processes of the group, live and exited, in seconds."},
+    {"procscope_group_runqueue_wait_seconds_total", kCounter,
+     "Time the processes of the group were runnable but waiting for a CPU, in seconds."},
+    {"procscope_group_context_switches_total", kCounter,
+     "Context switches of the group: voluntary (blocked) or involuntary (preempted)."},
+    {"procscope_group_page_faults_total", kCounter,
+     "Page faults of the group: minor, or major (needed I/O)."},
+    {"procscope_group_block_io_bytes_total", kCounter,
+     "Block device bytes charged to the group (writeback to the process that dirtied the page)."},
+    {"procscope_group_block_io_operations_total", kCounter,
+     "Block device requests completed for the group."},
+    {"procscope_group_block_io_time_seconds_total", kCounter,
+     "Sum of the device latencies (issue to completion) of the group's block requests."},
+    {"procscope_group_page_cache_dirtied_bytes_total", kCounter,
+     "Page-cache bytes the group dirtied with buffered writes."},
+    {"procscope_group_processes", kGauge, "Live processes in the group."},
+    {"procscope_group_resident_memory_bytes", kGauge,
+     "Resident memory of the live processes of the group, in bytes."},
+    {"procscope_group_exits_total", kCounter, "Process exits of the group, by outcome."},
+    {"procscope_group_crashes_total", kCounter,
+     "Processes of the group killed by a crash signal, by signal."},
+    {"procscope_group_runqueue_latency_seconds", MetricType::Histogram,
+     "Run-queue wait episodes of the group (wakeup or preemption to switch-in), in seconds."},
+    {"procscope_process_cpu_seconds_total", kCounter,
+     "On-CPU time of the process since it started, in seconds."},
+    {"procscope_process_runqueue_wait_seconds_total", kCounter,
+     "Time the process was runnable but waiting for a CPU since it started, in seconds."},
+    {"procscope_process_context_switches_total", kCounter,
+     "Context switches of the process: voluntary (blocked) or involuntary (preempted)."},
+    {"procscope_process_page_faults_total", kCounter,
+     "Page faults of the process: minor, or major (needed I/O)."},
+    {"procscope_process_block_io_bytes_total", kCounter,
+     "Block device bytes charged to the process (writeback to the process that dirtied it)."},
+    {"procscope_process_resident_memory_bytes", kGauge,
+     "Resident memory of the process, in bytes."},
+    {"procscope_process_start_time_seconds", kGauge,
+     "Start time of the process, in seconds since the Unix epoch."},
+    {"procscope_offender", kGauge,
+     "Rate of a process flagged as an offender: cores for cpu and runqueue_wait, bytes per "
+     "second for memory_growth and block_io, faults per second for page_faults, crashes per "
+     "minute for crashes."},
+    {"procscope_bpf_program_run_time_seconds_total", kCounter,
+     "Time spent in the BPF program, as the kernel counts it (kernel.bpf_stats_enabled=1)."},
+    {"procscope_bpf_program_runs_total", kCounter,
+     "Runs of the BPF program, as the kernel counts them (kernel.bpf_stats_enabled=1)."},
+    {"procscope_kernel_events_dropped_total", kCounter,
+     "Events the BPF programs could not account, by reason (a full map or ring buffer)."},
+    {"procscope_unattributed_block_io_operations_total", kCounter,
+     "Block requests of no traced process (journal, metadata, kernel I/O)."},
+    {"procscope_unattributed_block_io_bytes_total", kCounter,
+     "Block device bytes of no traced process (journal, metadata, kernel I/O)."},
+    {"procscope_orphan_block_io_operations_total", kCounter,
+     "Block requests that completed after the process that caused them exited."},
+    {"procscope_exit_events_total", kCounter, "Process exit events handled by the daemon."},
+    {"procscope_tracked_processes", kGauge, "Live processes in the process table."},
+    {"procscope_bpf_map_entries", kGauge, "Entries in a BPF map that can fill up."},
+    {"procscope_bpf_map_max_entries", kGauge, "Capacity of a BPF map that can fill up."},
+    {"procscope_scrape_duration_seconds", kGauge,
+     "Time the previous scrape took to build and serialise, in seconds."},
+    {"procscope_series_dropped_total", kCounter,
+     "Series left out of scrapes by the series cap, this scrape included."},
+    {"procscope_journal_dropped_bytes_total", kCounter,
+     "Bytes of exit records the journal dropped (full or failing writes)."},
+    {"procscope_build_info", kGauge, "Always 1; the version label names the daemon's version."},
+};
+
+double Seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+// The series of one unit: one group, one process, one offender or the self-metrics. A unit is
+// added whole or not at all, so that a group is never shown with half its series.
+class Unit {
+ public:
+  void Add(Fam fam, Labels labels, double value) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    if (kFamilies[fam].type == kCounter) {
+      m.counter.value = value;
+    } else {
+      m.gauge.value = value;
+    }
+    metrics_.emplace_back(fam, std::move(m));
+    ++lines_;
+  }
+  void AddHistogram(Fam fam, ClientMetric m) {
+    lines_ += m.histogram.bucket.size() + 2;  // buckets (+Inf included), _sum, _count
+    metrics_.emplace_back(fam, std::move(m));
+  }
+  size_t lines() const { return lines_; }
+  std::vector<std::pair<Fam, ClientMetric>>& metrics() { return metrics_; }
+
+ private:
+  std::vector<std::pair<Fam, ClientMetric>> metrics_;
+  size_t lines_ = 0;
+};
+
+// Families under construction and the series budget.
+class Exposition {
+ public:
+  explicit Exposition(size_t max_series) : max_series_(max_series) {
+    for (int f = 0; f < kNumFamilies; ++f) {
+      families_[f].name = kFamilies[f].name;
+      families_[f].help = kFamilies[f].help;
+      families_[f].type = kFamilies[f].type;
+    }
+  }
+
+  // For the self-metrics: always shown (they are few and bounded), but they use up the budget.
+  void Reserve(size_t lines) { used_ += lines; }
+  void AddReserved(Unit unit) { Commit(unit); }
+
+  // Adds the unit if it fits under the cap; otherwise counts its series as dropped.
+  void AddIfRoom(Unit unit) {
+    if (used_ > max_series_ || unit.lines() > max_series_ - used_) {
+      dropped_ += unit.lines();
+      return;
+    }
+    used_ += unit.lines();
+    Commit(unit);
+  }
+
+  uint64_t dropped() const { return dropped_; }
+
+  std::vector<MetricFamily> Finish() && {
+    std::vector<MetricFamily> out;
+    for (MetricFamily& f : families_) {
+      if (!f.metric.empty()) out.push_back(std::move(f));
+    }
+    return out;
+  }
+
+ private:
+  void Commit(Unit& unit) {
+    for (auto& [fam, m] : unit.metrics()) families_[fam].metric.push_back(std::move(m));
+  }
+
+  std::array<MetricFamily, kNumFamilies> families_;
+  size_t max_series_;
+  size_t used_ = 0;
+  uint64_t dropped_ = 0;
+};
+
+Labels With(Labels base, const char* name, std::string value) {
+  base.push_back({name, std::move(value)});
+  return base;
+}
+
+// Cumulative buckets of the run-queue histogram: bucket i of runq_hist ends at 2^(i+1) us, the
+// last one is open-ended.
+ClientMetric RunqueueHistogram(const ps_counters& c, Labels labels) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  uint64_t cumulative = 0;
+  for (int i = 0; i < PS_RUNQ_BUCKETS; ++i) {
+    cumulative += c.runq_hist[i];
+    const double le = i < PS_RUNQ_BUCKETS - 1 ? std::ldexp(1e-6, i + 1)  // exact: 2^k * 1e-6
+                                              : std::numeric_limits<double>::infinity();
+    m.histogram.bucket.push_back({cumulative, le});
+  }
+  m.histogram.sample_count = cumulative;
+  m.histogram.sample_sum = Seconds(c.runq_ns);
+  return m;
+}
+
+Unit SelfUnit(const SelfState& s, uint64_t series_dropped_now) {
+  Unit u;
+  for (const ProgramStats& p : s.programs) {
+    const Labels l = {{"program", SanitizeLabelValue(p.name)},
+                      {"hook", SanitizeLabelValue(p.hook)}};
+    u.Add(kBpfRunTime, l, Seconds(p.run_time_ns));
+    u.Add(kBpfRuns, l, static_cast<double>(p.run_cnt));
+  }
+  for (int i = 0; i < PS_STAT_MAX; ++i) {
+    const absl::string_view name = StatName(i);
+    if (absl::StartsWith(name, "drop_")) {
+      u.Add(kKernelDropped, {{"reason", std::string(name.substr(5))}},
+            static_cast<double>(s.kernel_stats[i]));
+    }
+  }
+  u.Add(kUnattributedOps, {}, static_cast<double>(s.kernel_stats[PS_STAT_IO_UNATTRIBUTED_OPS]));
+  u.Add(kUnattributedBytes, {}, static_cast<double>(s.kernel_stats[PS_STAT_IO_UNATTRIBUTED_BYTES]));
+  u.Add(kOrphanOps, {}, static_cast<double>(s.kernel_stats[PS_STAT_IO_ORPHAN_OPS]));
+  u.Add(kExitEvents, {}, static_cast<double>(s.exit_events));
+  u.Add(kTrackedProcesses, {}, static_cast<double>(s.tracked_processes));
+  for (const auto& [map, fill] : s.map_entries) {
+    u.Add(kMapEntries, {{"map", SanitizeLabelValue(map)}}, static_cast<double>(fill.first));
+    u.Add(kMapMaxEntries, {{"map", SanitizeLabelValue(map)}}, static_cast<double>(fill.second));
+  }
+  u.Add(kScrapeDuration, {}, s.last_scrape_duration_seconds);
+  u.Add(kSeriesDropped, {}, static_cast<double>(s.series_dropped_total + series_dropped_now));
+  u.Add(kJournalDropped, {}, static_cast<double>(s.journal_dropped_bytes));
+  u.Add(kBuildInfo, {{"version", SanitizeLabelValue(s.version)}}, 1);
+  return u;
+}
+
+Unit ProcessUnit(const ProcessInfo& p, const ExportOptions& options) {
+  Labels l = {{"pid", absl::StrCat(p.key.tgid)},
+              {"comm", SanitizeLabelValue(p.comm)},
+              {"group", SanitizeLabelValue(p.group)}};
+  const std::string& container = p.identity.cgroup.container_id;
+  if (options.export_container_label && !container.empty()) {
+    l.push_back({"container", SanitizeLabelValue(container)});
+  }
+  const ps_counters& c = p.counters;
+  Unit u;
+  u.Add(kProcCpu, l, Seconds(c.cpu_ns));
+  u.Add(kProcRunq, l, Seconds(c.runq_ns));
+  u.Add(kProcCs, With(l, "type", "voluntary"), static_cast<double>(c.vol_cs));
+  u.Add(kProcCs, With(l, "type", "involuntary"), static_cast<double>(c.invol_cs));
+  u.Add(kProcFaults, With(l, "type", "minor"), static_cast<double>(c.min_flt));
+  u.Add(kProcFaults, With(l, "type", "major"), static_cast<double>(c.maj_flt));
+  u.Add(kProcIoBytes, With(l, "direction", "read"), static_cast<double>(p.io.read_bytes));
+  u.Add(kProcIoBytes, With(l, "direction", "write"), static_cast<double>(p.io.write_bytes));
+  u.Add(kProcRss, l, static_cast<double>(p.rss_bytes));
+  u.Add(kProcStart, l, absl::ToDoubleSeconds(p.start_time - absl::UnixEpoch()));
+  return u;
+}
+
+Unit GroupUnit(const GroupInfo& g, const std::string& name) {
+  const Labels l = {{"group", name}};
+  const ps_counters& c = g.counters;
+  Unit u;
+  u.Add(kGroupCpu, l, Seconds(c.cpu_ns));
+  u.Add(kGroupRunq, l, Seconds(c.runq_ns));
+  u.Add(kGroupCs, With(l, "type", "voluntary"), static_cast<double>(c.vol_cs));
+  u.Add(kGroupCs, With(l, "type", "involuntary"), static_cast<double>(c.invol_cs));
+  u.Add(kGroupFaults, With(l, "type", "minor"), static_cast<double>(c.min_flt));
+  u.Add(kGroupFaults, With(l, "type", "major"), static_cast<double>(c.maj_flt));
+  u.Add(kGroupIoBytes, With(l, "direction", "read"), static_cast<double>(g.io.read_bytes));
+  u.Add(kGroupIoBytes, With(l, "direction", "write"), static_cast<double>(g.io.write_bytes));
+  u.Add(kGroupIoOps, With(l, "direction", "read"), static_cast<double>(g.io.read_ops));
+  u.Add(kGroupIoOps, With(l, "direction", "write"), static_cast<double>(g.io.write_ops));
+  u.Add(kGroupIoTime, With(l, "direction", "read"), Seconds(g.io.read_lat_ns));
+  u.Add(kGroupIoTime, With(l, "direction", "write"), Seconds(g.io.write_lat_ns));
+  u.Add(kGroupDirtied, l, static_cast<double>(g.io.dirtied_bytes));
+  u.Add(kGroupProcesses, l, static_cast<double>(g.processes));
+  u.Add(kGroupRss, l, static_cast<double>(g.rss_bytes));
+  for (const auto& [outcome, n] : g.exits) {
+    u.Add(kGroupExits, With(l, "outcome", SanitizeLabelValue(outcome)), static_cast<double>(n));
+  }
+  for (const auto& [signal, n] : g.crashes) {
+    u.Add(kGroupCrashes, With(l, "signal", SanitizeLabelValue(signal)), static_cast<double>(n));
+  }
+  u.AddHistogram(kGroupRunqLatency, RunqueueHistogram(c, l));
+  return u;
+}
+
+using KeyTuple = std::pair<uint32_t, uint64_t>;
+KeyTuple KeyOf(const ps_key& k) { return {k.tgid, k.start_ns}; }
+
+// The processes that get per-process series, highest priority first: offenders, then the top K
+// of every resource taken rank by rank (every resource's #1, then every #2, ...), so that a
+// cap cuts the least important ones. Processes no longer live are skipped.
+std::vector<const ProcessInfo*> SelectProcesses(const ExportInput& in,
+                                                const ExportOptions& options) {
+  std::vector<const ProcessInfo*> out;
+  if (in.processes == nullptr) return out;
+  std::map<KeyTuple, const ProcessInfo*> by_key;
+  for (const ProcessInfo& p : *in.processes) by_key.emplace(KeyOf(p.key), &p);
+  // By pid too: two incarnations of one pid would make duplicate series.
+  std::unordered_set<uint32_t> pids;
+  auto take = [&](const ps_key& key) {
+    auto it = by_key.find(KeyOf(key));
+    if (it != by_key.end() && pids.insert(key.tgid).second) out.push_back(it->second);
+  };
+  if (in.offenders != nullptr) {
+    for (const Offender& o : *in.offenders) take(o.key);
+  }
+  if (in.rates != nullptr) {
+    for (size_t rank = 0; rank < options.top_k; ++rank) {
+      bool any = false;
+      for (const std::vector<ResourceRate>& list : *in.rates) {
+        if (rank >= list.size()) continue;
+        any = true;
+        if (list[rank].rate > 0) take(list[rank].key);  // false for 0, negative and NaN
+      }
+      if (!any) break;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string SanitizeLabelValue(absl::string_view raw) {
+  static constexpr char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD
+  const std::string utf8 = ToValidUtf8(raw);
+  std::string out;
+  out.reserve(utf8.size());
+  // In valid UTF-8 a byte below 0x80 is always a whole character, so byte tests suffice.
+  for (const char ch : utf8) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7F) {
+      out += kReplacement;
+    } else {
+      out.push_back(ch);
+    }
+  }
+  return out;
+}
+
+std::vector<prometheus::MetricFamily> BuildMetrics(const ExportInput& in,
+                                                   const ExportOptions& options,
+                                                   uint64_t* series_dropped) {
+  Exposition ex(options.max_series);
+  // The self-metrics are built last, so that procscope_series_dropped_total includes this
+  // scrape's drops, but they take their room first: the daemon's own health is never cut. Their
+  // number does not depend on the values, so a dry run sizes them.
+  if (in.self != nullptr) ex.Reserve(SelfUnit(*in.self, 0).lines());
+
+  if (in.offenders != nullptr) {
+    // Label sets must be unique: the same process flagged twice for one resource shows once.
+    std::set<std::tuple<std::string, uint32_t, std::string>> seen;
+    for (const Offender& o : *in.offenders) {
+      std::string group = SanitizeLabelValue(o.group);
+      if (!seen.emplace(ResourceName(o.resource), o.key.tgid, group).second) continue;
+      Unit u;
+      u.Add(kOffender,
+            {{"resource", ResourceName(o.resource)},
+             {"pid", absl::StrCat(o.key.tgid)},
+             {"comm", SanitizeLabelValue(o.comm)},
+             {"group", std::move(group)}},
+            o.rate);
+      ex.AddIfRoom(std::move(u));
+    }
+  }
+
+  for (const ProcessInfo* p : SelectProcesses(in, options)) {
+    ex.AddIfRoom(ProcessUnit(*p, options));
+  }
+
+  if (in.groups != nullptr) {
+    std::vector<const GroupInfo*> groups;
+    for (const GroupInfo& g : *in.groups) groups.push_back(&g);
+    std::sort(groups.begin(), groups.end(), [](const GroupInfo* a, const GroupInfo* b) {
+      if (a->counters.cpu_ns != b->counters.cpu_ns) return a->counters.cpu_ns > b->counters.cpu_ns;
+      return a->name < b->name;
+    });
+    // Distinct raw names can sanitise to one label value; only the busiest keeps it, since two
+    // series sets with one label set would be rejected by Prometheus.
+    std::unordered_set<std::string> names;
+    for (const GroupInfo* g : groups) {
+      std::string name = SanitizeLabelValue(g->name);
+      if (!names.insert(name).second) continue;
+      ex.AddIfRoom(GroupUnit(*g, name));
+    }
+  }
+
+  if (in.self != nullptr) ex.AddReserved(SelfUnit(*in.self, ex.dropped()));
+  if (series_dropped != nullptr) *series_dropped = ex.dropped();
+  return std::move(ex).Finish();
+}
+
+}  // namespace procscope

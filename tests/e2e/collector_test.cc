@@ -124,9 +124,10 @@ TEST(CollectorTest, CountsExitsAndDropsNothing) {
 
 TEST(ProcscopedTest, RunsAndReportsAnExit) {
   PS_REQUIRE_COLLECTOR();
-  RunResult r = RunProcscoped({"--interval=200ms", "--duration=1s", "--top=3"});
+  RunResult r = RunProcscoped({"--interval=200ms", "--duration=1500ms", "--top=3",
+                               "--listen=127.0.0.1:0", "--journal_dir="});
   EXPECT_EQ(ExitCode(r.status), 0) << r.output;
-  EXPECT_TRUE(absl::StrContains(r.output, "collector attached")) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "collecting; serving")) << r.output;
   EXPECT_TRUE(absl::StrContains(r.output, "PID COMM")) << r.output;
 }
 
@@ -147,7 +148,8 @@ TEST(ProcscopedTest, BadFlagsAreOneLineAndExitTwo) {
 
 TEST(ProcscopedTest, WithoutPrivilegesSaysWhichCapabilities) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to drop to another user";
-  RunResult r = RunProcscoped({"--duration=1s"}, /*uid=*/65534);
+  RunResult r = RunProcscoped({"--duration=1s", "--listen=127.0.0.1:0", "--journal_dir="},
+                              /*uid=*/65534);
   EXPECT_EQ(ExitCode(r.status), 1) << r.output;
   EXPECT_EQ(LineCount(r.output), 1) << r.output;
   EXPECT_TRUE(absl::StrContains(r.output, "CAP_BPF")) << r.output;
@@ -156,11 +158,13 @@ TEST(ProcscopedTest, WithoutPrivilegesSaysWhichCapabilities) {
 
 TEST(ProcscopedTest, MissingOrBadBtfIsOneClearLine) {
   PS_REQUIRE_COLLECTOR();
-  RunResult missing = RunProcscoped({"--btf=/nonexistent/vmlinux", "--duration=1s"});
+  RunResult missing = RunProcscoped(
+      {"--btf=/nonexistent/vmlinux", "--duration=1s", "--listen=127.0.0.1:0", "--journal_dir="});
   EXPECT_EQ(ExitCode(missing.status), 1) << missing.output;
   EXPECT_EQ(LineCount(missing.output), 1) << missing.output;
   EXPECT_TRUE(absl::StrContains(missing.output, "/nonexistent/vmlinux")) << missing.output;
-  RunResult bad = RunProcscoped({"--btf=/etc/hostname", "--duration=1s"});
+  RunResult bad = RunProcscoped(
+      {"--btf=/etc/hostname", "--duration=1s", "--listen=127.0.0.1:0", "--journal_dir="});
   EXPECT_EQ(ExitCode(bad.status), 1) << bad.output;
   EXPECT_EQ(LineCount(bad.output), 1) << bad.output;
   EXPECT_TRUE(absl::StrContains(bad.output, "not a valid BTF")) << bad.output;

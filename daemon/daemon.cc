@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "daemon.h"
+
+#include <time.h>
+
+#include <cstdio>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/util/json_util.h"
+#include "prometheus/text_serializer.h"
+#include "report.h"
+
+namespace procscope {
+namespace {
+
+constexpr char kJson[] = "application/json";
+
+std::string ToJson(const google::protobuf::Message& m) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = true;  // a stable schema: zero fields are present too
+  opts.add_whitespace = false;
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(m, &out, opts).ok()) return "{}";
+  out.push_back('\n');
+  return out;
+}
+
+int64_t UnixNanos(absl::Time t) { return absl::ToUnixNanos(t); }
+
+TableOptions TableOptionsOf(const Config& c, absl::Duration boot_to_unix) {
+  TableOptions o = c.table;
+  o.boot_to_unix = boot_to_unix;
+  return o;
+}
+
+OffenderConfig OffenderConfigOf(const Config& c) {
+  OffenderConfig o = c.offenders;
+  if (o.num_cpus < 1) o.num_cpus = 1;
+  return o;
+}
+
+}  // namespace
+
+absl::Duration BootToUnixOffset() {
+  timespec rt, bt;
+  clock_gettime(CLOCK_REALTIME, &rt);
+  clock_gettime(CLOCK_BOOTTIME, &bt);
+  return absl::DurationFromTimespec(rt) - absl::DurationFromTimespec(bt);
+}
+
+Daemon::Daemon(const Config& config)
+    : config_(config),
+      procfs_(config.proc_root),
+      exits_(config.events_in_memory),
+      started_(absl::Now()),
+      boot_to_unix_(BootToUnixOffset()),
+      table_(TableOptionsOf(config, boot_to_unix_), &procfs_),
+      detector_(OffenderConfigOf(config)),
+      export_options_(config.export_options) {
+  self_.version = PROCSCOPE_VERSION;
+}
+
+Daemon::~Daemon() {
+  http_.reset();  // no handler may run once members start going away
+}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
+  std::unique_ptr<Daemon> d(new Daemon(config));
+  auto collector = Collector::Create(config.collector);
+  if (!collector.ok()) return collector.status();
+  d->collector_ = *std::move(collector);
+
+  if (!config.journal_dir.empty()) {
+    auto journal = Journal::Open(config.journal_dir, config.journal_max_bytes);
+    if (!journal.ok()) {
+      return absl::Status(journal.status().code(),
+                          absl::StrCat("crash journal: ", journal.status().message(),
+                                       " (set --journal_dir, or --journal_dir= to disable)"));
+    }
+    d->journal_.emplace(*std::move(journal));
+    const absl::Time now = absl::Now();
+    for (const v1::ExitEvent& e : d->journal_->Recovered()) {
+      d->exits_.Add(e);
+      d->table_.RestoreExit(e, now);
+    }
+    d->self_.journal_dropped_bytes = d->journal_->DroppedBytes();
+  }
+
+  Daemon* self = d.get();
+  auto http = HttpServer::Start(
+      config.listen,
+      {
+          {"/metrics", [self](absl::string_view) { return self->Metrics(); }},
+          {"/api/v1/processes", [self](absl::string_view) { return self->Processes(); }},
+          {"/api/v1/offenders", [self](absl::string_view) { return self->Offenders(); }},
+          {"/api/v1/events", [self](absl::string_view q) { return self->Events(q); }},
+          {"/healthz", [self](absl::string_view) { return self->Healthz(); }},
+          {"/readyz", [self](absl::string_view) { return self->Readyz(); }},
+      });
+  if (!http.ok()) return http.status();
+  d->http_ = *std::move(http);
+  d->last_loop_ = absl::Now();
+  return d;
+}
+
+int Daemon::http_port() const { return http_ ? http_->port() : 0; }
+
+void Daemon::Sample(absl::Time now) {
+  auto samples = collector_->ReadProcesses();
+  if (!samples.ok()) {
+    fprintf(stderr, "procscoped: %s\n", std::string(samples.status().message()).c_str());
+    return;
+  }
+  auto stats = collector_->ReadStats();
+  std::vector<ProgramStats> programs = collector_->Programs();
+  std::lock_guard<std::mutex> l(mu_);
+  table_.ApplySamples(*samples, now);
+  detector_.Observe(table_.Processes(), now);
+  offenders_ = detector_.Evaluate(now);
+  if (stats.ok()) self_.kernel_stats = *stats;
+  self_.programs = std::move(programs);
+  self_.tracked_processes = table_.size();
+  ready_ = true;
+  last_loop_ = now;
+  last_samples_ = *std::move(samples);
+}
+
+void Daemon::OnExit(const ps_exit_event& e) {
+  const absl::Time now = absl::Now();
+  v1::ExitEvent rec;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    rec = table_.ApplyExit(e, now);
+    if (rec.outcome() == v1::CRASHED || rec.outcome() == v1::OOM_KILLED) {
+      ProcessInfo p;
+      p.key = e.key;
+      p.comm = CommFromKernel(e.comm);
+      p.group = rec.group();
+      p.identity.cgroup.container_id = rec.container();
+      detector_.ObserveCrash(p, now);
+    }
+    self_.exit_events++;
+  }
+  if (!config_.quiet && rec.outcome() != v1::SUCCESS) printf("%s\n", FormatExit(e).c_str());
+  if (journal_) {
+    if (absl::Status s = journal_->Append(rec); !s.ok()) {
+      fprintf(stderr, "procscoped: crash journal: %s\n", std::string(s.message()).c_str());
+    }
+  }
+  exits_.Add(std::move(rec));
+}
+
+void Daemon::Report(absl::Time now) {
+  std::vector<Offender> offenders;
+  std::vector<ProcessSample> cur;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    offenders = offenders_;
+    cur = last_samples_;
+  }
+  std::string out = absl::StrFormat("\n%s  %d processes\n",
+                                    absl::FormatTime("%H:%M:%S", now, absl::LocalTimeZone()),
+                                    cur.size());
+  if (offenders.empty()) {
+    out += "offenders: none\n";
+  } else {
+    for (const Offender& o : offenders) {
+      absl::StrAppendFormat(&out, "OFFENDER %-13s pid %-7u %-16s %s\n", ResourceName(o.resource),
+                            o.key.tgid, EscapeForDisplay(o.comm), o.reason);
+    }
+  }
+  if (!report_prev_.empty()) {
+    out += FormatTopTable(
+        ComputeRates(report_prev_, cur, absl::ToDoubleSeconds(now - report_prev_at_)),
+        static_cast<size_t>(config_.top));
+  }
+  printf("%s", out.c_str());
+  fflush(stdout);
+  report_prev_ = std::move(cur);
+  report_prev_at_ = now;
+}
+
+void Daemon::Reconfigure(const Config& c) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (c.table.group_by != config_.table.group_by || c.listen != config_.listen ||
+      c.journal_dir != config_.journal_dir) {
+    fprintf(stderr,
+            "procscoped: --group_by, --listen and --journal_dir change only at restart; "
+            "keeping the running ones\n");
+  }
+  table_.Reconfigure(TableOptionsOf(c, boot_to_unix_));
+  detector_.Reconfigure(OffenderConfigOf(c));
+  export_options_ = c.export_options;
+  config_.interval = c.interval;
+  config_.top = c.top;
+  config_.quiet = c.quiet;
+  const GroupBy group_by = config_.table.group_by;
+  config_.table = c.table;
+  config_.table.group_by = group_by;
+  config_.offenders = c.offenders;
+  config_.export_options = c.export_options;
+  fprintf(stderr, "procscoped: configuration reloaded\n");
+}
+
+absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
+                         const std::function<absl::StatusOr<Config>()>& reloader) {
+  const absl::Time deadline = config_.duration > absl::ZeroDuration()
+                                  ? absl::Now() + config_.duration
+                                  : absl::InfiniteFuture();
+  absl::Time next_sample = absl::Now();
+  absl::Time next_report = absl::Now() + config_.interval;
+  absl::Time next_flush = absl::Now() + absl::Seconds(1);
+  absl::Time next_expire = absl::Now() + absl::Minutes(1);
+  absl::Time next_maps = absl::Now();
+  std::function<void(const ps_exit_event&)> on_exit = [this](const ps_exit_event& e) {
+    OnExit(e);
+  };
+  while (!stop.load()) {
+    absl::Time now = absl::Now();
+    if (now >= deadline) break;
+    const int wait_ms = static_cast<int>(
+        std::clamp<int64_t>(absl::ToInt64Milliseconds(next_sample - now), 0, 100));
+    auto polled = collector_->PollExits(wait_ms, on_exit);
+    if (!polled.ok()) return polled.status();
+    if (reload.exchange(false)) {
+      auto c = reloader();
+      if (c.ok()) {
+        Reconfigure(*c);
+      } else {
+        fprintf(stderr, "procscoped: config reload failed, keeping the current one: %s\n",
+                std::string(c.status().message()).c_str());
+      }
+    }
+    now = absl::Now();
+    if (now >= next_sample) {
+      Sample(now);
+      next_sample = std::max(next_sample + config_.sample_interval, now);
+    }
+    if (now >= next_maps) {
+      auto maps = collector_->MapEntries();
+      if (maps.ok()) {
+        std::lock_guard<std::mutex> l(mu_);
+        self_.map_entries = *std::move(maps);
+      }
+      next_maps = now + absl::Seconds(10);
+    }
+    if (!config_.quiet && now >= next_report) {
+      Report(now);
+      next_report = std::max(next_report + config_.interval, now);
+    }
+    if (journal_ && now >= next_flush) {
+      (void)journal_->Flush();
+      next_flush = now + absl::Seconds(1);
+    }
+    if (now >= next_expire) {
+      std::lock_guard<std::mutex> l(mu_);
+      table_.ExpireGroups(now);
+      next_expire = now + absl::Minutes(1);
+    }
+  }
+  (void)collector_->PollExits(0, on_exit);  // exits that happened just before we stop
+  if (journal_) return journal_->Flush();
+  return absl::OkStatus();
+}
+
+HttpResponse Daemon::Metrics() {
+  const absl::Time t0 = absl::Now();
+  std::vector<ProcessInfo> processes;
+  std::vector<GroupInfo> groups;
+  std::vector<Offender> offenders;
+  std::vector<std::vector<ResourceRate>> rates;
+  SelfState self;
+  ExportOptions options;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    processes = table_.Processes();
+    groups = table_.Groups();
+    offenders = offenders_;
+    for (Resource r : kAllResources) rates.push_back(detector_.Ranking(r));
+    self = self_;
+    options = export_options_;
+  }
+  ExportInput in{&processes, &groups, &offenders, &rates, &self};
+  uint64_t dropped = 0;
+  std::vector<prometheus::MetricFamily> families = BuildMetrics(in, options, &dropped);
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = prometheus::TextSerializer().Serialize(families);
+  std::lock_guard<std::mutex> l(mu_);
+  self_.series_dropped_total += dropped;
+  self_.last_scrape_duration_seconds = absl::ToDoubleSeconds(absl::Now() - t0);
+  return r;
+}
+
+HttpResponse Daemon::Processes() {
+  v1::ProcessList list;
+  std::lock_guard<std::mutex> l(mu_);
+  absl::flat_hash_map<ps_key, double> rate[std::size(kAllResources)];
+  for (Resource res : kAllResources) {
+    for (const ResourceRate& rr : detector_.Ranking(res)) {
+      rate[static_cast<int>(res)][rr.key] = rr.rate;
+    }
+  }
+  auto get = [&](Resource res, const ps_key& k) {
+    auto it = rate[static_cast<int>(res)].find(k);
+    return it == rate[static_cast<int>(res)].end() ? 0.0 : it->second;
+  };
+  for (const ProcessInfo& p : table_.Processes()) {
+    v1::Process* o = list.add_processes();
+    o->set_pid(p.key.tgid);
+    o->set_ppid(p.ppid);
+    o->set_comm(ToValidUtf8(p.comm));
+    o->set_exe(ToValidUtf8(p.identity.exe));
+    o->set_group(ToValidUtf8(p.group));
+    o->set_container(p.identity.cgroup.container_id);
+    o->set_pod_uid(p.identity.cgroup.pod_uid);
+    o->set_systemd_unit(ToValidUtf8(p.identity.cgroup.systemd_unit));
+    o->set_uid(p.uid);
+    o->set_user(ToValidUtf8(p.identity.user));
+    o->set_start_time_unix_ns(UnixNanos(p.start_time));
+    o->set_threads(p.threads);
+    o->set_resident_memory_bytes(p.rss_bytes);
+    o->set_cpu_seconds(p.counters.cpu_ns / 1e9);
+    o->set_runqueue_wait_seconds(p.counters.runq_ns / 1e9);
+    o->set_voluntary_context_switches(p.counters.vol_cs);
+    o->set_involuntary_context_switches(p.counters.invol_cs);
+    o->set_minor_faults(p.counters.min_flt);
+    o->set_major_faults(p.counters.maj_flt);
+    o->set_read_bytes(p.io.read_bytes);
+    o->set_write_bytes(p.io.write_bytes);
+    o->set_dirtied_bytes(p.io.dirtied_bytes);
+    o->set_cpu_cores(get(Resource::kCpu, p.key));
+    o->set_runqueue_wait_cores(get(Resource::kRunqueueWait, p.key));
+    o->set_memory_growth_bytes_per_second(get(Resource::kMemoryGrowth, p.key));
+    o->set_page_faults_per_second(get(Resource::kPageFaults, p.key));
+    o->set_block_io_bytes_per_second(get(Resource::kBlockIo, p.key));
+  }
+  return {200, kJson, ToJson(list)};
+}
+
+HttpResponse Daemon::Offenders() {
+  v1::OffenderList list;
+  std::lock_guard<std::mutex> l(mu_);
+  list.set_window_seconds(absl::ToDoubleSeconds(config_.offenders.window));
+  for (const Offender& o : offenders_) {
+    v1::Offender* out = list.add_offenders();
+    out->set_resource(ResourceName(o.resource));
+    out->set_pid(o.key.tgid);
+    out->set_comm(ToValidUtf8(o.comm));
+    out->set_group(ToValidUtf8(o.group));
+    out->set_container(o.container);
+    out->set_rate(o.rate);
+    out->set_unit(ResourceUnit(o.resource));
+    out->set_share(o.share);
+    out->set_reason(ToValidUtf8(o.reason));
+    out->set_since_unix_ns(UnixNanos(o.since));
+  }
+  return {200, kJson, ToJson(list)};
+}
+
+HttpResponse Daemon::Events(absl::string_view query) {
+  size_t limit = 100;
+  for (absl::string_view kv : absl::StrSplit(query, '&', absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&kv, "limit=")) {
+      if (!absl::SimpleAtoi(kv, &limit) || limit == 0) {
+        return {400, "text/plain; charset=utf-8", "limit must be a positive number\n"};
+      }
+    }
+  }
+  v1::EventList list;
+  for (v1::ExitEvent& e : exits_.Newest(limit)) *list.add_events() = std::move(e);
+  return {200, kJson, ToJson(list)};
+}
+
+HttpResponse Daemon::Healthz() {
+  std::lock_guard<std::mutex> l(mu_);
+  const absl::Duration since = absl::Now() - last_loop_;
+  if (since > config_.sample_interval * 10 + absl::Seconds(5)) {
+    return {503, "text/plain; charset=utf-8",
+            absl::StrCat("collection loop stalled for ", absl::FormatDuration(since), "\n")};
+  }
+  return {200, "text/plain; charset=utf-8", "ok\n"};
+}
+
+HttpResponse Daemon::Readyz() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!ready_) return {503, "text/plain; charset=utf-8", "not sampled yet\n"};
+  return {200, "text/plain; charset=utf-8", "ready\n"};
+}
+
+}  // namespace procscope
