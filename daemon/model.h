@@ -26,9 +26,9 @@ namespace procscope {
 
 // Where a cgroup path says a process runs. Empty fields: not known.
 struct CgroupInfo {
-  std::string container_id;  // 64 (or 32) hex chars for docker, containerd/CRI, CRI-O, podman
+  std::string container_id;  // 64 lowercase hex chars (docker, containerd/CRI, CRI-O, podman)
   std::string runtime;       // "docker", "containerd", "crio", "podman", "libpod"... or ""
-  std::string pod_uid;       // Kubernetes pod UID, 8-4-4-4-12 with dashes
+  std::string pod_uid;       // Kubernetes pod UID, 8-4-4-4-12 with dashes (32 hex: static pod)
   std::string systemd_unit;  // e.g. "nginx.service" (the innermost .service/.scope)
 };
 

@@ -305,6 +305,7 @@ void ProcessTable::Reconfigure(const TableOptions& options) {
   options_.boot_to_unix = boot_to_unix;
   include_ = options_.include_regex.empty() ? std::regex() : std::regex(options_.include_regex);
   exclude_ = options_.exclude_regex.empty() ? std::regex() : std::regex(options_.exclude_regex);
+  excluded_.clear();  // judged again under the new filters at the next pass
 }
 
 void ProcessTable::ExpireGroups(absl::Time now) {
