@@ -213,7 +213,13 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
   const absl::Time deadline = config_.duration > absl::ZeroDuration()
                                   ? absl::Now() + config_.duration
                                   : absl::InfiniteFuture();
-  absl::Time next_sample = absl::Now();
+  Sample(absl::Now());
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    report_prev_ = last_samples_;  // so that the first report has rates already
+  }
+  report_prev_at_ = absl::Now();
+  absl::Time next_sample = absl::Now() + config_.sample_interval;
   absl::Time next_report = absl::Now() + config_.interval;
   absl::Time next_flush = absl::Now() + absl::Seconds(1);
   absl::Time next_expire = absl::Now() + absl::Minutes(1);
