@@ -2,7 +2,9 @@
 // Tier 1: settings validation and --attach parsing (daemon/config.h).
 #include "config.h"
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -117,6 +119,49 @@ TEST(ParseAttachModeTest, RejectsEverythingElseNamingFlagValueAndChoices) {
     EXPECT_TRUE(Contains(msg, "auto")) << msg;
     EXPECT_TRUE(Contains(msg, "tp_btf")) << msg;
     EXPECT_TRUE(Contains(msg, "raw_tp")) << msg;
+  }
+}
+
+// Each daemon setting: its bad value is InvalidArgument naming the flag; its edges are valid.
+TEST(ValidateConfigTest, DaemonSettingsNameTheirFlag) {
+  struct Case {
+    std::function<void(Config&)> set;
+    bool valid;
+    std::string mention;
+  };
+  const std::vector<Case> cases = {
+      {[](Config& c) { c.sample_interval = absl::Milliseconds(99); }, false, "--sample_interval"},
+      {[](Config& c) { c.sample_interval = absl::Milliseconds(100); }, true, ""},
+      {[](Config& c) { c.sample_interval = absl::Minutes(2); }, false, "--sample_interval"},
+      {[](Config& c) { c.listen = "127.0.0.1:9750"; }, true, ""},
+      {[](Config& c) { c.listen = ":0"; }, true, ""},
+      {[](Config& c) { c.listen = ":70000"; }, false, "--listen"},
+      {[](Config& c) { c.listen = "nohost"; }, false, "--listen"},
+      {[](Config& c) { c.export_options.top_k = 0; }, false, "--top_k"},
+      {[](Config& c) { c.export_options.top_k = 1000; }, true, ""},
+      {[](Config& c) { c.export_options.max_series = 99; }, false, "--max_series"},
+      {[](Config& c) { c.journal_max_bytes = 4095; }, false, "--journal_max_bytes"},
+      {[](Config& c) {
+         c.journal_dir = "";
+         c.journal_max_bytes = 0;
+       },
+       true, ""},
+      {[](Config& c) { c.events_in_memory = 0; }, false, "--events_in_memory"},
+      {[](Config& c) { c.table.exclude_regex = "(unclosed"; }, false, "--exclude"},
+      {[](Config& c) { c.table.include_regex = "^nginx|php-fpm$"; }, true, ""},
+      {[](Config& c) { c.offenders.window = absl::Seconds(1); }, false, "window"},
+      {[](Config& c) { c.offenders.dominance = 0.5; }, false, "dominance"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Config c;
+    cases[i].set(c);
+    absl::Status st = ValidateConfig(c);
+    EXPECT_EQ(st.ok(), cases[i].valid) << "case " << i << ": " << st;
+    if (!cases[i].valid) {
+      EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << "case " << i;
+      EXPECT_NE(st.message().find(cases[i].mention), std::string::npos)
+          << "case " << i << ": " << st.message();
+    }
   }
 }
 
