@@ -111,11 +111,13 @@ struct Collector::Impl {
   std::vector<int> attached_fds;
   std::vector<std::string> degraded;
   ring_buffer* rb = nullptr;
+  int stats_fd = -1;  // keeps kernel.bpf_stats on while open
   const std::function<void(const ps_exit_event&)>* on_exit = nullptr;
   int handled = 0;
 
   ~Impl() {
     if (rb != nullptr) ring_buffer__free(rb);
+    if (stats_fd >= 0) close(stats_fd);
     for (bpf_link* l : links) bpf_link__destroy(l);
     if (iter_link != nullptr) bpf_link__destroy(iter_link);
     if (skel != nullptr) procscope_bpf__destroy(skel);
@@ -284,6 +286,13 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     return absl::ResourceExhaustedError(
         absl::StrCat("cannot create the exit-event ring buffer: ", strerror(errno),
                      " (locked-memory or memory cgroup limit too low?)"));
+  }
+  if (options.bpf_stats) {
+    impl->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+    if (impl->stats_fd < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--bpf_stats: cannot enable BPF run-time statistics: ", strerror(errno)));
+    }
   }
   return std::unique_ptr<Collector>(new Collector(std::move(impl)));
 }

@@ -100,6 +100,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
           {"/api/v1/processes", [self](absl::string_view) { return self->Processes(); }},
           {"/api/v1/offenders", [self](absl::string_view) { return self->Offenders(); }},
           {"/api/v1/events", [self](absl::string_view q) { return self->Events(q); }},
+          {"/api/v1/status", [self](absl::string_view) { return self->Status(); }},
           {"/healthz", [self](absl::string_view) { return self->Healthz(); }},
           {"/readyz", [self](absl::string_view) { return self->Readyz(); }},
       });
@@ -382,6 +383,37 @@ HttpResponse Daemon::Events(absl::string_view query) {
   v1::EventList list;
   for (v1::ExitEvent& e : exits_.Newest(limit)) *list.add_events() = std::move(e);
   return {200, kJson, ToJson(list)};
+}
+
+HttpResponse Daemon::Status() {
+  v1::DaemonStatus st;
+  std::lock_guard<std::mutex> l(mu_);
+  st.set_version(self_.version);
+  st.set_ready(ready_);
+  st.set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - started_));
+  st.set_tracked_processes(table_.size());
+  st.set_exit_events(self_.exit_events);
+  for (const ProgramStats& p : self_.programs) {
+    v1::DaemonStatus::Program* o = st.add_programs();
+    o->set_name(p.name);
+    o->set_hook(p.hook);
+    o->set_attach(p.attach);
+    o->set_runs(p.run_cnt);
+    o->set_run_time_seconds(p.run_time_ns / 1e9);
+    o->set_ns_per_run(p.run_cnt ? static_cast<double>(p.run_time_ns) / p.run_cnt : 0);
+  }
+  for (int i = 0; i < PS_STAT_MAX; ++i) (*st.mutable_kernel_stats())[StatName(i)] = self_.kernel_stats[i];
+  for (const auto& [name, fill] : self_.map_entries) {
+    v1::DaemonStatus::MapFill* m = st.add_maps();
+    m->set_name(name);
+    m->set_entries(fill.first);
+    m->set_max_entries(fill.second);
+  }
+  for (const std::string& h : collector_->Degraded()) st.add_degraded_hooks(h);
+  static const char* const kGroupBy[] = {"comm", "exe", "container", "unit", "user"};
+  st.set_group_by(kGroupBy[static_cast<int>(config_.table.group_by)]);
+  st.set_offender_window_seconds(absl::ToDoubleSeconds(config_.offenders.window));
+  return {200, kJson, ToJson(st)};
 }
 
 HttpResponse Daemon::Healthz() {

@@ -45,6 +45,7 @@ class Daemon {
   HttpResponse Processes();
   HttpResponse Offenders();
   HttpResponse Events(absl::string_view query);
+  HttpResponse Status();
   HttpResponse Healthz();
   HttpResponse Readyz();
 

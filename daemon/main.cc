@@ -35,6 +35,8 @@ ABSL_FLAG(std::string, attach, "auto",
           "Tracepoint attach type: auto (tp_btf, else raw_tp), tp_btf or raw_tp");
 ABSL_FLAG(std::string, btf, "", "Kernel BTF file to use instead of /sys/kernel/btf/vmlinux");
 ABSL_FLAG(bool, verbose, false, "Print libbpf's messages, the verifier log included");
+ABSL_FLAG(bool, bpf_stats, false,
+          "Measure each BPF program's run time (procscope_bpf_program_* metrics); ~35 ns per run");
 ABSL_FLAG(std::string, proc_root, "/proc", "Where procfs is mounted (a host's /proc in a pod)");
 ABSL_FLAG(std::string, group_by, "comm",
           "What groups processes: comm, exe, container, unit (systemd) or user");
@@ -143,6 +145,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.collector.attach = *mode;
   c.collector.btf_path = absl::GetFlag(FLAGS_btf);
   c.collector.verbose = absl::GetFlag(FLAGS_verbose);
+  c.collector.bpf_stats = absl::GetFlag(FLAGS_bpf_stats);
   c.proc_root = absl::GetFlag(FLAGS_proc_root);
   auto group_by = ParseGroupBy(absl::GetFlag(FLAGS_group_by));
   if (!group_by.ok()) return group_by.status();

@@ -122,6 +122,7 @@ int HttpServer::Dispatch(::mg_connection* conn, void* cbdata) {
 int HttpServer::NotFound(::mg_connection* conn, void*) {
   Send(conn, {404, "text/plain; charset=utf-8",
               "not found; try /metrics, /api/v1/processes, /api/v1/offenders, /api/v1/events, "
+              "/api/v1/status, "
               "/healthz, /readyz\n"});
   return 404;
 }
