@@ -13,8 +13,8 @@ namespace {
 // An observation closer than window / kMaxPointsPerWindow to the point before the newest
 // replaces the newest instead of being appended: any two points apart by one are at least that
 // far apart, so a process holds at most 2 * kMaxPointsPerWindow + 2 points however often the
-// daemon observes (once a second with a window of 5 s or more never thins).
-constexpr int kMaxPointsPerWindow = 120;
+// daemon observes.
+constexpr int kMaxPointsPerWindow = 16;
 
 // Rate of a total that must not go down (a decrease would be a bug upstream): never negative.
 double Delta(uint64_t newest, uint64_t base) {
@@ -126,6 +126,11 @@ void OffenderDetector::Reconfigure(OffenderConfig config) {
   config_ = std::move(config);
 }
 
+bool OffenderDetector::SameCounters(const Point& a, const Point& b) {
+  return a.cpu_ns == b.cpu_ns && a.runq_ns == b.runq_ns && a.faults == b.faults &&
+         a.io_bytes == b.io_bytes && a.rss_bytes == b.rss_bytes;
+}
+
 void OffenderDetector::Observe(const std::vector<ProcessInfo>& processes, absl::Time now) {
   last_observe_ = now;
   now_ = std::max(now_, now);
@@ -149,10 +154,21 @@ void OffenderDetector::Observe(const std::vector<ProcessInfo>& processes, absl::
     point.io_bytes = p.io.read_bytes + p.io.write_bytes;
     point.rss_bytes = p.rss_bytes;
 
-    std::deque<Point>& points = t.points;
+    std::vector<Point>& points = t.points;
     // The wall clock went back: the old points would be in the future, start over.
-    if (!points.empty() && now < points.back().time) points.clear();
-    if (!points.empty() && now == points.back().time) {
+    if (!points.empty() && now < points.back().time) {
+      points.clear();
+      t.plateau_end = absl::InfinitePast();
+    }
+    if (!points.empty() && SameCounters(points.back(), point)) {
+      t.plateau_end = now;  // idle: no new point
+    } else if (!points.empty() && t.plateau_end > points.back().time) {
+      // Activity after a plateau: the plateau's end is where the change starts from.
+      Point end = points.back();
+      end.time = t.plateau_end;
+      points.push_back(end);
+      points.push_back(point);
+    } else if (!points.empty() && now == points.back().time) {
       points.back() = point;
     } else if (points.size() >= 2 && now - points[points.size() - 2].time < spacing) {
       points.back() = point;
@@ -160,7 +176,9 @@ void OffenderDetector::Observe(const std::vector<ProcessInfo>& processes, absl::
       points.push_back(point);
     }
     // Keep the newest point at or before the cutoff as the baseline.
-    while (points.size() >= 2 && points[1].time <= cutoff) points.pop_front();
+    size_t drop = 0;
+    while (points.size() - drop >= 2 && points[drop + 1].time <= cutoff) ++drop;
+    points.erase(points.begin(), points.begin() + drop);
   }
 
   PruneCrashes(now_);
@@ -201,7 +219,8 @@ void OffenderDetector::PruneCrashes(absl::Time now) {
 
 double OffenderDetector::ProcessRate(const Track& t, Resource r) const {
   if (t.points.empty()) return 0;
-  const Point& newest = t.points.back();
+  Point newest = t.points.back();
+  newest.time = std::max(newest.time, t.plateau_end);  // unchanged since
   const absl::Time cutoff = last_observe_ - config_.window;
 
   Point base;  // zero counters: a process born inside the window is measured from its start
@@ -212,6 +231,10 @@ double OffenderDetector::ProcessRate(const Track& t, Resource r) const {
     auto it = std::upper_bound(t.points.begin(), t.points.end(), cutoff,
                                [](absl::Time c, const Point& p) { return c < p.time; });
     base = it == t.points.begin() ? t.points.front() : *std::prev(it);
+    // A plateau across the cutoff: the counters at the cutoff were the base's.
+    if (it != t.points.begin() && it != t.points.end() && SameCounters(base, *it)) {
+      base.time = cutoff;
+    }
   }
   const double seconds = absl::ToDoubleSeconds(newest.time - base.time);
   if (seconds <= 0) return 0;

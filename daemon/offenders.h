@@ -72,8 +72,11 @@ class OffenderDetector {
     std::string group;
     std::string container;
     absl::Time start_time;
-    absl::Time seen;           // last Observe that listed it
-    std::deque<Point> points;  // oldest first; points[0] may be the baseline before the window
+    absl::Time seen;  // last Observe that listed it
+    // Oldest first; points[0] may be the baseline before the window. Observations that change
+    // nothing are not stored (most processes are idle): plateau_end is the last of them.
+    std::vector<Point> points;
+    absl::Time plateau_end = absl::InfinitePast();
   };
 
   struct CrashTrack {
@@ -90,6 +93,7 @@ class OffenderDetector {
   };
 
   static Id IdOf(const ps_key& k) { return {k.tgid, k.start_ns}; }
+  static bool SameCounters(const Point& a, const Point& b);
   double ProcessRate(const Track& t, Resource r) const;
   void PruneCrashes(absl::Time now);
   double MinRate(Resource r) const;

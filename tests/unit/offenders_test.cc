@@ -474,5 +474,33 @@ TEST(ValidateOffenderConfigTest, MessagesNameTheField) {
   EXPECT_THAT(ValidateOffenderConfig(c).message(), HasSubstr("min_crashes_per_min"));
 }
 
+// Idle observations are not stored; a burst after a long idle stretch is still measured over
+// the window, not over the idle stretch.
+TEST(OffenderPlateauTest, BurstAfterLongIdleIsMeasuredOverTheWindow) {
+  OffenderConfig c;
+  c.window = absl::Seconds(30);
+  c.num_cpus = 2;
+  OffenderDetector d(c);
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  ProcessInfo p;
+  p.key = {42, 0, 7};
+  p.comm = "idler";
+  p.group = "idler";
+  p.start_time = t0 - absl::Hours(1);
+  for (int s = 0; s <= 600; ++s) d.Observe({p}, t0 + absl::Seconds(s));
+  EXPECT_EQ(d.Ranking(Resource::kCpu)[0].rate, 0);
+  for (int s = 601; s <= 610; ++s) {
+    p.counters.cpu_ns = static_cast<uint64_t>(s - 600) * 1000000000ULL;
+    d.Observe({p}, t0 + absl::Seconds(s));
+  }
+  // 10 s of CPU in the last 30 s.
+  EXPECT_NEAR(d.Ranking(Resource::kCpu)[0].rate, 10.0 / 30.0, 1e-9);
+  // Idle again for 5 s: the rate falls as the window moves on, over the same 30 s.
+  for (int s = 611; s <= 615; ++s) d.Observe({p}, t0 + absl::Seconds(s));
+  EXPECT_NEAR(d.Ranking(Resource::kCpu)[0].rate, 10.0 / 30.0, 1e-9);
+  for (int s = 616; s <= 640; ++s) d.Observe({p}, t0 + absl::Seconds(s));
+  EXPECT_NEAR(d.Ranking(Resource::kCpu)[0].rate, 0.0, 1e-9);
+}
+
 }  // namespace
 }  // namespace procscope
