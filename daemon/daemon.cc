@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "daemon.h"
 
+#include <malloc.h>
 #include <time.h>
 
 #include <cstdio>
@@ -122,14 +123,16 @@ void Daemon::Sample(absl::Time now) {
   std::vector<ProgramStats> programs = collector_->Programs();
   std::lock_guard<std::mutex> l(mu_);
   table_.ApplySamples(*samples, now);
-  detector_.Observe(table_.Processes(), now);
+  detector_.Observe(table_.ProcessPtrs(), now);
   offenders_ = detector_.Evaluate(now);
+  rankings_.clear();
+  for (Resource r : kAllResources) rankings_.push_back(detector_.Ranking(r));
   if (stats.ok()) self_.kernel_stats = *stats;
   self_.programs = std::move(programs);
   self_.tracked_processes = table_.size();
   ready_ = true;
   last_loop_ = now;
-  last_samples_ = *std::move(samples);
+  if (!config_.quiet) last_samples_ = *std::move(samples);  // for the terminal report only
 }
 
 void Daemon::OnExit(const ps_exit_event& e) {
@@ -256,6 +259,7 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
         self_.map_entries = *std::move(maps);
       }
       next_maps = now + absl::Seconds(10);
+      malloc_trim(0);  // return what the passes and scrapes freed
     }
     if (!config_.quiet && now >= next_report) {
       Report(now);
@@ -286,12 +290,19 @@ HttpResponse Daemon::Metrics() {
   ExportOptions options;
   {
     std::lock_guard<std::mutex> l(mu_);
-    processes = table_.Processes();
+    options = export_options_;
+    // Only the processes that can get series: the top K of each resource, and offenders.
+    std::vector<ps_key> keys;
+    for (const std::vector<ResourceRate>& ranking : rankings_) {
+      const size_t n = std::min(ranking.size(), options.top_k);
+      rates.emplace_back(ranking.begin(), ranking.begin() + n);
+      for (size_t i = 0; i < n; ++i) keys.push_back(ranking[i].key);
+    }
+    for (const Offender& o : offenders_) keys.push_back(o.key);
+    processes = table_.ProcessesWithKeys(keys);
     groups = table_.Groups();
     offenders = offenders_;
-    for (Resource r : kAllResources) rates.push_back(detector_.Ranking(r));
     self = self_;
-    options = export_options_;
   }
   ExportInput in{&processes, &groups, &offenders, &rates, &self};
   uint64_t dropped = 0;
@@ -309,9 +320,9 @@ HttpResponse Daemon::Processes() {
   v1::ProcessList list;
   std::lock_guard<std::mutex> l(mu_);
   absl::flat_hash_map<ps_key, double> rate[std::size(kAllResources)];
-  for (Resource res : kAllResources) {
-    for (const ResourceRate& rr : detector_.Ranking(res)) {
-      rate[static_cast<int>(res)][rr.key] = rr.rate;
+  for (size_t res = 0; res < rankings_.size() && res < std::size(kAllResources); ++res) {
+    for (const ResourceRate& rr : rankings_[res]) {
+      if (rr.rate != 0) rate[res][rr.key] = rr.rate;
     }
   }
   auto get = [&](Resource res, const ps_key& k) {

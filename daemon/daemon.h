@@ -70,6 +70,7 @@ class Daemon {
   ProcessTable table_;
   OffenderDetector detector_;
   std::vector<Offender> offenders_;
+  std::vector<std::vector<ResourceRate>> rankings_;  // per Resource, as of the last pass
   ExportOptions export_options_;
   SelfState self_;
   bool ready_ = false;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // procscoped: loads the kernel collector, serves Prometheus metrics and a JSON API, records every
 // process exit, names the offending processes, and shows them on its terminal.
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -195,6 +196,10 @@ int main(int argc, char** argv) {
     fprintf(stderr, "procscoped: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
+  // Each pass allocates and frees buffers of megabytes (the iterator read, its parse): have
+  // malloc map those and give them back, rather than keep the peak as resident memory.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  mallopt(M_ARENA_MAX, 2);
   signal(SIGINT, procscope::OnStop);
   signal(SIGTERM, procscope::OnStop);
   signal(SIGHUP, procscope::OnHup);

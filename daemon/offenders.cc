@@ -132,12 +132,20 @@ bool OffenderDetector::SameCounters(const Point& a, const Point& b) {
 }
 
 void OffenderDetector::Observe(const std::vector<ProcessInfo>& processes, absl::Time now) {
+  std::vector<const ProcessInfo*> ptrs;
+  ptrs.reserve(processes.size());
+  for (const ProcessInfo& p : processes) ptrs.push_back(&p);
+  Observe(ptrs, now);
+}
+
+void OffenderDetector::Observe(const std::vector<const ProcessInfo*>& processes, absl::Time now) {
   last_observe_ = now;
   now_ = std::max(now_, now);
   const absl::Time cutoff = now - config_.window;
   const absl::Duration spacing = config_.window / kMaxPointsPerWindow;
 
-  for (const ProcessInfo& p : processes) {
+  for (const ProcessInfo* pp : processes) {
+    const ProcessInfo& p = *pp;
     Track& t = tracks_[IdOf(p.key)];
     t.key = p.key;
     t.comm = p.comm;

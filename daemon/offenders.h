@@ -40,6 +40,8 @@ class OffenderDetector {
 
   // One observation of every live process (counters are totals since process start).
   void Observe(const std::vector<ProcessInfo>& processes, absl::Time now);
+  // The same, without copies: the daemon passes its table's entries.
+  void Observe(const std::vector<const ProcessInfo*>& processes, absl::Time now);
   // A crash (crashed or oom_killed exit) of a process of `group`.
   void ObserveCrash(const ProcessInfo& process, absl::Time now);
 

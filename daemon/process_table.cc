@@ -332,6 +332,28 @@ std::vector<ProcessInfo> ProcessTable::Processes() const {
   return out;
 }
 
+std::vector<const ProcessInfo*> ProcessTable::ProcessPtrs() const {
+  std::vector<const ProcessInfo*> out;
+  out.reserve(live_.size());
+  for (const auto& [key, e] : live_) {
+    if (e.vanished_at == absl::InfiniteFuture()) out.push_back(&e.info);
+  }
+  return out;
+}
+
+std::vector<ProcessInfo> ProcessTable::ProcessesWithKeys(const std::vector<ps_key>& keys) const {
+  std::vector<ProcessInfo> out;
+  absl::flat_hash_map<ps_key, bool> taken;
+  for (const ps_key& k : keys) {
+    if (!taken.emplace(k, true).second) continue;
+    auto it = live_.find(k);
+    if (it != live_.end() && it->second.vanished_at == absl::InfiniteFuture()) {
+      out.push_back(it->second.info);
+    }
+  }
+  return out;
+}
+
 std::vector<GroupInfo> ProcessTable::Groups() const {
   absl::flat_hash_map<std::string, GroupInfo> out;
   for (const auto& [name, g] : groups_) {

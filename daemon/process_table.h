@@ -70,6 +70,10 @@ class ProcessTable {
   void ExpireGroups(absl::Time now);
 
   std::vector<ProcessInfo> Processes() const;  // live, sorted by pid
+  // The live processes in place (valid until the table next changes), in no order.
+  std::vector<const ProcessInfo*> ProcessPtrs() const;
+  // Copies of the live processes with these keys (for the per-process series).
+  std::vector<ProcessInfo> ProcessesWithKeys(const std::vector<ps_key>& keys) const;
   std::vector<GroupInfo> Groups() const;       // sorted by name
   size_t size() const;                         // live processes
   uint64_t lost_exits() const { return lost_exits_; }  // folded after exit_grace, no event
