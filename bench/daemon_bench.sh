@@ -59,8 +59,10 @@ cleanup() {
   for p in "${IDLE_PIDS[@]}" $SHORT_PID $PE_PID $PS_PID; do wait "$p" 2>/dev/null || true; done
   rm -rf "$TMP"
 }
+set -E
 trap cleanup EXIT
 trap 'echo "daemon_bench.sh: interrupted" >&2; exit 130' INT TERM
+trap 'echo "daemon_bench.sh: line $LINENO: a command failed (status $?)" >&2' ERR
 ulimit -u unlimited 2>/dev/null || ulimit -u 65536 2>/dev/null || true
 
 # ---------------------------------------------------------------------------------------------
@@ -166,8 +168,17 @@ p90() { sort -g | awk '{a[NR]=$1} END {if (NR) {i=int(0.9*NR); if (i<0.9*NR) i++
 fmt() { awk -v x="$1" -v f="$2" 'BEGIN{printf f, x}'; }
 # Sum of the samples of family $2 whose labels contain $3, from one scrape of $1.
 metric() {
-  curl -s --max-time 60 "$1" |
+  curl -sS --max-time 60 "$1" |
     awk -v n="$2" -v f="$3" 'index($0, n "{") == 1 && (f == "" || index($0, f)) {s += $NF} END {printf "%.6f", s + 0}'
+}
+# One scrape, body discarded; a failure names the exporter and whether it is still running.
+scrape() {
+  curl -sS -o /dev/null --max-time 60 "$1" && return 0
+  local who=procscoped pid=$PS_PID
+  [[ $1 == "$PE_URL" ]] && { who=process-exporter; pid=$PE_PID; }
+  if kill -0 "$pid" 2>/dev/null; then echo "daemon_bench.sh: scrape of $who failed" >&2
+  else echo "daemon_bench.sh: $who (pid $pid) is gone; the logs:" >&2; cat "$TMP"/*.log >&2; fi
+  return 1
 }
 cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }  # utime+stime
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -205,7 +216,7 @@ spawn_idle() {  # spawn_idle N: N more idle processes; waits until both exporter
   local n=$1 i=${#IDLE_PIDS[@]}
   "$TMP/psidle" "$n" >"$TMP/idle.$i" 2>&1 &
   IDLE_PIDS+=($!)
-  wait_until 120 grep -q '^ready' "$TMP/idle.$i" || { echo "psidle did not start" >&2; exit 1; }
+  wait_until 120 grep -qs '^ready' "$TMP/idle.$i" || { echo "psidle did not start" >&2; exit 1; }
   local made; made=$(awk '/^ready/ {print $2}' "$TMP/idle.$i")
   [[ $made == "$n" ]] || { echo "psidle forked $made of $n" >&2; cat "$TMP/idle.$i" >&2; exit 1; }
   TOTAL_IDLE=$((TOTAL_IDLE + n))
@@ -230,14 +241,19 @@ kill_idle_from() {  # kill_idle_from I: stops psidle instances I.. (and their ch
 declare -A R  # results
 # scrape_bench LABEL N: N interleaved scrapes of each; median/p90 ms and bytes into R.
 scrape_bench() {
-  local label=$1 n=$2 i ps=() pe=() out
-  curl -s -o /dev/null --max-time 60 "$PS_URL"; curl -s -o /dev/null --max-time 60 "$PE_URL"  # warm-up
+  local label=$1 n=$2 i ps=() pe=() server=() out
+  scrape "$PS_URL"; scrape "$PE_URL"  # warm-up
   for ((i = 0; i < n; i++)); do
-    out=$(curl -s -o /dev/null --max-time 60 -w '%{time_total} %{size_download}' "$PS_URL")
+    out=$(curl -sS -o "$TMP/ps.body" --max-time 60 -w '%{time_total} %{size_download}' "$PS_URL") || scrape "$PS_URL"
     ps+=("${out% *}"); R[ps_bytes_$label]=${out#* }
-    out=$(curl -s -o /dev/null --max-time 60 -w '%{time_total} %{size_download}' "$PE_URL")
+    # procscoped's own figure for the scrape before this one (lock wait, build, serialise).
+    server+=("$(awk '$1 == "procscope_scrape_duration_seconds" {print $2}' "$TMP/ps.body")")
+    out=$(curl -sS -o "$TMP/pe.body" --max-time 60 -w '%{time_total} %{size_download}' "$PE_URL") || scrape "$PE_URL"
     pe+=("${out% *}"); R[pe_bytes_$label]=${out#* }
   done
+  R[ps_server_$label]=$(printf '%s\n' "${server[@]}" | median | awk '{printf "%.1f", $1 * 1000}')
+  R[ps_groups_$label]=$(grep -c '^procscope_group_cpu_seconds_total{' "$TMP/ps.body" || true)
+  R[pe_groups_$label]=$(grep -c '^namedprocess_namegroup_num_procs{' "$TMP/pe.body" || true)
   R[ps_med_$label]=$(printf '%s\n' "${ps[@]}" | median | awk '{printf "%.1f", $1 * 1000}')
   R[ps_p90_$label]=$(printf '%s\n' "${ps[@]}" | p90 | awk '{printf "%.1f", $1 * 1000}')
   R[pe_med_$label]=$(printf '%s\n' "${pe[@]}" | median | awk '{printf "%.1f", $1 * 1000}')
@@ -247,6 +263,8 @@ scrape_bench() {
        "p90 ${R[ps_p90_$label]} ms, ${R[ps_bytes_$label]} B, RSS ${R[ps_rss_$label]} MiB;" \
        "process-exporter median ${R[pe_med_$label]} ms, p90 ${R[pe_p90_$label]} ms," \
        "${R[pe_bytes_$label]} B, RSS ${R[pe_rss_$label]} MiB"
+  echo "  procscoped's own scrape_duration median ${R[ps_server_$label]} ms; groups exported:" \
+       "procscoped ${R[ps_groups_$label]}, process-exporter ${R[pe_groups_$label]}"
   echo "  procscoped ms: $(printf '%s\n' "${ps[@]}" | awk '{printf "%.1f ", $1 * 1000}')"
   echo "  process-exporter ms: $(printf '%s\n' "${pe[@]}" | awk '{printf "%.0f ", $1 * 1000}')"
 }
@@ -258,7 +276,7 @@ cpu_bench() {
     end=$(awk -v t="$t0" -v s="$CPU_SECONDS" 'BEGIN{printf "%.3f", t + s}')
     next=$t0
     while :; do
-      curl -s -o /dev/null --max-time 60 "$PS_URL"; curl -s -o /dev/null --max-time 60 "$PE_URL"
+      scrape "$PS_URL"; scrape "$PE_URL"
       next=$(awk -v t="$next" -v s="$SCRAPE_EVERY" 'BEGIN{printf "%.3f", t + s}')
       if awk -v n="$next" -v e="$end" 'BEGIN{exit !(n >= e)}'; then break; fi
       sleep "$(awk -v n="$next" -v now="$(date +%s.%N)" 'BEGIN{d = n - now; printf "%.3f", (d > 0 ? d : 0)}')"
@@ -276,8 +294,10 @@ cpu_bench() {
 }
 
 echo "# procscoped daemon benchmark: $(date -u +%FT%TZ), $(uname -r), $(nproc) CPUs, HZ(user)=$HZ"
-echo "# procscoped $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty'), $("$PE_BIN" -version 2>&1 | head -1)"
-echo "# processes on the machine before: $(ls -d /proc/[0-9]* | wc -l)"
+echo "# $DAEMON built $(date -u -r "$DAEMON" +%FT%TZ), repo at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- daemon exporter bpf 2>/dev/null || echo ' (daemon sources modified)')"
+echo "# $("$PE_BIN" -version 2>&1 | head -1)"
+echo "# other procscoped instances running: $(pgrep -x procscoped | wc -l) (another session's tests?)"
+echo "# processes on the machine before: $(ls -d /proc/[0-9]* | wc -l); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 start_procscoped
 start_exporter
 sleep 2
@@ -294,7 +314,7 @@ SHORT_PID=$!
 t0=$SECONDS
 # Both are scraped every 5 s meanwhile (process-exporter learns of processes only at scrapes).
 while kill -0 "$SHORT_PID" 2>/dev/null; do
-  curl -s -o /dev/null --max-time 60 "$PS_URL"; curl -s -o /dev/null --max-time 60 "$PE_URL"
+  scrape "$PS_URL"; scrape "$PE_URL"
   for _ in 1 2 3 4 5 6 7 8 9 10; do
     if kill -0 "$SHORT_PID" 2>/dev/null; then sleep 0.5; fi
   done
@@ -337,7 +357,7 @@ echo "## 10,000 idle processes"
 spawn_idle 5000
 sleep 3
 scrape_bench 10000 "$SCRAPES_10K"
-rss=(); for _ in 1 2 3 4 5; do curl -s -o /dev/null --max-time 60 "$PS_URL"; sleep 1; rss+=("$(rss_kib "$PS_PID")"); done
+rss=(); for _ in 1 2 3 4 5; do scrape "$PS_URL"; sleep 1; rss+=("$(rss_kib "$PS_PID")"); done
 R[ps_rss]=$(mib "$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)")
 R[ps_hwm]=$(mib "$(hwm_kib "$PS_PID")")
 R[pe_rss]=$(mib "$(rss_kib "$PE_PID")")
@@ -359,7 +379,7 @@ fi
 # --- results ----------------------------------------------------------------------------------
 met() { awk -v x="$1" -v t="$2" -v op="$3" 'BEGIN{ok = (op == "<=" ? x <= t : x >= t); print ok ? "met" : "**missed**"}'; }
 echo
-echo "## Results (medians over rounds; the machine may be shared)"
+echo "## Results (medians over rounds; the machine may be shared: load average now $(cut -d' ' -f1-3 /proc/loadavg), $(pgrep -x procscoped | wc -l) procscoped running)"
 echo
 echo "| measure | procscoped | process-exporter | target (procscoped) | |"
 echo "|---|---:|---:|---|---|"
@@ -368,7 +388,8 @@ for n in 1000 5000 10000; do
   [[ $n == 5000 ]] && { t='≤ 30 ms median'; ok=$(met "${R[ps_med_$n]}" 30 '<='); }
   cnt=$SCRAPES; [[ $n == 10000 ]] && cnt=$SCRAPES_10K
   echo "| scrape, $n idle: median / p90 ($cnt scrapes) | ${R[ps_med_$n]} / ${R[ps_p90_$n]} ms | ${R[pe_med_$n]} / ${R[pe_p90_$n]} ms | $t | $ok |"
-  echo "| response, $n idle | ${R[ps_bytes_$n]} B | ${R[pe_bytes_$n]} B | | |"
+  echo "| procscoped's own scrape_duration_seconds, $n idle: median | ${R[ps_server_$n]} ms | | | |"
+  echo "| response, $n idle (groups exported) | ${R[ps_bytes_$n]} B (${R[ps_groups_$n]}) | ${R[pe_bytes_$n]} B (${R[pe_groups_$n]}) | | |"
 done
 echo "| RSS, 10,000 idle (VmRSS; VmHWM) | ${R[ps_rss]} MiB; ${R[ps_hwm]} MiB | ${R[pe_rss]} MiB; ${R[pe_hwm]} MiB | ≤ 64 MiB | $(met "${R[ps_rss]}" 64 '<=') |"
 echo "| CPU, 1,000 idle, --sample_interval=1s (% of a core; rounds: ${R[ps_cpu_all_default]}) | ${R[ps_cpu_default]} % | ${R[pe_cpu_default]} % | ≤ 0.5 % | $(met "${R[ps_cpu_default]}" 0.5 '<=') |"

@@ -424,6 +424,7 @@ HttpResponse Daemon::Status() {
   static const char* const kGroupBy[] = {"comm", "exe", "container", "unit", "user"};
   st.set_group_by(kGroupBy[static_cast<int>(config_.table.group_by)]);
   st.set_offender_window_seconds(absl::ToDoubleSeconds(config_.offenders.window));
+  st.set_num_cpus(static_cast<uint32_t>(std::max(1, config_.offenders.num_cpus)));
   return {200, kJson, ToJson(st)};
 }
 

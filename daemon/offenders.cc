@@ -231,8 +231,12 @@ double OffenderDetector::ProcessRate(const Track& t, Resource r) const {
   newest.time = std::max(newest.time, t.plateau_end);  // unchanged since
   const absl::Time cutoff = last_observe_ - config_.window;
 
+  // Memory and faults are not measured from birth: every process starts by faulting its
+  // binary in and growing from nothing, which over a short life looks like a leak or a storm.
+  // They are measured from the first observation, over at least a quarter of the window.
+  const bool from_birth = r != Resource::kMemoryGrowth && r != Resource::kPageFaults;
   Point base;  // zero counters: a process born inside the window is measured from its start
-  if (t.start_time > cutoff && t.start_time < newest.time) {
+  if (from_birth && t.start_time > cutoff && t.start_time < newest.time) {
     base.time = t.start_time;
   } else {
     // The newest point at or before the cutoff, else the oldest (seen for less than the window).
@@ -246,6 +250,7 @@ double OffenderDetector::ProcessRate(const Track& t, Resource r) const {
   }
   const double seconds = absl::ToDoubleSeconds(newest.time - base.time);
   if (seconds <= 0) return 0;
+  if (!from_birth && newest.time - base.time < config_.window / 4) return 0;
 
   switch (r) {
     case Resource::kCpu:

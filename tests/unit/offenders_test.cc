@@ -502,5 +502,40 @@ TEST(OffenderPlateauTest, BurstAfterLongIdleIsMeasuredOverTheWindow) {
   EXPECT_NEAR(d.Ranking(Resource::kCpu)[0].rate, 0.0, 1e-9);
 }
 
+// A newborn process's first resident memory and faults (loading its binary) are not a leak or a
+// storm; a leak observed for a quarter of the window is.
+TEST(OffenderNewbornTest, StartupGrowthIsNotALeakButASteadyLeakIs) {
+  OffenderConfig c;
+  c.window = absl::Seconds(20);
+  c.num_cpus = 2;
+  OffenderDetector d(c);
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  ProcessInfo p;
+  p.key = {77, 0, 5};
+  p.comm = "newborn";
+  p.group = "newborn";
+  p.start_time = t0 - absl::Milliseconds(200);
+  p.rss_bytes = 40 << 20;           // 40 MiB in its first 200 ms
+  p.counters.min_flt = 10000;       // and as many faults
+  d.Observe({p}, t0);
+  p.rss_bytes += 1 << 20;
+  d.Observe({p}, t0 + absl::Seconds(1));
+  EXPECT_EQ(d.Ranking(Resource::kMemoryGrowth)[0].rate, 0);
+  EXPECT_EQ(d.Ranking(Resource::kPageFaults)[0].rate, 0);
+  EXPECT_TRUE(d.Evaluate(t0 + absl::Seconds(1)).empty());
+  // Then it leaks 8 MiB/s for 5 s (a quarter of the window): a memory_growth offender.
+  for (int s = 2; s <= 6; ++s) {
+    p.rss_bytes += 8 << 20;
+    p.counters.min_flt += 2048;
+    d.Observe({p}, t0 + absl::Seconds(s));
+  }
+  EXPECT_NEAR(d.Ranking(Resource::kMemoryGrowth)[0].rate, (1 + 5 * 8) * 1048576.0 / 6, 1);
+  bool flagged = false;
+  for (const Offender& o : d.Evaluate(t0 + absl::Seconds(6))) {
+    flagged |= o.resource == Resource::kMemoryGrowth && o.key.tgid == 77;
+  }
+  EXPECT_TRUE(flagged);
+}
+
 }  // namespace
 }  // namespace procscope

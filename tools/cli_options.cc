@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cli_options.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+
+namespace procscope::cli {
+namespace {
+
+constexpr const char* kCommonFlags[] = {"endpoint", "timeout", "json", "color"};
+
+std::vector<std::string> FlagsOf(Command c) {
+  std::vector<std::string> f(std::begin(kCommonFlags), std::end(kCommonFlags));
+  switch (c) {
+    case Command::kTop:
+      f.insert(f.end(), {"sort", "limit", "watch", "interval", "standalone", "duration"});
+      break;
+    case Command::kEvents:
+      f.insert(f.end(), {"limit", "follow", "interval", "failed"});
+      break;
+    case Command::kTree:
+      f.insert(f.end(), {"all"});
+      break;
+    case Command::kStatus:
+      break;
+  }
+  return f;
+}
+
+absl::Status Usage(absl::string_view msg) { return absl::InvalidArgumentError(msg); }
+
+bool ParsePort(absl::string_view s, int* port) {
+  return !s.empty() && s.size() <= 5 && absl::SimpleAtoi(s, port) && *port >= 1 && *port <= 65535;
+}
+
+}  // namespace
+
+std::optional<Command> ParseCommand(absl::string_view name) {
+  if (name == "top") return Command::kTop;
+  if (name == "events") return Command::kEvents;
+  if (name == "tree") return Command::kTree;
+  if (name == "status") return Command::kStatus;
+  return std::nullopt;
+}
+
+const char* CommandName(Command c) {
+  switch (c) {
+    case Command::kTop:
+      return "top";
+    case Command::kEvents:
+      return "events";
+    case Command::kTree:
+      return "tree";
+    case Command::kStatus:
+      return "status";
+  }
+  return "?";
+}
+
+std::string Endpoint::ToString() const {
+  if (absl::StrContains(host, ':')) return absl::StrCat("[", host, "]:", port);
+  return absl::StrCat(host, ":", port);
+}
+
+absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view s) {
+  const std::string original(s);
+  auto bad = [&](absl::string_view why) {
+    return Usage(absl::StrCat("--endpoint=", original, ": ", why,
+                              " (expected HOST:PORT, e.g. 127.0.0.1:9750)"));
+  };
+  s = absl::StripAsciiWhitespace(s);
+  absl::ConsumePrefix(&s, "http://");
+  absl::ConsumeSuffix(&s, "/");
+  if (s.empty()) return bad("empty");
+  if (absl::StartsWith(s, "https://")) return bad("procscoped serves plain HTTP");
+  if (absl::StrContains(s, '/')) return bad("a path is not allowed");
+  Endpoint ep;
+  absl::string_view host = s, port;
+  if (s.front() == '[') {
+    const size_t close = s.find(']');
+    if (close == absl::string_view::npos) return bad("unclosed '['");
+    host = s.substr(1, close - 1);
+    absl::string_view rest = s.substr(close + 1);
+    if (!rest.empty() && !absl::ConsumePrefix(&rest, ":")) return bad("junk after ']'");
+    port = rest;
+    if (host.empty()) return bad("empty IPv6 address");
+  } else if (const size_t colon = s.rfind(':'); colon != absl::string_view::npos) {
+    if (s.find(':') != colon) return bad("an IPv6 address needs brackets: [::1]:9750");
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    if (port.empty()) return bad("empty port");
+  }
+  if (!port.empty() && !ParsePort(port, &ep.port)) return bad("port must be 1..65535");
+  if (!host.empty()) ep.host = std::string(host);
+  for (char ch : ep.host) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-' &&
+        ch != ':' && ch != '_' && ch != '%') {
+      return bad("bad character in the host");
+    }
+  }
+  return ep;
+}
+
+absl::StatusOr<SortKey> ParseSortKey(absl::string_view s) {
+  if (s == "cpu") return SortKey::kCpu;
+  if (s == "runq") return SortKey::kRunq;
+  if (s == "mem") return SortKey::kMem;
+  if (s == "faults") return SortKey::kFaults;
+  if (s == "io") return SortKey::kIo;
+  return Usage(absl::StrCat("--sort=", s, ": must be one of cpu, runq, mem, faults, io"));
+}
+
+const char* SortKeyName(SortKey k) {
+  switch (k) {
+    case SortKey::kCpu:
+      return "cpu";
+    case SortKey::kRunq:
+      return "runq";
+    case SortKey::kMem:
+      return "mem";
+    case SortKey::kFaults:
+      return "faults";
+    case SortKey::kIo:
+      return "io";
+  }
+  return "?";
+}
+
+absl::StatusOr<ColorMode> ParseColorMode(absl::string_view s) {
+  if (s == "auto") return ColorMode::kAuto;
+  if (s == "always") return ColorMode::kAlways;
+  if (s == "never") return ColorMode::kNever;
+  return Usage(absl::StrCat("--color=", s, ": must be one of auto, always, never"));
+}
+
+bool UseColor(ColorMode mode, bool stdout_is_tty, const char* term_env, const char* no_color_env) {
+  switch (mode) {
+    case ColorMode::kAlways:
+      return true;
+    case ColorMode::kNever:
+      return false;
+    case ColorMode::kAuto:
+      break;
+  }
+  if (no_color_env != nullptr && no_color_env[0] != '\0') return false;  // no-color.org
+  if (term_env != nullptr && absl::string_view(term_env) == "dumb") return false;
+  return stdout_is_tty;
+}
+
+absl::Status CheckFlagsForCommand(Command c, const std::set<std::string>& given) {
+  const std::vector<std::string> allowed = FlagsOf(c);
+  for (const std::string& name : given) {
+    if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) continue;
+    return Usage(absl::StrCat("--", name, " is not an option of '", CommandName(c),
+                              "' (see procscope ", CommandName(c), " --help)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Options> MakeOptions(Command c, const FlagValues& v,
+                                    const std::set<std::string>& given) {
+  Options o;
+  o.command = c;
+  auto endpoint = ParseEndpoint(v.endpoint);
+  if (!endpoint.ok()) return endpoint.status();
+  o.endpoint = *endpoint;
+  if (v.timeout < absl::Milliseconds(100) || v.timeout > absl::Minutes(10)) {
+    return Usage(absl::StrCat("--timeout=", absl::FormatDuration(v.timeout),
+                              ": must be between 100ms and 10m"));
+  }
+  o.timeout = v.timeout;
+  o.json = v.json;
+  auto color = ParseColorMode(v.color);
+  if (!color.ok()) return color.status();
+  o.color = *color;
+  auto sort = ParseSortKey(v.sort);
+  if (!sort.ok()) return sort.status();
+  o.sort = *sort;
+  if (v.limit < 1 || v.limit > 100000) {
+    return Usage(absl::StrCat("--limit=", v.limit, ": must be between 1 and 100000"));
+  }
+  o.limit = v.limit;
+  if (v.interval < absl::Milliseconds(100) || v.interval > absl::Hours(1)) {
+    return Usage(absl::StrCat("--interval=", absl::FormatDuration(v.interval),
+                              ": must be between 100ms and 1h"));
+  }
+  o.interval = v.interval;
+  o.watch = v.watch;
+  o.standalone = v.standalone;
+  o.duration = v.duration;
+  o.follow = v.follow;
+  o.failed = v.failed;
+  o.all = v.all;
+
+  if (o.watch && o.json) {
+    return Usage("--watch and --json do not go together (--json is one document; poll it instead)");
+  }
+  if (o.standalone) {
+    if (o.watch)
+      return Usage("--watch and --standalone do not go together (a standalone run is one shot)");
+    if (given.count("endpoint")) {
+      return Usage("--endpoint has no effect with --standalone (it measures this machine itself)");
+    }
+    // The offender detector measures over a window of at least 5 s.
+    if (o.duration < absl::Seconds(5) || o.duration > absl::Hours(1)) {
+      return Usage(
+          absl::StrCat("--duration=", absl::FormatDuration(o.duration),
+                       ": must be between 5s and 1h (the offender window is at least 5s)"));
+    }
+  } else if (given.count("duration")) {
+    return Usage("--duration applies only with --standalone");
+  }
+  if (given.count("interval") && c == Command::kTop && !o.watch) {
+    return Usage("--interval applies only with --watch");
+  }
+  if (given.count("interval") && c == Command::kEvents && !o.follow) {
+    return Usage("--interval applies only with --follow");
+  }
+  return o;
+}
+
+absl::Duration StandaloneWindow(absl::Duration duration) {
+  return std::clamp(duration, absl::Seconds(5), absl::Seconds(30));
+}
+
+std::string MainHelp() {
+  return absl::StrCat(
+      "procscope: which process is hurting this machine, and how - a client of procscoped.\n"
+      "\n"
+      "Usage: procscope <command> [flags]\n"
+      "\n"
+      "Commands:\n"
+      "  top      the offenders and the busiest processes (--watch: refresh like top;\n"
+      "           --standalone: measure for --duration without a daemon, as root)\n"
+      "  events   exits and crashes, newest first (--follow: print new ones as they come)\n"
+      "  tree     the process tree with CPU, memory, faults and I/O per process\n"
+      "  status   procscoped's health, version, BPF programs and their cost, drops, map fill\n"
+      "\n"
+      "Every command takes --endpoint=HOST:PORT (default ",
+      kDefaultEndpoint,
+      "), --json, --color=auto|always|never\n"
+      "and --timeout. 'procscope <command> --help' lists its flags.\n"
+      "Exit codes: 0 ok, 1 runtime error (daemon not reachable, not root, ...), 2 usage error.\n");
+}
+
+std::string CommandHelp(Command c) {
+  constexpr char kCommon[] =
+      "  --endpoint=HOST:PORT   where procscoped serves its API (default 127.0.0.1:9750)\n"
+      "  --timeout=5s           give up on a request after this long\n"
+      "  --json                 print JSON instead of a table (valid UTF-8, schema in "
+      "docs/cli.md)\n"
+      "  --color=auto           auto (only on a terminal), always or never\n";
+  switch (c) {
+    case Command::kTop:
+      return absl::StrCat(
+          "Usage: procscope top [--sort=cpu] [--limit=10] [--watch [--interval=2s]]\n"
+          "       procscope top --standalone [--duration=10s]   (as root, no daemon needed)\n"
+          "\n"
+          "The processes procscoped flags as offenders (resource, rate, share of the machine,\n"
+          "the reason), then the busiest processes by one resource. Rates are over the daemon's\n"
+          "offender window (30s by default).\n"
+          "\n",
+          kCommon,
+          "  --sort=cpu             cpu, runq (run-queue wait), mem (resident-memory growth),\n"
+          "                         faults (page faults) or io (block I/O)\n"
+          "  --limit=10             processes in the table\n"
+          "  --watch                refresh in place every --interval; q quits\n"
+          "  --interval=2s          refresh period of --watch (100ms..1h)\n"
+          "  --standalone           load the BPF collector here instead of asking procscoped\n"
+          "  --duration=10s         how long --standalone measures (5s..1h)\n");
+    case Command::kEvents:
+      return absl::StrCat(
+          "Usage: procscope events [--limit=10] [--failed] [--follow [--interval=2s]]\n"
+          "\n"
+          "Process exits and crashes, newest first: how each ended (signal, core dump, OOM kill,\n"
+          "exit code) and how long it lived. --follow prints the last --limit oldest first, then\n"
+          "each new one as it comes, until Ctrl-C.\n"
+          "\n",
+          kCommon,
+          "  --limit=10             events shown (with --follow: before following)\n"
+          "  --failed               only exits that were not a success\n"
+          "  --follow               keep polling and print new events\n"
+          "  --interval=2s          poll period of --follow\n");
+    case Command::kTree:
+      return absl::StrCat(
+          "Usage: procscope tree [--all]\n"
+          "\n"
+          "Every live process under its parent, with CPU (cores), resident memory, page faults\n"
+          "per second and block I/O per second; offenders are marked. A process whose parent is\n"
+          "gone is shown at the root.\n"
+          "\n",
+          kCommon,
+          "  --all                  list every process; by default more than 5 childless\n"
+          "                         siblings with the same name are folded into one line with\n"
+          "                         their totals, after the 3 busiest\n");
+    case Command::kStatus:
+      return absl::StrCat(
+          "Usage: procscope status\n"
+          "\n"
+          "procscoped's health (/healthz, /readyz), version, uptime, processes tracked, BPF\n"
+          "programs and their cost, kernel-side drops, map fill and degraded hooks. Exits 1 when\n"
+          "the daemon reports itself unhealthy.\n"
+          "\n",
+          kCommon);
+  }
+  return "";
+}
+
+}  // namespace procscope::cli
