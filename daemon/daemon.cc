@@ -113,8 +113,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
 
 int Daemon::http_port() const { return http_ ? http_->port() : 0; }
 
-void Daemon::Sample(absl::Time now) {
+void Daemon::Sample(absl::Time) {
   auto samples = collector_->ReadProcesses();
+  // After the read: a young process's age must not come out shorter than what it ran.
+  const absl::Time now = absl::Now();
   if (!samples.ok()) {
     fprintf(stderr, "procscoped: %s\n", std::string(samples.status().message()).c_str());
     return;

@@ -233,7 +233,7 @@ double OffenderDetector::ProcessRate(const Track& t, Resource r) const {
 
   // Memory and faults are not measured from birth: every process starts by faulting its
   // binary in and growing from nothing, which over a short life looks like a leak or a storm.
-  // They are measured from the first observation, over at least a quarter of the window.
+  // They are measured from the first observation. Every rate needs a quarter of the window.
   const bool from_birth = r != Resource::kMemoryGrowth && r != Resource::kPageFaults;
   Point base;  // zero counters: a process born inside the window is measured from its start
   if (from_birth && t.start_time > cutoff && t.start_time < newest.time) {
@@ -250,7 +250,8 @@ double OffenderDetector::ProcessRate(const Track& t, Resource r) const {
   }
   const double seconds = absl::ToDoubleSeconds(newest.time - base.time);
   if (seconds <= 0) return 0;
-  if (!from_birth && newest.time - base.time < config_.window / 4) return 0;
+  // Too young (or seen too briefly) to rank: a 50 ms sed at 1 core is no CPU hog.
+  if (newest.time - base.time < config_.window / 4) return 0;
 
   switch (r) {
     case Resource::kCpu:
@@ -315,8 +316,11 @@ std::vector<Offender> OffenderDetector::Evaluate(absl::Time now) {
     const double top = ranking.empty() ? 0 : ranking[0].rate;
     const double next = ranking.size() > 1 ? ranking[1].rate : 0;
     // A zero rate is never an offence, even with a minimum of 0.
-    const bool flagged =
-        top > 0 && top >= MinRate(r) && (next <= 0 || top >= config_.dominance * next);
+    // One crash is not a loop: at least two in the window, whatever the per-minute rate says.
+    const double per_window = absl::ToDoubleSeconds(config_.window) / 60;
+    const bool enough = r != Resource::kCrashes || top * per_window >= 2 - 1e-9;
+    const bool flagged = top > 0 && enough && top >= MinRate(r) &&
+                         (next <= 0 || top >= config_.dominance * next);
     if (!flagged) {
       flags_.erase(r);
       continue;

@@ -132,9 +132,9 @@ TEST(OffenderDetectorTest, BelowMinimumIsNotFlagged) {
 TEST(OffenderDetectorTest, ProcessBornInsideWindowIsMeasuredFromItsStart) {
   OffenderDetector d(Config());
   d.Observe({Proc(100)}, At(0));
-  ProcessInfo young = WithCpu(Proc(200, 5000), 3);
-  young.start_time = At(27);
-  // Seen once, 3 s after it started, with 3 s of CPU: one full core.
+  ProcessInfo young = WithCpu(Proc(200, 5000), 10);
+  young.start_time = At(20);
+  // Seen once, 10 s after it started, with 10 s of CPU: one full core.
   d.Observe({WithCpu(Proc(100), 1.5), young}, At(30));
 
   std::vector<ResourceRate> ranking = d.Ranking(Resource::kCpu);
@@ -147,6 +147,19 @@ TEST(OffenderDetectorTest, ProcessBornInsideWindowIsMeasuredFromItsStart) {
   ASSERT_TRUE(o.has_value());
   EXPECT_EQ(o->key.tgid, 200u);
   EXPECT_EQ(o->reason, "cpu 1.00 cores, 20.0x the next process");
+}
+
+TEST(OffenderDetectorTest, ProcessYoungerThanAQuarterWindowIsNotRanked) {
+  OffenderDetector d(Config());  // 30 s window: 7.5 s minimum
+  d.Observe({Proc(100)}, At(0));
+  ProcessInfo young = WithCpu(Proc(200, 5000), 3);
+  young.start_time = At(27);  // a 3 s burst at one core, e.g. a compiler job
+  d.Observe({WithCpu(Proc(100), 1.5), young}, At(30));
+  std::vector<ResourceRate> ranking = d.Ranking(Resource::kCpu);
+  ASSERT_THAT(ranking, SizeIs(2));
+  EXPECT_EQ(ranking[0].key.tgid, 100u);
+  EXPECT_EQ(ranking[1].rate, 0);
+  EXPECT_FALSE(Find(d.Evaluate(At(30)), Resource::kCpu).has_value());  // 0.05 < 0.5 minimum
 }
 
 TEST(OffenderDetectorTest, OldProcessSeenOnceHasRateZero) {
@@ -170,15 +183,15 @@ TEST(OffenderDetectorTest, ReusedPidWithAnotherStartIsAnotherProcess) {
   OffenderDetector d(Config());
   d.Observe({WithCpu(Proc(100, 1000), 50)}, At(0));
   d.Observe({WithCpu(Proc(100, 1000), 80)}, At(20));
-  // Pid 100 exited; a new process got the same pid at t=28 and burned 1 s since.
-  ProcessInfo reborn = WithCpu(Proc(100, 9000), 1);
-  reborn.start_time = At(28);
+  // Pid 100 exited; a new process got the same pid at t=21 and burned 4.5 s since.
+  ProcessInfo reborn = WithCpu(Proc(100, 9000), 4.5);
+  reborn.start_time = At(21);
   d.Observe({reborn}, At(30));
 
   std::vector<ResourceRate> ranking = d.Ranking(Resource::kCpu);
   ASSERT_THAT(ranking, SizeIs(1));  // the old incarnation is gone
   EXPECT_EQ(ranking[0].key.start_ns, 9000u);
-  // Not (1 - 50) / 30 clamped to 0 nor 80 s of history: its own 1 s over its own 2 s.
+  // Not (4.5 - 50) / 30 clamped to 0 nor 80 s of history: its own 4.5 s over its own 9 s.
   EXPECT_DOUBLE_EQ(ranking[0].rate, 0.5);
 }
 
@@ -533,6 +546,28 @@ TEST(OffenderNewbornTest, StartupGrowthIsNotALeakButASteadyLeakIs) {
   bool flagged = false;
   for (const Offender& o : d.Evaluate(t0 + absl::Seconds(6))) {
     flagged |= o.resource == Resource::kMemoryGrowth && o.key.tgid == 77;
+  }
+  EXPECT_TRUE(flagged);
+}
+
+// One crash in a short window is a high per-minute rate but not a crash loop.
+TEST(OffenderCrashLoopTest, OneCrashIsNotALoopTwoAre) {
+  OffenderConfig c;
+  c.window = absl::Seconds(5);
+  c.num_cpus = 2;
+  OffenderDetector d(c);
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  ProcessInfo p;
+  p.key = {9, 0, 1};
+  p.comm = "crasher";
+  p.group = "crasher";
+  d.ObserveCrash(p, t0);
+  EXPECT_NEAR(d.Ranking(Resource::kCrashes)[0].rate, 12.0, 1e-9);  // 1 per 5 s
+  for (const Offender& o : d.Evaluate(t0)) EXPECT_NE(o.resource, Resource::kCrashes);
+  d.ObserveCrash(p, t0 + absl::Seconds(1));
+  bool flagged = false;
+  for (const Offender& o : d.Evaluate(t0 + absl::Seconds(1))) {
+    flagged |= o.resource == Resource::kCrashes;
   }
   EXPECT_TRUE(flagged);
 }
