@@ -14,7 +14,7 @@
 # tracks every process with a command line ({name: "{{.Comm}}", cmdline: [".+"]}), its other
 # flags at their defaults. Everything it starts is stopped and the temp dir removed on exit,
 # Ctrl-C included.
-# Usage (root): BUILD_DIR=build-bench bench/daemon_bench.sh   (~8 minutes; default BUILD_DIR=build)
+# Usage (root): BUILD_DIR=build-bench bench/daemon_bench.sh   (~8.5 minutes; default BUILD_DIR=build)
 #   knobs (env): SCRAPES=20 SCRAPES_10K=5 CPU_ROUNDS=3 CPU_SECONDS=60 SCRAPE_EVERY=15
 #   ALT_SAMPLE_INTERVAL=5s FORCE_ALT=0 SHORT_N=2000 SHORT_MS=10 PS_PORT=19750 PE_PORT=19256
 #   PROCESS_EXPORTER=/usr/bin/prometheus-process-exporter
@@ -49,20 +49,23 @@ for port in "$PS_PORT" "$PE_PORT"; do
 done
 
 TMP=$(mktemp -d /var/tmp/procscope-daemon-bench.XXXXXX)
-PS_PID= PE_PID= SHORT_PID=
+PS_PID= PE_PID= SHORT_PID= NAP_PID=
 IDLE_PIDS=()
 cleanup() {
   trap - EXIT INT TERM
   local p
   # psidle kills and reaps its own children on SIGTERM (they also die with it: PDEATHSIG).
-  for p in "${IDLE_PIDS[@]}" $SHORT_PID $PE_PID $PS_PID; do kill "$p" 2>/dev/null || true; done
-  for p in "${IDLE_PIDS[@]}" $SHORT_PID $PE_PID $PS_PID; do wait "$p" 2>/dev/null || true; done
+  for p in "${IDLE_PIDS[@]}" $SHORT_PID $PE_PID $PS_PID $NAP_PID; do kill "$p" 2>/dev/null || true; done
+  for p in "${IDLE_PIDS[@]}" $SHORT_PID $PE_PID $PS_PID $NAP_PID; do wait "$p" 2>/dev/null || true; done
   rm -rf "$TMP"
 }
 set -E
 trap cleanup EXIT
 trap 'echo "daemon_bench.sh: interrupted" >&2; exit 130' INT TERM
 trap 'echo "daemon_bench.sh: line $LINENO: a command failed (status $?)" >&2' ERR
+# sleep that a signal to this script interrupts at once (bash runs traps only between commands,
+# but `wait` returns as soon as a trapped signal arrives).
+nap() { sleep "$1" & NAP_PID=$!; wait "$NAP_PID" || true; NAP_PID=; }
 ulimit -u unlimited 2>/dev/null || ulimit -u 65536 2>/dev/null || true
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +120,10 @@ EOF
 cat >"$TMP/psshort_run.c" <<'EOF'
 // psshort_run N MS: runs N children one after the other, each (comm "psshort") burning MS ms of
 // CPU then exiting 0; prints "<n> <sum of the children's wait4 utime+stime, s> <failures>".
+// SIGTERM/SIGINT: kills and reaps the running child, then exits 1.
 #define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -125,15 +131,21 @@ cat >"$TMP/psshort_run.c" <<'EOF'
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+static volatile sig_atomic_t stop;
+static void on_sig(int s) { (void)s; stop = 1; }
 int main(int argc, char **argv) {
+  struct sigaction sa = {0};
+  sa.sa_handler = on_sig;  // no SA_RESTART: wait4 returns EINTR
+  sigaction(SIGTERM, &sa, 0); sigaction(SIGINT, &sa, 0);
   int n = atoi(argv[1]);
   long long goal = (long long)(atof(argv[2]) * 1e6);
   double total = 0;
   int fails = 0, done = 0;
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i < n && !stop; i++) {
     pid_t p = fork();
     if (p < 0) { perror("psshort_run: fork"); fails++; continue; }
     if (p == 0) {
+      signal(SIGTERM, SIG_DFL); signal(SIGINT, SIG_DFL);
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       prctl(PR_SET_NAME, "psshort");
       struct timespec t;
@@ -143,7 +155,12 @@ int main(int argc, char **argv) {
     }
     struct rusage ru;
     int st;
-    if (wait4(p, &st, 0, &ru) != p) { perror("psshort_run: wait4"); fails++; continue; }
+    pid_t w;
+    while ((w = wait4(p, &st, 0, &ru)) < 0 && errno == EINTR) {
+      if (stop) kill(p, SIGKILL);
+    }
+    if (w != p) { perror("psshort_run: wait4"); fails++; continue; }
+    if (stop) return 1;
     total += ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
              ru.ru_stime.tv_usec / 1e6;
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fails++;
@@ -188,7 +205,7 @@ wait_until() {  # wait_until SECONDS CMD...: polls CMD every 0.5 s
   local end=$((SECONDS + $1)); shift
   until "$@"; do
     ((SECONDS < end)) || return 1
-    sleep 0.5
+    nap 0.5
   done
 }
 
@@ -279,9 +296,9 @@ cpu_bench() {
       scrape "$PS_URL"; scrape "$PE_URL"
       next=$(awk -v t="$next" -v s="$SCRAPE_EVERY" 'BEGIN{printf "%.3f", t + s}')
       if awk -v n="$next" -v e="$end" 'BEGIN{exit !(n >= e)}'; then break; fi
-      sleep "$(awk -v n="$next" -v now="$(date +%s.%N)" 'BEGIN{d = n - now; printf "%.3f", (d > 0 ? d : 0)}')"
+      nap "$(awk -v n="$next" -v now="$(date +%s.%N)" 'BEGIN{d = n - now; printf "%.3f", (d > 0 ? d : 0)}')"
     done
-    sleep "$(awk -v e="$end" -v now="$(date +%s.%N)" 'BEGIN{d = e - now; printf "%.3f", (d > 0 ? d : 0)}')"
+    nap "$(awk -v e="$end" -v now="$(date +%s.%N)" 'BEGIN{d = e - now; printf "%.3f", (d > 0 ? d : 0)}')"
     b=$(cpu_ticks "$PS_PID"); d=$(cpu_ticks "$PE_PID"); t1=$(date +%s.%N)
     ps+=("$(awk -v a="$a" -v b="$b" -v t="$(awk -v x="$t0" -v y="$t1" 'BEGIN{print y - x}')" -v hz="$HZ" 'BEGIN{printf "%.3f", (b - a) / hz / t * 100}')")
     pe+=("$(awk -v a="$c" -v b="$d" -v t="$(awk -v x="$t0" -v y="$t1" 'BEGIN{print y - x}')" -v hz="$HZ" 'BEGIN{printf "%.3f", (b - a) / hz / t * 100}')")
@@ -294,13 +311,16 @@ cpu_bench() {
 }
 
 echo "# procscoped daemon benchmark: $(date -u +%FT%TZ), $(uname -r), $(nproc) CPUs, HZ(user)=$HZ"
-echo "# $DAEMON built $(date -u -r "$DAEMON" +%FT%TZ), repo at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- daemon exporter bpf 2>/dev/null || echo ' (daemon sources modified)')"
+src_commit=$(git log -1 --format='%h %ct' -- daemon exporter bpf proto 2>/dev/null || echo '? 0')
+echo "# $DAEMON built $(date -u -r "$DAEMON" +%FT%TZ); last daemon commit ${src_commit% *}$(
+  ((${src_commit#* } > $(date -r "$DAEMON" +%s))) && echo ' is NEWER than the binary: rebuild')$(
+  git diff --quiet -- daemon exporter bpf proto 2>/dev/null || echo ', daemon sources modified since')"
 echo "# $("$PE_BIN" -version 2>&1 | head -1)"
-echo "# other procscoped instances running: $(pgrep -x procscoped | wc -l) (another session's tests?)"
+echo "# other procscoped instances running: $( (pgrep -x procscoped || true) | wc -l) (another session's tests?)"
 echo "# processes on the machine before: $(ls -d /proc/[0-9]* | wc -l); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 start_procscoped
 start_exporter
-sleep 2
+nap 2
 
 # --- 4. short-lived processes ---------------------------------------------------------------
 echo
@@ -316,13 +336,13 @@ t0=$SECONDS
 while kill -0 "$SHORT_PID" 2>/dev/null; do
   scrape "$PS_URL"; scrape "$PE_URL"
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    if kill -0 "$SHORT_PID" 2>/dev/null; then sleep 0.5; fi
+    if kill -0 "$SHORT_PID" 2>/dev/null; then nap 0.5; fi
   done
 done
 wait "$SHORT_PID"; SHORT_PID=
 short_wall=$((SECONDS - t0))
 read -r short_done short_truth short_fail <"$TMP/short.out"
-sleep 3  # procscoped drains exit events every <= 100 ms; one more sample pass
+nap 3  # procscoped drains exit events every <= 100 ms; one more sample pass
 ps_cpu1=$(metric "$PS_URL" procscope_group_cpu_seconds_total 'group="psshort"')
 pe_cpu1=$(metric "$PE_URL" namedprocess_namegroup_cpu_seconds_total 'groupname="psshort"')
 ps_ex1=$(metric "$PS_URL" procscope_group_exits_total 'group="psshort"')
@@ -341,7 +361,7 @@ echo "process-exporter: ${R[pe_short]} s (${R[pe_short_pct]} %)"
 echo
 echo "## 1,000 idle processes"
 spawn_idle 1000
-sleep 3
+nap 3
 cpu_bench default
 scrape_bench 1000 "$SCRAPES"
 
@@ -349,15 +369,15 @@ scrape_bench 1000 "$SCRAPES"
 echo
 echo "## 5,000 idle processes"
 spawn_idle 4000
-sleep 3
+nap 3
 scrape_bench 5000 "$SCRAPES"
 
 echo
 echo "## 10,000 idle processes"
 spawn_idle 5000
-sleep 3
+nap 3
 scrape_bench 10000 "$SCRAPES_10K"
-rss=(); for _ in 1 2 3 4 5; do scrape "$PS_URL"; sleep 1; rss+=("$(rss_kib "$PS_PID")"); done
+rss=(); for _ in 1 2 3 4 5; do scrape "$PS_URL"; nap 1; rss+=("$(rss_kib "$PS_PID")"); done
 R[ps_rss]=$(mib "$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)")
 R[ps_hwm]=$(mib "$(hwm_kib "$PS_PID")")
 R[pe_rss]=$(mib "$(rss_kib "$PE_PID")")
@@ -372,14 +392,14 @@ if [[ $FORCE_ALT == 1 ]] || awk -v c="${R[ps_cpu_default]}" 'BEGIN{exit !(c > 0.
   echo "## 1,000 idle processes, procscoped --sample_interval=$ALT_SAMPLE_INTERVAL"
   stop_procscoped
   start_procscoped --sample_interval="$ALT_SAMPLE_INTERVAL"
-  sleep 10  # past the first passes, which resolve every process once
+  nap 10  # past the first passes, which resolve every process once
   cpu_bench alt
 fi
 
 # --- results ----------------------------------------------------------------------------------
 met() { awk -v x="$1" -v t="$2" -v op="$3" 'BEGIN{ok = (op == "<=" ? x <= t : x >= t); print ok ? "met" : "**missed**"}'; }
 echo
-echo "## Results (medians over rounds; the machine may be shared: load average now $(cut -d' ' -f1-3 /proc/loadavg), $(pgrep -x procscoped | wc -l) procscoped running)"
+echo "## Results (medians over rounds; the machine may be shared: load average now $(cut -d' ' -f1-3 /proc/loadavg), $( (pgrep -x procscoped || true) | wc -l) procscoped running)"
 echo
 echo "| measure | procscoped | process-exporter | target (procscoped) | |"
 echo "|---|---:|---:|---|---|"
