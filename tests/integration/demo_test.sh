@@ -7,9 +7,12 @@
 #   - after it exits no demo-* process, temp file or procscope-demo cgroup is left;
 #   - Ctrl-C (SIGINT to the demo's process group) during a held injection, and SIGTERM to an
 #     interactive demo with three injections running, clean up the same way.
-# Usage: demo_test.sh <procscope-demo binary> <procscoped binary>
+#   - the procscope CLI sees it too: while an injection is held, `procscope top --json` ranks the
+#     injected worker first for its resource and flags it; `procscope events` shows the SIGSEGV;
+# Usage: demo_test.sh <procscope-demo binary> <procscoped binary> <procscope binary>
 set -euo pipefail
 DEMO=$(realpath "$1")
+CLI=$(realpath "${3:-$(dirname "$1")/procscope}")
 PROCSCOPED=$(realpath "$2")
 unavailable() {
   [[ -n "${CI:-}" ]] && { echo "FAIL: $*"; exit 1; }
@@ -94,6 +97,43 @@ done
 left=$(leftovers)
 [[ -z "$left" ]] || fail "after --all:$left"
 pass "after --all exits: no demo process, temp file or cgroup left"
+
+# --- the CLI's view of held injections ----------------------------------------------------------
+for s in cpu_spike memory_leak io_heavy; do
+  : >"$TMP/held.out"
+  "$DEMO" --scenario "$s" --hold 30s --endpoint "$EP" >"$TMP/held.out" 2>&1 &
+  HELD=$!
+  for _ in $(seq 200); do grep -qE "^$s +(PASS|FAIL)" "$TMP/held.out" && break; sleep 0.1; done
+  re="^$s +PASS +injected into (demo-[a-z]+) \(pid ([0-9]+)\)"
+  line=$(grep -E "^$s +" "$TMP/held.out" || true)
+  [[ "$line" =~ $re ]] || { kill "$HELD"; fail "held $s: $line"; }
+  pid=${BASH_REMATCH[2]}
+  case $s in
+    cpu_spike) sort=cpu res='"cpu"' ;;
+    memory_leak) sort=mem res='"memory_growth","page_faults"' ;;
+    io_heavy) sort=io res='"block_io"' ;;
+  esac
+  ok=0
+  for _ in $(seq 30); do
+    if "$CLI" top --json --sort "$sort" --limit 3 --endpoint "$EP" >"$TMP/top.json" 2>/dev/null &&
+       jq -e --argjson pid "$pid" "(.processes[0].pid == \$pid) and
+          ([.offenders.offenders[] | select(.pid == \$pid and (.resource | IN($res)))] | length > 0)" \
+          "$TMP/top.json" >/dev/null; then
+      ok=1; break
+    fi
+    sleep 0.5
+  done
+  kill "$HELD"; wait "$HELD" 2>/dev/null || true
+  ((ok)) || { cat "$TMP/top.json"; fail "$s: procscope top --json does not rank pid $pid first"; }
+  pass "$s: procscope top --json --sort $sort ranks the injected worker (pid $pid) first, flagged"
+done
+crash_pid=$(sed -nE 's/^crash +PASS +injected into demo-[a-z]+ \(pid ([0-9]+)\).*/\1/p' "$TMP/all.out")
+"$CLI" events --json --limit 1000 --endpoint "$EP" |
+  jq -e --argjson pid "$crash_pid" '[.events[] | select(.pid == $pid and .signal_name == "SIGSEGV")] | length == 1' \
+  >/dev/null || fail "procscope events does not show the SIGSEGV of pid $crash_pid"
+pass "procscope events shows the crashed worker (pid $crash_pid) with SIGSEGV"
+left=$(leftovers)
+[[ -z "$left" ]] || fail "after the held injections:$left"
 
 # --- Ctrl-C during a held injection -----------------------------------------------------------
 # In its own session, like a shell job: SIGINT goes to the whole group, workers included.
