@@ -114,6 +114,7 @@ struct Collector::Impl {
   int stats_fd = -1;  // keeps kernel.bpf_stats on while open
   const std::function<void(const ps_exit_event&)>* on_exit = nullptr;
   int handled = 0;
+  size_t last_read_size = 0;
 
   ~Impl() {
     if (rb != nullptr) ring_buffer__free(rb);
@@ -139,6 +140,7 @@ struct Collector::Impl {
       return absl::InternalError(absl::StrCat("creating the process iterator: ", strerror(errno)));
     }
     std::string buf;
+    buf.reserve(last_read_size + (64 << 10));  // one allocation per pass, not a doubling series
     char chunk[1 << 16];
     for (;;) {
       ssize_t n = read(fd, chunk, sizeof(chunk));
@@ -152,6 +154,7 @@ struct Collector::Impl {
       buf.append(chunk, static_cast<size_t>(n));
     }
     close(fd);
+    last_read_size = buf.size();
     return buf;
   }
 };

@@ -124,6 +124,7 @@ void OffenderDetector::Reconfigure(OffenderConfig config) {
   // (rates pick their baseline and count crashes by the current window) and is pruned to at the
   // next call.
   config_ = std::move(config);
+  ranking_cache_.clear();
 }
 
 bool OffenderDetector::SameCounters(const Point& a, const Point& b) {
@@ -139,6 +140,7 @@ void OffenderDetector::Observe(const std::vector<ProcessInfo>& processes, absl::
 }
 
 void OffenderDetector::Observe(const std::vector<const ProcessInfo*>& processes, absl::Time now) {
+  ranking_cache_.clear();
   last_observe_ = now;
   now_ = std::max(now_, now);
   const absl::Time cutoff = now - config_.window;
@@ -202,6 +204,7 @@ void OffenderDetector::Observe(const std::vector<const ProcessInfo*>& processes,
 }
 
 void OffenderDetector::ObserveCrash(const ProcessInfo& process, absl::Time now) {
+  ranking_cache_.clear();
   now_ = std::max(now_, now);
   CrashTrack& c = crashes_[process.group];
   c.key = process.key;
@@ -271,6 +274,8 @@ double OffenderDetector::ProcessRate(const Track& t, Resource r) const {
 }
 
 std::vector<ResourceRate> OffenderDetector::Ranking(Resource r) const {
+  auto cached = ranking_cache_.find(r);
+  if (cached != ranking_cache_.end()) return cached->second;
   std::vector<ResourceRate> out;
   if (r == Resource::kCrashes) {
     const absl::Time cutoff = now_ - config_.window;
@@ -285,6 +290,7 @@ std::vector<ResourceRate> OffenderDetector::Ranking(Resource r) const {
     for (const auto& [id, t] : tracks_) out.push_back({t.key, ProcessRate(t, r)});
   }
   std::sort(out.begin(), out.end(), RankedBefore);
+  ranking_cache_[r] = out;
   return out;
 }
 
@@ -307,6 +313,7 @@ double OffenderDetector::MinRate(Resource r) const {
 }
 
 std::vector<Offender> OffenderDetector::Evaluate(absl::Time now) {
+  ranking_cache_.clear();  // a later `now` moves the crash window
   now_ = std::max(now_, now);
   PruneCrashes(now_);
 

@@ -106,6 +106,9 @@ class OffenderDetector {
   absl::flat_hash_map<Id, Track> tracks_;
   std::map<std::string, CrashTrack> crashes_;  // by group
   std::map<Resource, Flag> flags_;             // the offenders of the last Evaluate
+  // Rankings computed since the last change (Observe, ObserveCrash, Reconfigure): Evaluate and
+  // the daemon's scrapes ask for the same ones within a pass.
+  mutable std::map<Resource, std::vector<ResourceRate>> ranking_cache_;
 };
 
 }  // namespace procscope
