@@ -94,11 +94,9 @@ std::string AttachName(bpf_program* prog) {
 
 const char* StatName(int index) {
   static const char* const kNames[PS_STAT_MAX] = {
-      "drop_ringbuf",       "drop_task_storage",      "drop_io_map",
-      "drop_requests",      "drop_inode_owner",
-      "drop_oom_map",       "drop_handover",          "io_unattributed_ops",
-      "io_unattributed_bytes",
-      "io_orphan_ops",      "exits",
+      "drop_ringbuf",          "drop_task_storage", "drop_io_map",   "drop_requests",
+      "drop_inode_owner",      "drop_oom_map",      "drop_handover", "io_unattributed_ops",
+      "io_unattributed_bytes", "io_orphan_ops",     "exits",
   };
   return index >= 0 && index < PS_STAT_MAX ? kNames[index] : "unknown";
 }
@@ -185,8 +183,7 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
 
   // sched_process_exit(task, group_dead): the group_dead argument is what tells the process's
   // last thread apart; kernels without it cannot be served correctly.
-  if (int id = btf__find_by_name_kind(kernel_btf, "btf_trace_sched_process_exit",
-                                      BTF_KIND_TYPEDEF);
+  if (int id = btf__find_by_name_kind(kernel_btf, "btf_trace_sched_process_exit", BTF_KIND_TYPEDEF);
       id >= 0) {
     const btf_type* t = btf__type_by_id(kernel_btf, id);
     t = t != nullptr ? btf__type_by_id(kernel_btf, t->type) : nullptr;  // pointer
@@ -215,14 +212,14 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     const bool has_btf =
         btf__find_by_name_kind(kernel_btf, absl::StrCat("btf_trace_", h.tracepoint).c_str(),
                                BTF_KIND_TYPEDEF) >= 0;
-    bool use_btf = options.attach == AttachMode::kTpBtf ||
-                   (options.attach == AttachMode::kAuto && has_btf);
+    bool use_btf =
+        options.attach == AttachMode::kTpBtf || (options.attach == AttachMode::kAuto && has_btf);
     if (use_btf && !has_btf) {
       if (h.required) {
         btf__free(kernel_btf);
-        return absl::FailedPreconditionError(absl::StrCat(
-            "tracepoint ", h.tracepoint, " has no BTF type in this kernel (btf_trace_",
-            h.tracepoint, "); use --attach=raw_tp or --attach=auto"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("tracepoint ", h.tracepoint, " has no BTF type in this kernel (btf_trace_",
+                         h.tracepoint, "); use --attach=raw_tp or --attach=auto"));
       }
       impl->degraded.push_back(h.tracepoint);
     }
@@ -240,15 +237,15 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
   if (procscope_bpf__load(impl->skel) != 0) {
     const int err = errno;
     if (err == EPERM) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "the kernel refused to load the BPF programs (", strerror(err),
-          "): run as root or with CAP_BPF and CAP_PERFMON; a kernel lockdown or "
-          "kernel.unprivileged_bpf_disabled policy can also forbid it"));
+      return absl::PermissionDeniedError(
+          absl::StrCat("the kernel refused to load the BPF programs (", strerror(err),
+                       "): run as root or with CAP_BPF and CAP_PERFMON; a kernel lockdown or "
+                       "kernel.unprivileged_bpf_disabled policy can also forbid it"));
     }
-    return absl::InternalError(absl::StrCat(
-        "loading the BPF programs failed: ", strerror(err),
-        err == EACCES ? " (the verifier rejected a program" : " (",
-        "; run with --verbose for the verifier log)"));
+    return absl::InternalError(
+        absl::StrCat("loading the BPF programs failed: ", strerror(err),
+                     err == EACCES ? " (the verifier rejected a program" : " (",
+                     "; run with --verbose for the verifier log)"));
   }
 
   // Register the processes that exist now, before any hook runs, then attach.
@@ -279,12 +276,13 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
       continue;
     }
     impl->links.push_back(link);
-    impl->attached.push_back({bpf_program__name(prog), kHooks[i].tracepoint, AttachName(prog), 0, 0});
+    impl->attached.push_back(
+        {bpf_program__name(prog), kHooks[i].tracepoint, AttachName(prog), 0, 0});
     impl->attached_fds.push_back(bpf_program__fd(prog));
   }
 
-  impl->rb = ring_buffer__new(bpf_map__fd(impl->skel->maps.events), &Impl::OnEvent, impl.get(),
-                              nullptr);
+  impl->rb =
+      ring_buffer__new(bpf_map__fd(impl->skel->maps.events), &Impl::OnEvent, impl.get(), nullptr);
   if (impl->rb == nullptr) {
     return absl::ResourceExhaustedError(
         absl::StrCat("cannot create the exit-event ring buffer: ", strerror(errno),
@@ -373,9 +371,9 @@ absl::StatusOr<size_t> Collector::ProcIoEntries() {
 absl::StatusOr<std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>>>
 Collector::MapEntries() {
   std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> out;
-  for (const bpf_map* m : {impl_->skel->maps.proc_io, impl_->skel->maps.requests,
-                           impl_->skel->maps.inode_owner, impl_->skel->maps.oom_victims,
-                           impl_->skel->maps.leader_handover}) {
+  for (const bpf_map* m :
+       {impl_->skel->maps.proc_io, impl_->skel->maps.requests, impl_->skel->maps.inode_owner,
+        impl_->skel->maps.oom_victims, impl_->skel->maps.leader_handover}) {
     ASSIGN_OR_RETURN(size_t n, CountEntries(m));
     out.push_back({bpf_map__name(m), {n, bpf_map__max_entries(m)}});
   }

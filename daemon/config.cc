@@ -16,12 +16,12 @@ absl::StatusOr<AttachMode> ParseAttachMode(absl::string_view s) {
 
 absl::Status ValidateConfig(const Config& c) {
   if (c.interval < absl::Milliseconds(100) || c.interval > absl::Hours(1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--interval=", absl::FormatDuration(c.interval), ": must be between 100ms and 1h"));
+    return absl::InvalidArgumentError(absl::StrCat("--interval=", absl::FormatDuration(c.interval),
+                                                   ": must be between 100ms and 1h"));
   }
   if (c.duration < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--duration=", absl::FormatDuration(c.duration), ": must not be negative (0: forever)"));
+    return absl::InvalidArgumentError(absl::StrCat("--duration=", absl::FormatDuration(c.duration),
+                                                   ": must not be negative (0: forever)"));
   }
   if (c.top < 1 || c.top > 10000) {
     return absl::InvalidArgumentError(
@@ -42,12 +42,12 @@ absl::Status ValidateConfig(const Config& c) {
         absl::StrCat("--max_series=", c.export_options.max_series, ": must be at least 100"));
   }
   if (!c.journal_dir.empty() && c.journal_max_bytes < 4096) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--journal_max_bytes=", c.journal_max_bytes, ": must be at least 4096"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--journal_max_bytes=", c.journal_max_bytes, ": must be at least 4096"));
   }
   if (c.events_in_memory < 1 || c.events_in_memory > 1000000) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--events_in_memory=", c.events_in_memory, ": must be between 1 and 1000000"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--events_in_memory=", c.events_in_memory, ": must be between 1 and 1000000"));
   }
   if (absl::Status s = ValidateTableOptions(c.table); !s.ok()) return s;
   return ValidateOffenderConfig(c.offenders);

@@ -170,9 +170,8 @@ void Daemon::Report(absl::Time now) {
     offenders = offenders_;
     cur = last_samples_;
   }
-  std::string out = absl::StrFormat("\n%s  %d processes\n",
-                                    absl::FormatTime("%H:%M:%S", now, absl::LocalTimeZone()),
-                                    cur.size());
+  std::string out = absl::StrFormat(
+      "\n%s  %d processes\n", absl::FormatTime("%H:%M:%S", now, absl::LocalTimeZone()), cur.size());
   if (offenders.empty()) {
     out += "offenders: none\n";
   } else {
@@ -230,14 +229,12 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
   absl::Time next_flush = absl::Now() + absl::Seconds(1);
   absl::Time next_expire = absl::Now() + absl::Minutes(1);
   absl::Time next_maps = absl::Now();
-  std::function<void(const ps_exit_event&)> on_exit = [this](const ps_exit_event& e) {
-    OnExit(e);
-  };
+  std::function<void(const ps_exit_event&)> on_exit = [this](const ps_exit_event& e) { OnExit(e); };
   while (!stop.load()) {
     absl::Time now = absl::Now();
     if (now >= deadline) break;
-    const int wait_ms = static_cast<int>(
-        std::clamp<int64_t>(absl::ToInt64Milliseconds(next_sample - now), 0, 100));
+    const int wait_ms =
+        static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(next_sample - now), 0, 100));
     auto polled = collector_->PollExits(wait_ms, on_exit);
     if (!polled.ok()) return polled.status();
     if (reload.exchange(false)) {
@@ -415,7 +412,8 @@ HttpResponse Daemon::Status() {
     o->set_run_time_seconds(p.run_time_ns / 1e9);
     o->set_ns_per_run(p.run_cnt ? static_cast<double>(p.run_time_ns) / p.run_cnt : 0);
   }
-  for (int i = 0; i < PS_STAT_MAX; ++i) (*st.mutable_kernel_stats())[StatName(i)] = self_.kernel_stats[i];
+  for (int i = 0; i < PS_STAT_MAX; ++i)
+    (*st.mutable_kernel_stats())[StatName(i)] = self_.kernel_stats[i];
   for (const auto& [name, fill] : self_.map_entries) {
     v1::DaemonStatus::MapFill* m = st.add_maps();
     m->set_name(name);

@@ -21,8 +21,8 @@
 #include "journal.h"
 #include "metrics.h"
 #include "offenders.h"
-#include "procfs.h"
 #include "process_table.h"
+#include "procfs.h"
 
 namespace procscope {
 

@@ -17,9 +17,9 @@ namespace {
 
 // Flags that Abseil's parser handles itself.
 bool IsBuiltin(absl::string_view name) {
-  for (absl::string_view b : {"help", "helpfull", "helpshort", "helppackage", "helpon",
-                              "helpmatch", "version", "only_check_args", "flagfile", "fromenv",
-                              "tryfromenv", "undefok"}) {
+  for (absl::string_view b :
+       {"help", "helpfull", "helpshort", "helppackage", "helpon", "helpmatch", "version",
+        "only_check_args", "flagfile", "fromenv", "tryfromenv", "undefok"}) {
     if (name == b) return true;
   }
   return false;

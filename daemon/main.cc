@@ -116,14 +116,14 @@ absl::Status ApplyConfigFile(const std::string& path) {
     const std::string value(absl::StripAsciiWhitespace(l.substr(eq + 1)));
     absl::CommandLineFlag* f = absl::FindCommandLineFlag(name);
     if (f == nullptr || name == "config") {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": unknown setting '", name,
-                                                     "' (see procscoped --help)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", n, ": unknown setting '", name, "' (see procscoped --help)"));
     }
     if (CommandLineFlags().count(name)) continue;  // the command line wins
     std::string err;
     if (!f->ParseFrom(value, &err)) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": ", name, "=", value, ": ",
-                                                     err));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", n, ": ", name, "=", value, ": ", err));
     }
     FileFlags().insert(name);
   }
@@ -210,8 +210,8 @@ int main(int argc, char** argv) {
     fprintf(stderr, "procscoped: %s\n", std::string(daemon.status().message()).c_str());
     return 1;
   }
-  fprintf(stderr, "procscoped: collecting; serving http://%s (port %d)\n",
-          config->listen.c_str(), (*daemon)->http_port());
+  fprintf(stderr, "procscoped: collecting; serving http://%s (port %d)\n", config->listen.c_str(),
+          (*daemon)->http_port());
   absl::Status s = (*daemon)->Run(procscope::g_stop, procscope::g_reload,
                                   [] { return procscope::ConfigFromFlags(); });
   if (!s.ok()) {

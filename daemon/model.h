@@ -6,8 +6,8 @@
 
 #include <cstdint>
 #include <map>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -62,11 +62,11 @@ struct GroupInfo {
   std::string name;
   ps_counters counters{};  // includes the run-queue wait histogram
   ps_io io{};
-  uint64_t processes = 0;  // live now
-  uint64_t rss_bytes = 0;  // of the live processes
+  uint64_t processes = 0;                   // live now
+  uint64_t rss_bytes = 0;                   // of the live processes
   std::map<std::string, uint64_t> exits;    // outcome name ("success", ...) -> count
   std::map<std::string, uint64_t> crashes;  // signal name ("SIGSEGV", ...) -> count
-  absl::Time last_active;  // last time it had a live process or an exit
+  absl::Time last_active;                   // last time it had a live process or an exit
 };
 
 // Resources the offender detector ranks.

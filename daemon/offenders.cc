@@ -326,8 +326,8 @@ std::vector<Offender> OffenderDetector::Evaluate(absl::Time now) {
     // One crash is not a loop: at least two in the window, whatever the per-minute rate says.
     const double per_window = absl::ToDoubleSeconds(config_.window) / 60;
     const bool enough = r != Resource::kCrashes || top * per_window >= 2 - 1e-9;
-    const bool flagged = top > 0 && enough && top >= MinRate(r) &&
-                         (next <= 0 || top >= config_.dominance * next);
+    const bool flagged =
+        top > 0 && enough && top >= MinRate(r) && (next <= 0 || top >= config_.dominance * next);
     if (!flagged) {
       flags_.erase(r);
       continue;

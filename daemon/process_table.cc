@@ -82,8 +82,9 @@ absl::StatusOr<GroupBy> ParseGroupBy(absl::string_view s) {
 
 absl::Status ValidateTableOptions(const TableOptions& o) {
   // std::regex reports a bad pattern only by throwing; this is the one place we catch.
-  for (const auto& [name, re] : {std::pair<const char*, const std::string&>{"include", o.include_regex},
-                                 {"exclude", o.exclude_regex}}) {
+  for (const auto& [name, re] :
+       {std::pair<const char*, const std::string&>{"include", o.include_regex},
+        {"exclude", o.exclude_regex}}) {
     try {
       std::regex compiled(re);
     } catch (const std::regex_error& e) {
@@ -326,9 +327,8 @@ std::vector<ProcessInfo> ProcessTable::Processes() const {
   for (const auto& [key, e] : live_) {
     if (e.vanished_at == absl::InfiniteFuture()) out.push_back(e.info);
   }
-  std::sort(out.begin(), out.end(), [](const ProcessInfo& a, const ProcessInfo& b) {
-    return a.key.tgid < b.key.tgid;
-  });
+  std::sort(out.begin(), out.end(),
+            [](const ProcessInfo& a, const ProcessInfo& b) { return a.key.tgid < b.key.tgid; });
   return out;
 }
 

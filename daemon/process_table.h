@@ -74,8 +74,8 @@ class ProcessTable {
   std::vector<const ProcessInfo*> ProcessPtrs() const;
   // Copies of the live processes with these keys (for the per-process series).
   std::vector<ProcessInfo> ProcessesWithKeys(const std::vector<ps_key>& keys) const;
-  std::vector<GroupInfo> Groups() const;       // sorted by name
-  size_t size() const;                         // live processes
+  std::vector<GroupInfo> Groups() const;               // sorted by name
+  size_t size() const;                                 // live processes
   uint64_t lost_exits() const { return lost_exits_; }  // folded after exit_grace, no event
 
  private:
@@ -100,10 +100,10 @@ class ProcessTable {
   // Per group: totals of its exited processes (and of what processes did in it before they
   // moved to another group), exits and crashes, last activity. Live processes are added on read.
   absl::flat_hash_map<std::string, GroupInfo> groups_;
-  absl::flat_hash_map<ps_key, absl::Time> excluded_;       // left out by the filters
-  absl::flat_hash_map<ps_key, absl::Time> exited_;         // exit applied: ignore late samples
-  absl::flat_hash_map<uint64_t, CgroupInfo> cgroups_;      // cgroup id -> what it was seen as
-  absl::flat_hash_map<uint32_t, std::string> users_;       // uid -> name, as seen
+  absl::flat_hash_map<ps_key, absl::Time> excluded_;   // left out by the filters
+  absl::flat_hash_map<ps_key, absl::Time> exited_;     // exit applied: ignore late samples
+  absl::flat_hash_map<uint64_t, CgroupInfo> cgroups_;  // cgroup id -> what it was seen as
+  absl::flat_hash_map<uint32_t, std::string> users_;   // uid -> name, as seen
   uint64_t lost_exits_ = 0;
 };
 

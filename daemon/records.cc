@@ -38,9 +38,9 @@ void AddCounters(ps_counters& dst, const ps_counters& src) {
 
 absl::StatusOr<std::vector<ProcessSample>> ParseProcessRecords(absl::string_view buf) {
   if (buf.size() % sizeof(ps_proc_rec) != 0) {
-    return absl::DataLossError(absl::StrFormat(
-        "process iterator returned %d bytes, not a multiple of the %d-byte record", buf.size(),
-        sizeof(ps_proc_rec)));
+    return absl::DataLossError(
+        absl::StrFormat("process iterator returned %d bytes, not a multiple of the %d-byte record",
+                        buf.size(), sizeof(ps_proc_rec)));
   }
   const size_t n = buf.size() / sizeof(ps_proc_rec);
   std::vector<ProcessSample> out;
@@ -73,9 +73,8 @@ absl::StatusOr<std::vector<ProcessSample>> ParseProcessRecords(absl::string_view
     auto it = index.find(d.key);
     if (it != index.end()) AddCounters(out[it->second].counters, d.c);
   }
-  std::sort(out.begin(), out.end(), [](const ProcessSample& a, const ProcessSample& b) {
-    return a.key.tgid < b.key.tgid;
-  });
+  std::sort(out.begin(), out.end(),
+            [](const ProcessSample& a, const ProcessSample& b) { return a.key.tgid < b.key.tgid; });
   return out;
 }
 

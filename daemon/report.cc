@@ -68,15 +68,15 @@ std::string FormatTopTable(std::vector<ProcessRate> rates, size_t limit) {
     if (a.cpu_cores != b.cpu_cores) return a.cpu_cores > b.cpu_cores;
     return a.sample->key.tgid < b.sample->key.tgid;
   });
-  std::string out = absl::StrFormat("%8s %-16s %6s %6s %8s %9s %8s %10s %10s %10s\n", "PID",
-                                    "COMM", "CPU%", "RUNQ%", "CSW/s", "MINFLT/s", "MAJFLT/s",
-                                    "READ/s", "WRITE/s", "RSS");
+  std::string out =
+      absl::StrFormat("%8s %-16s %6s %6s %8s %9s %8s %10s %10s %10s\n", "PID", "COMM", "CPU%",
+                      "RUNQ%", "CSW/s", "MINFLT/s", "MAJFLT/s", "READ/s", "WRITE/s", "RSS");
   for (size_t i = 0; i < rates.size() && i < limit; ++i) {
     const ProcessRate& r = rates[i];
     absl::StrAppendFormat(&out, "%8u %-16s %6.1f %6.1f %8.0f %9.0f %8.0f %10s %10s %10s\n",
-                          r.sample->key.tgid, DisplayName(r.sample->comm, 16),
-                          r.cpu_cores * 100, r.runq_cores * 100, r.switches, r.minor_faults,
-                          r.major_faults, HumanBytes(r.read_bytes), HumanBytes(r.write_bytes),
+                          r.sample->key.tgid, DisplayName(r.sample->comm, 16), r.cpu_cores * 100,
+                          r.runq_cores * 100, r.switches, r.minor_faults, r.major_faults,
+                          HumanBytes(r.read_bytes), HumanBytes(r.write_bytes),
                           HumanBytes(static_cast<double>(r.sample->rss_bytes)));
   }
   return out;

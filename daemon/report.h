@@ -14,9 +14,9 @@ namespace procscope {
 // Per-second rates of one process over an interval.
 struct ProcessRate {
   const ProcessSample* sample = nullptr;
-  double cpu_cores = 0;    // on-CPU seconds per second
-  double runq_cores = 0;   // run-queue wait seconds per second
-  double switches = 0;     // context switches per second
+  double cpu_cores = 0;   // on-CPU seconds per second
+  double runq_cores = 0;  // run-queue wait seconds per second
+  double switches = 0;    // context switches per second
   double minor_faults = 0;
   double major_faults = 0;
   double read_bytes = 0;

@@ -74,8 +74,15 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->routes_ = std::move(routes);
   const std::string nthreads = absl::StrCat(threads);
-  const char* options[] = {"listening_ports", ports->c_str(), "num_threads", nthreads.c_str(),
-                           "enable_keep_alive", "no", "request_timeout_ms", "10000", nullptr};
+  const char* options[] = {"listening_ports",
+                           ports->c_str(),
+                           "num_threads",
+                           nthreads.c_str(),
+                           "enable_keep_alive",
+                           "no",
+                           "request_timeout_ms",
+                           "10000",
+                           nullptr};
   mg_callbacks callbacks;
   memset(&callbacks, 0, sizeof(callbacks));
   char error[256] = "";

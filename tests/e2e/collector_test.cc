@@ -100,9 +100,9 @@ TEST(CollectorTest, AttachesEveryHookOnThisKernel) {
   EXPECT_TRUE(c.Degraded().empty());
   std::vector<std::string> hooks;
   for (const ProgramStats& p : c.Programs()) hooks.push_back(p.hook);
-  for (const char* want : {"task", "sched_switch", "sched_process_exit", "mark_victim",
-                           "block_getrq", "block_rq_issue", "block_rq_complete",
-                           "writeback_dirty_folio"}) {
+  for (const char* want :
+       {"task", "sched_switch", "sched_process_exit", "mark_victim", "block_getrq",
+        "block_rq_issue", "block_rq_complete", "writeback_dirty_folio"}) {
     EXPECT_NE(std::find(hooks.begin(), hooks.end(), want), hooks.end()) << want;
   }
 }

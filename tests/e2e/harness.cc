@@ -51,7 +51,7 @@ std::vector<std::string> ThreadIds(pid_t pid) {
 }  // namespace
 
 CollectorEnv* CollectorEnv::Get() {
-  static CollectorEnv* env = [] () -> CollectorEnv* {
+  static CollectorEnv* env = []() -> CollectorEnv* {
     CollectorOptions opts;
     if (const char* mode = getenv("PROCSCOPE_TEST_ATTACH")) {
       auto m = ParseAttachMode(mode);
@@ -211,8 +211,7 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
   // comm may hold spaces and parentheses: fields start after the last ')'.
   size_t close = text->rfind(')');
   if (close == std::string::npos) return std::nullopt;
-  std::vector<std::string> f =
-      absl::StrSplit(text->substr(close + 2), ' ', absl::SkipWhitespace());
+  std::vector<std::string> f = absl::StrSplit(text->substr(close + 2), ' ', absl::SkipWhitespace());
   // f[0] is field 3 (state): field N is f[N - 3].
   ProcStat s;
   if (f.size() < 20 || !absl::SimpleAtoi(f[10 - 3], &s.min_flt) ||

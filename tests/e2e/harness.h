@@ -56,14 +56,14 @@ class CollectorEnv {
 
 // Skips (locally) or fails (when the CI environment variable is set) unless the collector loads.
 // Use at the top of every test that needs the kernel collector.
-#define PS_REQUIRE_COLLECTOR()                                                       \
-  do {                                                                               \
-    if (::procscope::testing::CollectorEnv::Get() == nullptr) {                      \
-      if (getenv("CI") != nullptr) {                                                 \
+#define PS_REQUIRE_COLLECTOR()                                                         \
+  do {                                                                                 \
+    if (::procscope::testing::CollectorEnv::Get() == nullptr) {                        \
+      if (getenv("CI") != nullptr) {                                                   \
         FAIL() << "CI must load BPF: " << ::procscope::testing::CollectorEnv::Error(); \
-      }                                                                              \
-      GTEST_SKIP() << ::procscope::testing::CollectorEnv::Error();                   \
-    }                                                                                \
+      }                                                                                \
+      GTEST_SKIP() << ::procscope::testing::CollectorEnv::Error();                     \
+    }                                                                                  \
   } while (0)
 
 // A forked child that runs `body` and _exits with its return value. The child can wait for the

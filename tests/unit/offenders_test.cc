@@ -528,8 +528,8 @@ TEST(OffenderNewbornTest, StartupGrowthIsNotALeakButASteadyLeakIs) {
   p.comm = "newborn";
   p.group = "newborn";
   p.start_time = t0 - absl::Milliseconds(200);
-  p.rss_bytes = 40 << 20;           // 40 MiB in its first 200 ms
-  p.counters.min_flt = 10000;       // and as many faults
+  p.rss_bytes = 40 << 20;      // 40 MiB in its first 200 ms
+  p.counters.min_flt = 10000;  // and as many faults
   d.Observe({p}, t0);
   p.rss_bytes += 1 << 20;
   d.Observe({p}, t0 + absl::Seconds(1));

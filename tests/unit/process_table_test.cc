@@ -191,7 +191,7 @@ TEST_F(ProcessTableTest, ExecMovesTheProcessToItsNewGroupWithoutLosingCounters) 
   ProcessTable t = Make();
   t.ApplySamples({S(10, 1, "bash", 100)}, kT0);
   t.ApplySamples({S(10, 1, "make", 130)}, kT0 + absl::Seconds(1));  // exec'd
-  EXPECT_EQ((ids_.reads[{10, 1}]), 2);  // re-read after the exec
+  EXPECT_EQ((ids_.reads[{10, 1}]), 2);                              // re-read after the exec
   auto g = t.Groups();
   EXPECT_EQ(FindGroup(g, "bash")->counters.cpu_ns, 100u);
   EXPECT_EQ(FindGroup(g, "make")->counters.cpu_ns, 30u);

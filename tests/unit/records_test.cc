@@ -423,10 +423,12 @@ TEST(ToValidUtf8Test, KeepsValidTextAndReplacesEveryBadByte) {
   EXPECT_EQ(ToValidUtf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"),
             "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
   const std::string kFffd = "\xEF\xBF\xBD";
-  EXPECT_EQ(ToValidUtf8("a\xFF" "b"), "a" + kFffd + "b");
-  EXPECT_EQ(ToValidUtf8("\xC3"), kFffd);                      // truncated sequence
-  EXPECT_EQ(ToValidUtf8("\xC0\xAF"), kFffd + kFffd);          // overlong '/'
-  EXPECT_EQ(ToValidUtf8("\xED\xA0\x80"), kFffd + kFffd + kFffd);  // UTF-16 surrogate
+  EXPECT_EQ(ToValidUtf8("a\xFF"
+                        "b"),
+            "a" + kFffd + "b");
+  EXPECT_EQ(ToValidUtf8("\xC3"), kFffd);                                      // truncated sequence
+  EXPECT_EQ(ToValidUtf8("\xC0\xAF"), kFffd + kFffd);                          // overlong '/'
+  EXPECT_EQ(ToValidUtf8("\xED\xA0\x80"), kFffd + kFffd + kFffd);              // UTF-16 surrogate
   EXPECT_EQ(ToValidUtf8("\xF4\x90\x80\x80"), kFffd + kFffd + kFffd + kFffd);  // > U+10FFFF
   EXPECT_EQ(ToValidUtf8(std::string("a\0b", 3)), "a" + kFffd + "b");
 }
