@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
+#include "exits.h"
 #include "records.h"
 
 namespace procscope::cli {
@@ -298,22 +299,6 @@ std::string TopJson(const TopData& d, SortKey sort, size_t limit, int num_cpus) 
 
 bool IsFailure(const v1::ExitEvent& e) { return e.outcome() != v1::SUCCESS; }
 
-const char* OutcomeName(v1::Outcome o) {
-  switch (o) {
-    case v1::SUCCESS:
-      return "success";
-    case v1::FAILURE:
-      return "failure";
-    case v1::SIGNALED:
-      return "signaled";
-    case v1::CRASHED:
-      return "crashed";
-    case v1::OOM_KILLED:
-      return "oom_killed";
-    default:
-      return "unknown";
-  }
-}
 
 std::string EventsHeader(const RenderOptions& o) {
   return Join(

@@ -86,7 +86,6 @@ std::string TopJson(const TopData& d, SortKey sort, size_t limit, int num_cpus);
 // events
 
 bool IsFailure(const v1::ExitEvent& e);  // any outcome but SUCCESS
-const char* OutcomeName(v1::Outcome o);  // "crashed", "oom_killed", ...
 
 // A header line, then one line per event, in the order given.
 std::string EventsHeader(const RenderOptions& o);
