@@ -1,27 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "demo_api.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include "absl/strings/str_cat.h"
-#include "demo_http.h"
+#include "cli_http.h"
+#include "cli_options.h"
 
 namespace procscope::demo {
 
+// The CLI's HTTP client and JSON reader: one implementation of the daemon's API for both tools.
 absl::Status DaemonClient::Ready() const {
-  return HttpGet(endpoint_, "/readyz", timeout_).status();
+  auto ep = cli::ParseEndpoint(endpoint_);
+  if (!ep.ok()) return ep.status();
+  return cli::HttpGet(*ep, "/readyz", timeout_).status();
 }
 
 absl::Status DaemonClient::Get(const std::string& path, google::protobuf::Message* out) const {
-  auto body = HttpGet(endpoint_, path, timeout_);
+  auto ep = cli::ParseEndpoint(endpoint_);
+  if (!ep.ok()) return ep.status();
+  auto body = cli::HttpGet(*ep, path, timeout_);
   if (!body.ok()) return body.status();
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = true;  // a newer daemon may add fields
-  auto s = google::protobuf::util::JsonStringToMessage(*body, out, options);
-  if (!s.ok()) {
-    return absl::DataLossError(absl::StrCat("GET ", path, ": bad JSON: ", s.message().ToString()));
-  }
-  return absl::OkStatus();
+  return cli::ParseJson(*body, out, path);
 }
 
 absl::StatusOr<v1::OffenderList> DaemonClient::Offenders() const {
