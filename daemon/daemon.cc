@@ -113,7 +113,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
 
 int Daemon::http_port() const { return http_ ? http_->port() : 0; }
 
-void Daemon::Sample(absl::Time) {
+void Daemon::Sample() {
   auto samples = collector_->ReadProcesses();
   // After the read: a young process's age must not come out shorter than what it ran.
   const absl::Time now = absl::Now();
@@ -218,7 +218,7 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
   const absl::Time deadline = config_.duration > absl::ZeroDuration()
                                   ? absl::Now() + config_.duration
                                   : absl::InfiniteFuture();
-  Sample(absl::Now());
+  Sample();
   {
     std::lock_guard<std::mutex> l(mu_);
     report_prev_ = last_samples_;  // so that the first report has rates already
@@ -248,7 +248,7 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
     }
     now = absl::Now();
     if (now >= next_sample) {
-      Sample(now);
+      Sample();
       next_sample = std::max(next_sample + config_.sample_interval, now);
     }
     if (now >= next_maps) {

@@ -51,7 +51,7 @@ class Daemon {
 
  private:
   explicit Daemon(const Config& config);
-  void Sample(absl::Time now);
+  void Sample();
   void OnExit(const ps_exit_event& e);
   void Report(absl::Time now);
   void Reconfigure(const Config& c);

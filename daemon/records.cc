@@ -10,20 +10,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "model.h"
 
 namespace procscope {
 namespace {
-
-struct KeyHash {
-  size_t operator()(const ps_key& k) const {
-    return std::hash<uint64_t>()(k.start_ns * 0x9E3779B97F4A7C15ull ^ k.tgid);
-  }
-};
-struct KeyEq {
-  bool operator()(const ps_key& a, const ps_key& b) const {
-    return a.tgid == b.tgid && a.start_ns == b.start_ns;
-  }
-};
 
 void AddCounters(ps_counters& dst, const ps_counters& src) {
   dst.cpu_ns += src.cpu_ns;
@@ -45,7 +35,7 @@ absl::StatusOr<std::vector<ProcessSample>> ParseProcessRecords(absl::string_view
   const size_t n = buf.size() / sizeof(ps_proc_rec);
   std::vector<ProcessSample> out;
   out.reserve(n);
-  absl::flat_hash_map<ps_key, size_t, KeyHash, KeyEq> index;
+  absl::flat_hash_map<ps_key, size_t> index;  // hash and equality: model.h
   std::vector<ps_proc_rec> deltas;
   for (size_t i = 0; i < n; ++i) {
     ps_proc_rec r;
