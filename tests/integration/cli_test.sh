@@ -13,12 +13,9 @@
 # "A && B && C || fail" is meant: any failed check fails the test.
 # shellcheck disable=SC2015
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 PROCSCOPE=$(realpath "$1")
 PROCSCOPED=$(realpath "$2")
-missing() {
-  [[ -n "${CI:-}" ]] && { echo "FAIL: $*"; exit 1; }
-  echo "SKIP: $*"; exit 77
-}
 [[ $(id -u) -eq 0 ]] || missing "needs root"
 for tool in curl jq tmux setpriv; do
   command -v "$tool" >/dev/null || missing "needs $tool"
@@ -35,8 +32,6 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-pass() { echo "ok: $*"; }
 # Runs procscope, keeping stdout, stderr and the exit code apart.
 run() {
   set +e
@@ -75,15 +70,7 @@ PIDS+=($!)
 "$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --quiet >"$TMP/daemon.out" 2>&1 &
 DPID=$!
 PIDS+=("$DPID")
-PORT=
-for _ in $(seq 150); do
-  PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$TMP/daemon.out" || true)
-  [[ -n "$PORT" ]] && curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
-  kill -0 "$DPID" 2>/dev/null || break
-  sleep 0.1
-done
-curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null ||
-  { cat "$TMP/daemon.out"; fail "procscoped not ready"; }
+wait_ready "$TMP/daemon.out" "$DPID"
 EP="127.0.0.1:$PORT"
 
 # --- top: the hog first, in JSON and in the table ----------------------------------------------

@@ -7,11 +7,9 @@
 #   - SIGTERM stops it cleanly (exit 0) with the crash journal flushed.
 # Usage: config_test.sh <procscoped binary>
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 PROCSCOPED=$(realpath "$1")
-if [[ $(id -u) -ne 0 ]]; then
-  [[ -n "${CI:-}" ]] && { echo "FAIL: needs root"; exit 1; }
-  echo "SKIP: needs root"; exit 77
-fi
+[[ $(id -u) -eq 0 ]] || missing "needs root"
 TMP=$(mktemp -d /var/tmp/procscope-cfg.XXXXXX)
 PIDS=()
 cleanup() {
@@ -20,8 +18,6 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-pass() { echo "ok: $*"; }
 
 # Bad config at start.
 printf 'top_k=5\nno_such_setting=1\n' >"$TMP/bad.conf"
@@ -50,12 +46,7 @@ printf '# procscoped config\nexclude=^psvictim$\nsample_interval=200ms\n' >"$TMP
 "$PROCSCOPED" --config="$TMP/good.conf" --listen=127.0.0.1:0 --quiet \
     --journal_dir="$TMP/journal" >"$TMP/out" 2>&1 &
 DPID=$!; PIDS+=("$DPID")
-for _ in $(seq 100); do
-  PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$TMP/out" || true)
-  [[ -n "$PORT" ]] && curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
-  sleep 0.1
-done
-[[ -n "${PORT:-}" ]] || { cat "$TMP/out"; fail "procscoped not ready"; }
+wait_ready "$TMP/out" "$DPID"
 has_victim() {
   curl -sf "http://127.0.0.1:$PORT/api/v1/processes" |
     jq -e --argjson pid "$VICTIM" '.processes[] | select(.pid == $pid)' >/dev/null

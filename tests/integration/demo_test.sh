@@ -11,16 +11,13 @@
 #     injected worker first for its resource and flags it; `procscope events` shows the SIGSEGV;
 # Usage: demo_test.sh <procscope-demo binary> <procscoped binary> <procscope binary>
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 DEMO=$(realpath "$1")
 CLI=$(realpath "${3:-$(dirname "$1")/procscope}")
 PROCSCOPED=$(realpath "$2")
-unavailable() {
-  [[ -n "${CI:-}" ]] && { echo "FAIL: $*"; exit 1; }
-  echo "SKIP: $*"; exit 77
-}
-[[ $(id -u) -eq 0 ]] || unavailable "needs root"
+[[ $(id -u) -eq 0 ]] || missing "needs root"
 for tool in curl jq setsid timeout; do
-  command -v "$tool" >/dev/null || unavailable "needs $tool"
+  command -v "$tool" >/dev/null || missing "needs $tool"
 done
 IO_DIR=/var/tmp
 MEMCG=/sys/fs/cgroup/memory
@@ -35,8 +32,6 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-pass() { echo "ok: $*"; }
 
 # Nothing of a demo may outlive it: processes, temp files, cgroups.
 leftovers() {
@@ -54,13 +49,7 @@ leftovers() {
 "$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --quiet --offender_window=5s \
     >"$TMP/daemon.out" 2>&1 &
 PIDS+=($!)
-PORT=""
-for _ in $(seq 150); do
-  PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$TMP/daemon.out" || true)
-  [[ -n "$PORT" ]] && curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
-  sleep 0.1
-done
-curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$TMP/daemon.out"; fail "procscoped not ready"; }
+wait_ready "$TMP/daemon.out"
 EP=127.0.0.1:$PORT
 
 # --- every scenario, random workers -----------------------------------------------------------

@@ -9,35 +9,25 @@
 #     is after procscoped restarts (crash journal).
 # Usage: prometheus_test.sh <procscoped binary>
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 PROCSCOPED=$(realpath "$1")
 PROMETHEUS=$(command -v prometheus || true)
-if [[ -z "$PROMETHEUS" || $(id -u) -ne 0 ]]; then
-  [[ -n "${CI:-}" ]] && { echo "FAIL: needs root and prometheus (scripts/setup.sh)"; exit 1; }
-  echo "SKIP: needs root and prometheus"; exit 77
-fi
+[[ -n "$PROMETHEUS" && $(id -u) -eq 0 ]] || missing "needs root and prometheus (scripts/setup.sh)"
 TMP=$(mktemp -d /var/tmp/procscope-it.XXXXXX)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-pass() { echo "ok: $*"; }
 
 start_procscoped() {
   : >"$TMP/procscoped.out"
   "$PROCSCOPED" --listen=127.0.0.1:0 --quiet --journal_dir="$TMP/journal" \
       --sample_interval=500ms --offender_window=6s >"$TMP/procscoped.out" 2>&1 &
   DPID=$!; PIDS+=("$DPID")
-  for _ in $(seq 100); do
-    PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$TMP/procscoped.out" || true)
-    [[ -n "$PORT" ]] && curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return 0
-    kill -0 "$DPID" 2>/dev/null || { cat "$TMP/procscoped.out"; fail "procscoped exited"; }
-    sleep 0.1
-  done
-  cat "$TMP/procscoped.out"; fail "procscoped not ready"
+  wait_ready "$TMP/procscoped.out" "$DPID"
 }
 
 start_procscoped
