@@ -63,6 +63,7 @@ enum Fam {
   kMapMaxEntries,
   kScrapeDuration,
   kSeriesDropped,
+  kSeriesLimit,
   kJournalDropped,
   kBuildInfo,
   kNumFamilies,
@@ -140,6 +141,8 @@ const FamilyDef kFamilies[kNumFamilies] = {
      "Time the previous scrape took to build and serialise, in seconds."},
     {"procscope_series_dropped_total", kCounter,
      "Series left out of scrapes by the series cap, this scrape included."},
+    {"procscope_series_limit", kGauge,
+     "The series cap (--max_series): most sample lines one scrape may hold."},
     {"procscope_journal_dropped_bytes_total", kCounter,
      "Bytes of exit records the journal dropped (full or failing writes)."},
     {"procscope_build_info", kGauge, "Always 1; the version label names the daemon's version."},
@@ -242,7 +245,7 @@ ClientMetric RunqueueHistogram(const ps_counters& c, Labels labels) {
   return m;
 }
 
-Unit SelfUnit(const SelfState& s, uint64_t series_dropped_now) {
+Unit SelfUnit(const SelfState& s, uint64_t series_dropped_now, size_t max_series) {
   Unit u;
   for (const ProgramStats& p : s.programs) {
     const Labels l = {{"program", SanitizeLabelValue(p.name)},
@@ -268,6 +271,7 @@ Unit SelfUnit(const SelfState& s, uint64_t series_dropped_now) {
   }
   u.Add(kScrapeDuration, {}, s.last_scrape_duration_seconds);
   u.Add(kSeriesDropped, {}, static_cast<double>(s.series_dropped_total + series_dropped_now));
+  u.Add(kSeriesLimit, {}, static_cast<double>(max_series));
   u.Add(kJournalDropped, {}, static_cast<double>(s.journal_dropped_bytes));
   u.Add(kBuildInfo, {{"version", SanitizeLabelValue(s.version)}}, 1);
   return u;
@@ -386,7 +390,7 @@ std::vector<prometheus::MetricFamily> BuildMetrics(const ExportInput& in,
   // The self-metrics are built last, so that procscope_series_dropped_total includes this
   // scrape's drops, but they take their room first: the daemon's own health is never cut. Their
   // number does not depend on the values, so a dry run sizes them.
-  if (in.self != nullptr) ex.Reserve(SelfUnit(*in.self, 0).lines());
+  if (in.self != nullptr) ex.Reserve(SelfUnit(*in.self, 0, options.max_series).lines());
 
   if (in.offenders != nullptr) {
     // Label sets must be unique: the same process flagged twice for one resource shows once.
@@ -426,7 +430,7 @@ std::vector<prometheus::MetricFamily> BuildMetrics(const ExportInput& in,
     }
   }
 
-  if (in.self != nullptr) ex.AddReserved(SelfUnit(*in.self, ex.dropped()));
+  if (in.self != nullptr) ex.AddReserved(SelfUnit(*in.self, ex.dropped(), options.max_series));
   if (series_dropped != nullptr) *series_dropped = ex.dropped();
   return std::move(ex).Finish();
 }
