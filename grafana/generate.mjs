@@ -628,9 +628,12 @@ const health = dashboard({
 const DASHBOARDS = [['procscope-overview.json', overview], ['procscope-drilldown.json', drilldown],
                     ['procscope-health.json', health]];
 
+const ANNOTATION_QUESTIONS = {'Crashes': 'crash, with which signal', 'OOM kills': 'have a process OOM-killed'};
+
 function docsReference() {
   const lines = [];
-  const cell = (s) => s.replace(/\s*\n\s*/g, ' ').replace(/\|/g, '\\|');
+  const cell = (s) => s.replace(/\s*\n\s*/g, ' ').replace(/\(\s+/g, '(').replace(/\s+\)/g, ')')
+                          .replace(/\|/g, '\\|');
   for (const [file, d] of DASHBOARDS) {
     lines.push(`### ${d.title}`, '', `\`grafana/dashboards/${file}\`, uid \`${d.uid}\`. ${d.description}`,
                '', `Variables: ${d.templating.list.map((v) => `\`${v.name}\``).join(', ')}.`, '');
@@ -641,7 +644,7 @@ function docsReference() {
       lines.push(`| ${cell(p.title)} | ${cell(p.description)} | ${queries} |`);
     }
     for (const a of d.annotations.list.filter((a) => a.expr)) {
-      lines.push(`| annotation: ${a.name} | A marker at each ${a.name.toLowerCase().replace(/s$/, '')}, titled "${cell(a.titleFormat)}". | \`${cell(a.expr)}\` |`);
+      lines.push(`| annotation: ${a.name} | When did a group ${ANNOTATION_QUESTIONS[a.name]}? A marker per minute with one, titled "${cell(a.titleFormat)}". | \`${cell(a.expr)}\` |`);
     }
     lines.push('');
   }
