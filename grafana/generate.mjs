@@ -182,12 +182,11 @@ function layout(items) {
 // --- variables --------------------------------------------------------------------------------
 function datasourceVar() {
   return {name: 'datasource', label: 'Data source', type: 'datasource', query: 'prometheus',
-          regex: '', hide: 0, includeAll: false, multi: false, refresh: 1, options: [],
-          current: {}};
+          regex: '', hide: 0, includeAll: false, multi: false, refresh: 1, options: []};
 }
 function queryVar(name, label, query, {multi = false, includeAll = false, allValue, sort = 1} = {}) {
   const v = {name, label, type: 'query', datasource: DS, query, regex: '', hide: 0, refresh: 2,
-             sort, multi, includeAll, options: [], current: {}};
+             sort, multi, includeAll, options: []};
   if (allValue) v.allValue = allValue;
   return v;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Validates the deployment bundle (deploy/) against the real tools and schemas:
+# Validates the deployment bundle (deploy/, grafana/) against the real tools and schemas:
 #   - Prometheus: `promtool check config` (both scrape configs), `promtool check rules`,
 #     `promtool test rules` (every alert fires on its synthetic series and stays quiet on others;
 #     a mutation check proves each alert's test fails if the alert never fires); every metric the
@@ -10,9 +10,19 @@
 #   - systemd: `systemd-analyze verify` of the unit (in a scratch root with a stand-in binary);
 #   - Kubernetes: every manifest against the Kubernetes and prometheus-operator schemas (npm
 #     packages kubernetes-models and @kubernetes-models/prometheus-operator, installed here with
-#     `npm ci` from package-lock.json), no unknown fields, the DaemonSet's security settings, the
-#     PrometheusRule equal to the rule file, the same capabilities as the systemd unit, flags that
-#     procscoped has; the kustomize output too when kubectl is at hand;
+#     `npm ci` from package-lock.json, as are @grafana/schema and typescript for the dashboards),
+#     no unknown fields, the DaemonSet's security settings, the PrometheusRule equal to the rule
+#     file, the same capabilities as the systemd unit, flags that procscoped has; the kustomize
+#     output too when kubectl is at hand;
+#   - Grafana (validate-dashboards.mjs): every dashboard of grafana/dashboards type-checks against
+#     Grafana's dashboard schema (the `Dashboard` type of @grafana/schema, with the TypeScript
+#     compiler: unknown fields, wrong types and enum values are errors; a self-test proves the check
+#     catches each), and holds what the schema leaves open (panel types, ids, the grid, the
+#     ${datasource} variable everywhere, defined variables, documented metrics, data links); the
+#     files are what grafana/generate.mjs makes; the provisioning files agree with
+#     docs/dashboards.md and the scrape interval; grafana/kustomization.yaml makes a valid ConfigMap
+#     of all dashboards small enough for `kubectl apply` (and equal to the kustomize output when
+#     kubectl is at hand);
 #   - container: the Dockerfile's Debian packages exist (apt-cache), its build packages are
 #     scripts/setup.sh's, its runtime packages cover what a built procscoped links.
 # Usage: tests/deploy/validate.sh [procscoped binary, for the runtime-library check]
@@ -157,6 +167,7 @@ fi
 
 echo "== Kubernetes"
 run "prometheusrule.yaml is generated from procscope.rules.yml" "$DEPLOY/kubernetes/generate-prometheusrule.sh" --check
+npm_ok=0 # set when tests/deploy/node_modules holds package-lock.json (the Grafana checks need it too)
 if have node "the manifest, scrape-config and rule-test checks (Node.js)" &&
    have npm "the manifest, scrape-config and rule-test checks (npm)"; then
   # npm ci from the lock file; skipped when node_modules already holds exactly that lock.
@@ -166,7 +177,7 @@ if have node "the manifest, scrape-config and rule-test checks (Node.js)" &&
   if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" ]]; then
     if out=$(cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error 2>&1); then
       echo "$lock_sum" >"$stamp"
-      ok "npm ci (kubernetes-models, @kubernetes-models/prometheus-operator, yaml)"
+      ok "npm ci (kubernetes-models, @kubernetes-models/prometheus-operator, yaml, @grafana/schema, typescript)"
     else
       npm_ok=0
       if [[ -n "${CI:-}" ]]; then fail "npm ci in tests/deploy"; echo "$out" | sed 's/^/    /'
@@ -198,6 +209,33 @@ if have node "the manifest, scrape-config and rule-test checks (Node.js)" &&
         echo "$out"; FAILED+=("rule tests coverage")
       fi
     fi
+  fi
+fi
+
+echo "== Grafana"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  have node "the dashboard checks (Node.js)" && have npm "the dashboard checks (npm)"
+elif ((!npm_ok)); then
+  # npm ci failed above (a failure under CI already, else a skip).
+  echo "SKIP: the dashboard checks: npm ci failed"
+  [[ -n "${CI:-}" ]] || SKIPPED+=("the dashboard checks")
+else
+  # The ConfigMap kustomize really makes, when kubectl (or kustomize) is at hand.
+  rendered=()
+  kustomize_cmd=()
+  if command -v kubectl >/dev/null 2>&1; then kustomize_cmd=(kubectl kustomize "$ROOT/grafana")
+  elif command -v kustomize >/dev/null 2>&1; then kustomize_cmd=(kustomize build "$ROOT/grafana"); fi
+  if ((${#kustomize_cmd[@]})); then
+    if "${kustomize_cmd[@]}" >"$TMP/grafana.yaml" 2>"$TMP/kustomize-grafana.err"; then
+      rendered=(--rendered "$TMP/grafana.yaml")
+    else
+      fail "${kustomize_cmd[*]}"; sed 's/^/    /' "$TMP/kustomize-grafana.err"
+    fi
+  fi
+  if out=$(node "$HERE/validate-dashboards.mjs" --root "$ROOT" "${rendered[@]}" 2>&1); then
+    echo "$out"
+  else
+    echo "$out"; FAILED+=("dashboards")
   fi
 fi
 
