@@ -21,17 +21,10 @@ for tool in curl jq tmux setpriv; do
   command -v "$tool" >/dev/null || missing "needs $tool"
 done
 
-TMP=$(mktemp -d /var/tmp/procscope-cli.XXXXXX)
+scratch procscope-cli
 chmod 755 "$TMP"
 TMUX_SOCKET="pscli-$$"
-PIDS=()
-cleanup() {
-  tmux -L "$TMUX_SOCKET" kill-server 2>/dev/null || true
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+before_cleanup() { tmux -L "$TMUX_SOCKET" kill-server 2>/dev/null || true; }
 # Runs procscope, keeping stdout, stderr and the exit code apart.
 run() {
   set +e

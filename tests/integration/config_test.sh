@@ -10,14 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 PROCSCOPED=$(realpath "$1")
 [[ $(id -u) -eq 0 ]] || missing "needs root"
-TMP=$(mktemp -d /var/tmp/procscope-cfg.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch procscope-cfg
 
 # Bad config at start.
 printf 'top_k=5\nno_such_setting=1\n' >"$TMP/bad.conf"

@@ -24,14 +24,7 @@ for tool in curl jq node; do command -v "$tool" >/dev/null || missing "needs $to
 [[ -f /sys/fs/cgroup/memory/memory.limit_in_bytes && -w /sys/fs/cgroup/memory ]] ||
   missing "needs a writable v1 memory controller for the OOM kill"
 
-TMP=$(mktemp -d /var/tmp/procscope-dash.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch procscope-dash
 
 "$PROCSCOPED" --listen=127.0.0.1:0 --quiet --journal_dir= --bpf_stats \
     --sample_interval=500ms --offender_window=5s >"$TMP/procscoped.out" 2>&1 &

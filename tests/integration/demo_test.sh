@@ -24,14 +24,7 @@ MEMCG=/sys/fs/cgroup/memory
 OOM=0
 [[ -f $MEMCG/memory.limit_in_bytes && -w $MEMCG ]] && OOM=1
 
-TMP=$(mktemp -d /var/tmp/psdemotest.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch psdemotest
 
 # Nothing of a demo may outlive it: processes, temp files, cgroups.
 leftovers() {

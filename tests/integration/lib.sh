@@ -25,3 +25,18 @@ wait_ready() {
   cat "$out"
   fail "procscoped not ready"
 }
+
+# scratch NAME: a scratch directory $TMP under /var/tmp (on a block device, not tmpfs) and an
+# array PIDS for background children; at exit the children get SIGTERM and $TMP is removed. A
+# test with more to undo defines before_cleanup().
+scratch() {
+  TMP=$(mktemp -d "/var/tmp/$1.XXXXXX")
+  PIDS=()
+  trap cleanup_scratch EXIT
+}
+cleanup_scratch() {
+  if declare -F before_cleanup >/dev/null; then before_cleanup; fi
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}

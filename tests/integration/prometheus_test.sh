@@ -13,14 +13,7 @@ source "$(dirname "$0")/lib.sh"
 PROCSCOPED=$(realpath "$1")
 PROMETHEUS=$(command -v prometheus || true)
 [[ -n "$PROMETHEUS" && $(id -u) -eq 0 ]] || missing "needs root and prometheus (scripts/setup.sh)"
-TMP=$(mktemp -d /var/tmp/procscope-it.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch procscope-it
 
 start_procscoped() {
   : >"$TMP/procscoped.out"
