@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/container/flat_hash_map.h"
@@ -233,8 +234,14 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
   while (!stop.load()) {
     absl::Time now = absl::Now();
     if (now >= deadline) break;
+    // Sleep until the next thing to do: exit events wake the poll, and so do SIGINT, SIGTERM and
+    // SIGHUP (main() lets only this thread take them; epoll_wait is never restarted). At most
+    // 1 s, for a signal that lands between the flag check and the poll.
+    absl::Time wake = std::min({next_sample, next_maps, next_expire, deadline});
+    if (!config_.quiet) wake = std::min(wake, next_report);
+    if (journal_) wake = std::min(wake, next_flush);
     const int wait_ms =
-        static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(next_sample - now), 0, 100));
+        static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(wake - now), 0, 1000));
     auto polled = collector_->PollExits(wait_ms, on_exit);
     if (!polled.ok()) return polled.status();
     if (reload.exchange(false)) {

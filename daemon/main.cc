@@ -205,7 +205,16 @@ int main(int argc, char** argv) {
   signal(SIGTERM, procscope::OnStop);
   signal(SIGHUP, procscope::OnHup);
   signal(SIGPIPE, SIG_IGN);
+  // The HTTP threads start with these blocked (they inherit the mask), so the signals go to this
+  // thread and interrupt its poll at once: the loop need not wake up often to look at the flags.
+  sigset_t loop_signals;
+  sigemptyset(&loop_signals);
+  sigaddset(&loop_signals, SIGINT);
+  sigaddset(&loop_signals, SIGTERM);
+  sigaddset(&loop_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &loop_signals, nullptr);
   auto daemon = procscope::Daemon::Create(*config);
+  pthread_sigmask(SIG_UNBLOCK, &loop_signals, nullptr);
   if (!daemon.ok()) {
     fprintf(stderr, "procscoped: %s\n", std::string(daemon.status().message()).c_str());
     return 1;

@@ -286,8 +286,12 @@ std::vector<ResourceRate> OffenderDetector::Ranking(Resource r) const {
       if (n > 0) out.push_back({c.key, static_cast<double>(n) * per_minute});
     }
   } else {
-    out.reserve(tracks_.size());
-    for (const auto& [id, t] : tracks_) out.push_back({t.key, ProcessRate(t, r)});
+    // Only positive rates rank: most processes are idle, and sorting their zeros every pass
+    // was most of the daemon's CPU with thousands of them.
+    for (const auto& [id, t] : tracks_) {
+      const double rate = ProcessRate(t, r);
+      if (rate > 0) out.push_back({t.key, rate});
+    }
   }
   std::sort(out.begin(), out.end(), RankedBefore);
   ranking_cache_[r] = out;

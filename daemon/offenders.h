@@ -45,9 +45,9 @@ class OffenderDetector {
   // A crash (crashed or oom_killed exit) of a process of `group`.
   void ObserveCrash(const ProcessInfo& process, absl::Time now);
 
-  // Rates over the window, per resource, highest first (kCrashes: per group, keyed by the last
-  // crashed process). A process seen for less than the window is measured over the time it was
-  // seen, from zero if it started inside the window.
+  // Rates over the window, per resource, highest first, positive ones only (kCrashes: per
+  // group, keyed by the last crashed process). A process seen for less than the window is
+  // measured over the time it was seen, from zero if it started inside the window.
   std::vector<ResourceRate> Ranking(Resource r) const;
 
   // The processes that stand out now, with the reason in words
