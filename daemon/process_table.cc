@@ -163,11 +163,9 @@ void ProcessTable::Credit(const std::string& group, const ps_counters& c, const 
 }
 
 void ProcessTable::ApplySamples(const std::vector<ProcessSample>& samples, absl::Time now) {
-  absl::flat_hash_map<ps_key, bool> seen;
-  seen.reserve(samples.size());
+  ++pass_;
   for (const ProcessSample& s : samples) {
     if (exited_.contains(s.key) || excluded_.contains(s.key)) continue;
-    seen[s.key] = true;
     auto it = live_.find(s.key);
     if (it == live_.end() || it->second.info.comm != s.comm) {
       // New, or its comm changed (it exec'd): read who it is now.
@@ -199,6 +197,7 @@ void ProcessTable::ApplySamples(const std::vector<ProcessSample>& samples, absl:
       it->second.info.group = std::move(group);
     }
     Entry& e = it->second;
+    e.seen_pass = pass_;
     e.vanished_at = absl::InfiniteFuture();
     e.info.ppid = s.ppid;
     e.info.uid = s.uid;
@@ -209,14 +208,14 @@ void ProcessTable::ApplySamples(const std::vector<ProcessSample>& samples, absl:
     KeepMax(e.info.counters, s.counters);
     KeepMax(e.info.io, s.io);
     GroupInfo& g = groups_[e.info.group];
-    g.name = e.info.group;
+    if (g.name.empty()) g.name = e.info.group;
     g.last_active = now;
   }
   // Vanished without an exit event (yet): after the grace period, its last counters stay in its
   // group so that the group's totals never go backwards.
   for (auto it = live_.begin(); it != live_.end();) {
     Entry& e = it->second;
-    if (seen.contains(it->first)) {
+    if (e.seen_pass == pass_) {
       ++it;
       continue;
     }

@@ -86,6 +86,7 @@ class ProcessTable {
     ps_counters base{};
     ps_io base_io{};
     absl::Time vanished_at = absl::InfiniteFuture();
+    uint64_t seen_pass = 0;  // the last ApplySamples() pass that saw it
   };
   bool Excluded(absl::string_view comm, const Identity& id) const;
   Identity Resolve(const ProcessSample& s);
@@ -105,6 +106,7 @@ class ProcessTable {
   absl::flat_hash_map<uint64_t, CgroupInfo> cgroups_;  // cgroup id -> what it was seen as
   absl::flat_hash_map<uint32_t, std::string> users_;   // uid -> name, as seen
   uint64_t lost_exits_ = 0;
+  uint64_t pass_ = 0;  // ApplySamples() passes so far
 };
 
 }  // namespace procscope
