@@ -103,8 +103,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
           {"/api/v1/offenders", [self](absl::string_view) { return self->Offenders(); }},
           {"/api/v1/events", [self](absl::string_view q) { return self->Events(q); }},
           {"/api/v1/status", [self](absl::string_view) { return self->Status(); }},
-          {"/healthz", [self](absl::string_view) { return self->Healthz(); }},
-          {"/readyz", [self](absl::string_view) { return self->Readyz(); }},
+          // Open to all (kubelet probes send no credentials); they tell only "alive", "ready".
+          {"/healthz", [self](absl::string_view) { return self->Healthz(); }, /*open=*/true},
+          {"/readyz", [self](absl::string_view) { return self->Readyz(); }, /*open=*/true},
       });
   if (!http.ok()) return http.status();
   d->http_ = *std::move(http);
@@ -324,7 +325,7 @@ HttpResponse Daemon::Metrics() {
 
 HttpResponse Daemon::Processes() {
   v1::ProcessList list;
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   absl::flat_hash_map<ps_key, double> rate[std::size(kAllResources)];
   for (size_t res = 0; res < rankings_.size() && res < std::size(kAllResources); ++res) {
     for (const ResourceRate& rr : rankings_[res]) {
@@ -365,12 +366,13 @@ HttpResponse Daemon::Processes() {
     o->set_page_faults_per_second(get(Resource::kPageFaults, p.key));
     o->set_block_io_bytes_per_second(get(Resource::kBlockIo, p.key));
   }
+  l.unlock();  // serialise without holding the loop off
   return {200, kJson, ToJson(list)};
 }
 
 HttpResponse Daemon::Offenders() {
   v1::OffenderList list;
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   list.set_window_seconds(absl::ToDoubleSeconds(config_.offenders.window));
   for (const Offender& o : offenders_) {
     v1::Offender* out = list.add_offenders();
@@ -385,26 +387,25 @@ HttpResponse Daemon::Offenders() {
     out->set_reason(ToValidUtf8(o.reason));
     out->set_since_unix_ns(UnixNanos(o.since));
   }
+  l.unlock();  // serialise without holding the loop off
   return {200, kJson, ToJson(list)};
 }
 
 HttpResponse Daemon::Events(absl::string_view query) {
-  size_t limit = 100;
-  for (absl::string_view kv : absl::StrSplit(query, '&', absl::SkipEmpty())) {
-    if (absl::ConsumePrefix(&kv, "limit=")) {
-      if (!absl::SimpleAtoi(kv, &limit) || limit == 0) {
-        return {400, "text/plain; charset=utf-8", "limit must be a positive number\n"};
-      }
-    }
+  // At most what is kept in memory: one request cannot ask for more than is there.
+  auto limit = QueryCount(query, "limit", 100, kMaxEventsLimit);
+  if (!limit.ok()) {
+    return {400, "text/plain; charset=utf-8", absl::StrCat(limit.status().message(), "\n"), {}};
   }
+  const size_t n = std::min(*limit, std::max<size_t>(config_.events_in_memory, 1));
   v1::EventList list;
-  for (v1::ExitEvent& e : exits_.Newest(limit)) *list.add_events() = std::move(e);
+  for (v1::ExitEvent& e : exits_.Newest(n)) *list.add_events() = std::move(e);
   return {200, kJson, ToJson(list)};
 }
 
 HttpResponse Daemon::Status() {
   v1::DaemonStatus st;
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   st.set_version(self_.version);
   st.set_ready(ready_);
   st.set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - started_));
@@ -432,6 +433,7 @@ HttpResponse Daemon::Status() {
   st.set_group_by(kGroupBy[static_cast<int>(config_.table.group_by)]);
   st.set_offender_window_seconds(absl::ToDoubleSeconds(config_.offenders.window));
   st.set_num_cpus(static_cast<uint32_t>(std::max(1, config_.offenders.num_cpus)));
+  l.unlock();  // serialise without holding the loop off
   return {200, kJson, ToJson(st)};
 }
 
@@ -442,7 +444,12 @@ HttpResponse Daemon::Healthz() {
     return {503, "text/plain; charset=utf-8",
             absl::StrCat("collection loop stalled for ", absl::FormatDuration(since), "\n")};
   }
-  return {200, "text/plain; charset=utf-8", "ok\n"};
+  // How long ago the loop's last pass was, for tests and debugging (the body stays "ok").
+  return {200,
+          "text/plain; charset=utf-8",
+          "ok\n",
+          {{"Procscope-Last-Pass-Age-Seconds",
+            absl::StrFormat("%.3f", absl::ToDoubleSeconds(since))}}};
 }
 
 HttpResponse Daemon::Readyz() {
