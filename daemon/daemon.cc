@@ -106,7 +106,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
           // Open to all (kubelet probes send no credentials); they tell only "alive", "ready".
           {"/healthz", [self](absl::string_view) { return self->Healthz(); }, /*open=*/true},
           {"/readyz", [self](absl::string_view) { return self->Readyz(); }, /*open=*/true},
-      });
+      },
+      config.web);
   if (!http.ok()) return http.status();
   d->http_ = *std::move(http);
   d->last_loop_ = absl::Now();
@@ -249,6 +250,18 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
       auto c = reloader();
       if (c.ok()) {
         Reconfigure(*c);
+        // Not under mu_: the old listener waits for its handlers, which take mu_.
+        if (!c->web_config_file.empty() || !config_.web_config_file.empty()) {
+          if (absl::Status s = http_->Reload(c->web); s.ok()) {
+            config_.web_config_file = c->web_config_file;
+            fprintf(stderr, "procscoped: web config %s\n",
+                    c->web_config_file.empty() ? "removed: plain HTTP, no authentication"
+                                               : "reloaded");
+          } else {
+            fprintf(stderr, "procscoped: web config reload failed, keeping the running one: %s\n",
+                    std::string(s.message()).c_str());
+          }
+        }
       } else {
         fprintf(stderr, "procscoped: config reload failed, keeping the current one: %s\n",
                 std::string(c.status().message()).c_str());
