@@ -23,11 +23,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 
 namespace procscope {
 
 struct HttpServer::Instance {
   HttpServer* server = nullptr;
+  std::atomic<int> suspended{0};  // connections waiting for a renderer
   std::shared_ptr<const WebConfig> web;
   std::string priorities;  // libmicrohttpd keeps these pointers
   std::string trust_pem;
@@ -41,19 +43,31 @@ namespace {
 
 constexpr char kText[] = "text/plain; charset=utf-8";
 
+}  // namespace
+
 // What a request carries between libmicrohttpd's callbacks: the URI as the client sent it
-// (libmicrohttpd decodes the path it hands the access handler, "%2e%2e" and "%00" included).
-struct RequestState {
+// (libmicrohttpd decodes the path it hands the access handler, "%2e%2e" and "%00" included), and
+// the answer a renderer made while the connection was suspended.
+struct HttpServer::Request {
   std::string raw_uri;
-  bool answered = false;
+  enum { kNew, kRendering, kRendered, kAnswered } phase = kNew;
+  MHD_Connection* conn = nullptr;
+  Instance* inst = nullptr;
+  const HttpRoute* route = nullptr;
+  std::string query;
+  HttpResponse response;
 };
 
+namespace {
+
 void* OnUri(void*, const char* uri, MHD_Connection*) {
-  return new RequestState{uri != nullptr ? uri : "", false};
+  auto* r = new HttpServer::Request;
+  r->raw_uri = uri != nullptr ? uri : "";
+  return r;
 }
 
 void OnCompleted(void*, MHD_Connection*, void** req_cls, MHD_RequestTerminationCode) {
-  delete static_cast<RequestState*>(*req_cls);
+  delete static_cast<HttpServer::Request*>(*req_cls);
   *req_cls = nullptr;
 }
 
@@ -97,14 +111,13 @@ MHD_Result Send(MHD_Connection* conn, HttpResponse r, const WebConfig* web) {
 MHD_Result OnRequest(void* cls, MHD_Connection* conn, const char*, const char* method, const char*,
                      const char*, size_t* upload_data_size, void** req_cls) {
   auto* inst = static_cast<HttpServer::Instance*>(cls);
-  auto* state = static_cast<RequestState*>(*req_cls);
-  if (state == nullptr) return MHD_NO;
-  if (state->answered) {  // a body we did not ask for: drop it
+  auto* req = static_cast<HttpServer::Request*>(*req_cls);
+  if (req == nullptr) return MHD_NO;
+  if (req->phase == HttpServer::Request::kAnswered) {  // a body we did not ask for: drop it
     *upload_data_size = 0;
     return MHD_YES;
   }
-  state->answered = true;
-  return inst->server->Handle(inst, conn, method, state->raw_uri) ? MHD_YES : MHD_NO;
+  return inst->server->Handle(inst, conn, method, req) ? MHD_YES : MHD_NO;
 }
 
 bool IsDigits(absl::string_view s) {
@@ -313,6 +326,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(absl::string_view 
     return absl::Status(inst.status().code(),
                         absl::StrCat("cannot serve on ", shown, ": ", inst.status().message()));
   }
+  for (int i = 0; i < std::max(1, options.renderers); ++i) {
+    server->renderers_.emplace_back([s = server.get()] { s->RenderLoop(); });
+  }
   std::lock_guard<std::mutex> l(server->mu_);
   server->instance_ = *std::move(inst);
   server->web_ = server->instance_->web;
@@ -326,7 +342,7 @@ absl::StatusOr<std::unique_ptr<HttpServer::Instance>> HttpServer::StartInstance(
   inst->web = std::make_shared<const WebConfig>(web);
   const int fd = dup(listen_fd_);  // each instance closes its own copy when it stops
   if (fd < 0) return absl::UnavailableError(absl::StrCat("dup: ", Errno(errno)));
-  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   std::vector<MHD_OptionItem> opts = {
       {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&OnLog), nullptr},  // first
       {MHD_OPTION_LISTEN_SOCKET, fd, nullptr},
@@ -371,14 +387,55 @@ absl::StatusOr<std::unique_ptr<HttpServer::Instance>> HttpServer::StartInstance(
   return inst;
 }
 
+// Waits (bounded) until no connection of `inst` waits for a renderer: libmicrohttpd must not be
+// stopped with suspended connections.
+void WaitUnsuspended(HttpServer::Instance* inst) {
+  for (int i = 0; i < 6000 && inst->suspended.load() > 0; ++i)
+    absl::SleepFor(absl::Milliseconds(5));
+}
+
 HttpServer::~HttpServer() {
   std::unique_ptr<Instance> inst;
   {
     std::lock_guard<std::mutex> l(mu_);
     inst = std::move(instance_);
   }
+  if (inst && inst->daemon != nullptr) {
+    const MHD_socket q = MHD_quiesce_daemon(inst->daemon);  // no new connections
+    if (q != MHD_INVALID_SOCKET) close(q);
+  }
+  StopRenderers();  // answers what is queued, resuming those connections
+  if (inst) WaitUnsuspended(inst.get());
   inst.reset();  // waits for its threads: no handler runs after this
   if (listen_fd_ >= 0) close(listen_fd_);
+}
+
+void HttpServer::StopRenderers() {
+  {
+    std::lock_guard<std::mutex> l(jobs_mu_);
+    stopping_ = true;
+  }
+  jobs_cv_.notify_all();
+  for (std::thread& t : renderers_) t.join();
+  renderers_.clear();
+}
+
+void HttpServer::RenderLoop() {
+  for (;;) {
+    Request* req = nullptr;
+    {
+      std::unique_lock<std::mutex> l(jobs_mu_);
+      jobs_cv_.wait(l, [&] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, and everything queued is answered
+      req = jobs_.front();
+      jobs_.pop_front();
+    }
+    req->response = req->route->handler(req->query);
+    req->phase = Request::kRendered;
+    Instance* inst = req->inst;
+    MHD_resume_connection(req->conn);  // libmicrohttpd calls OnRequest again: it sends the answer
+    inst->suspended--;
+  }
 }
 
 bool HttpServer::tls() const {
@@ -403,6 +460,7 @@ absl::Status HttpServer::Reload(WebConfig web) {
   if (old && old->daemon != nullptr) {
     const MHD_socket q = MHD_quiesce_daemon(old->daemon);
     if (q != MHD_INVALID_SOCKET) close(q);
+    WaitUnsuspended(old.get());
   }
   old.reset();
   for (const std::string& n : web.notes) fprintf(stderr, "procscoped: web config: %s\n", n.c_str());
@@ -464,15 +522,18 @@ bool HttpServer::Authorized(MHD_Connection* conn, const WebConfig& web, HttpResp
   return true;
 }
 
-int HttpServer::Handle(Instance* inst, MHD_Connection* conn, const char* method,
-                       const std::string& uri) {
+int HttpServer::Handle(Instance* inst, MHD_Connection* conn, const char* method, Request* req) {
   const WebConfig* web = inst->web.get();
+  if (req->phase == Request::kRendering) return true;  // spurious call while suspended
+  if (req->phase == Request::kRendered) {
+    req->phase = Request::kAnswered;
+    return Send(conn, std::move(req->response), web) == MHD_YES;
+  }
+  req->phase = Request::kAnswered;
+  const std::string& uri = req->raw_uri;
   if (uri.size() > options_.max_uri_bytes) {
     return Send(conn,
-                {414,
-                 kText,
-                 absl::StrCat("URI longer than ", options_.max_uri_bytes, " bytes\n"),
-                 {}},
+                {414, kText, absl::StrCat("URI longer than ", options_.max_uri_bytes, " bytes\n")},
                 web) == MHD_YES;
   }
   const size_t q = uri.find('?');
@@ -486,17 +547,34 @@ int HttpServer::Handle(Instance* inst, MHD_Connection* conn, const char* method,
   if (route == nullptr) {
     std::string paths;
     for (const HttpRoute& r : routes_) absl::StrAppend(&paths, paths.empty() ? "" : ", ", r.path);
-    return Send(conn, {404, kText, absl::StrCat("not found; try ", paths, "\n"), {}}, web) ==
-           MHD_YES;
+    return Send(conn, {404, kText, absl::StrCat("not found; try ", paths, "\n")}, web) == MHD_YES;
   }
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
     return Send(conn, {405, kText, "only GET and HEAD\n", {{"Allow", "GET, HEAD"}}}, web) ==
            MHD_YES;
   }
-  HttpResponse deny;
-  if (!route->open && !Authorized(conn, *web, &deny)) return Send(conn, deny, web) == MHD_YES;
+  // The probes are cheap and must answer at once: here, in libmicrohttpd's thread.
   // libmicrohttpd sends no body for HEAD, with the Content-Length GET would have.
-  return Send(conn, route->handler(query), web) == MHD_YES;
+  if (route->open) return Send(conn, route->handler(query), web) == MHD_YES;
+  HttpResponse deny;
+  if (!Authorized(conn, *web, &deny)) return Send(conn, deny, web) == MHD_YES;
+  {
+    std::lock_guard<std::mutex> l(jobs_mu_);
+    if (jobs_.size() >= options_.max_queued || stopping_) {
+      return Send(conn, {503, kText, "busy: too many requests waiting\n", {{"Retry-After", "1"}}},
+                  web) == MHD_YES;
+    }
+    req->phase = Request::kRendering;
+    req->conn = conn;
+    req->inst = inst;
+    req->route = route;
+    req->query = std::string(query);
+    inst->suspended++;
+    MHD_suspend_connection(conn);
+    jobs_.push_back(req);
+  }
+  jobs_cv_.notify_one();
+  return true;
 }
 
 }  // namespace procscope

@@ -9,10 +9,13 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -56,7 +59,9 @@ struct HttpRoute {
 };
 
 struct HttpOptions {
-  int threads = 4;
+  int threads = 4;           // libmicrohttpd's (accept, read, probes, errors)
+  int renderers = 2;         // endpoint handlers (the CPU work); more would only contend on 2 cores
+  size_t max_queued = 1024;  // requests waiting for a renderer; more get 503
   absl::Duration connection_timeout = absl::Seconds(10);  // of inactivity
   int max_connections = 1000;                             // lowered to fit RLIMIT_NOFILE
   int max_connections_per_ip = 128;
@@ -103,10 +108,16 @@ class HttpServer {
 
   // Called by libmicrohttpd (public for its C callbacks).
   struct Instance;
-  int Handle(Instance* inst, ::MHD_Connection* conn, const char* method, const std::string& uri);
+  struct Request;
+  int Handle(Instance* inst, ::MHD_Connection* conn, const char* method, Request* req);
 
  private:
   HttpServer() = default;
+  // The renderers: endpoints other than the probes run here, the connection suspended meanwhile,
+  // so that the libmicrohttpd threads stay free to answer probes and turn away bad requests
+  // however many scrapes queue up.
+  void RenderLoop();
+  void StopRenderers();
   absl::StatusOr<std::unique_ptr<Instance>> StartInstance(const WebConfig& web);
   bool Authorized(::MHD_Connection* conn, const WebConfig& web, HttpResponse* deny);
 
@@ -118,6 +129,11 @@ class HttpServer {
   std::mutex mu_;
   std::shared_ptr<const WebConfig> web_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Instance> instance_ ABSL_GUARDED_BY(mu_);
+  std::mutex jobs_mu_;
+  std::condition_variable jobs_cv_;
+  std::deque<Request*> jobs_ ABSL_GUARDED_BY(jobs_mu_);
+  bool stopping_ ABSL_GUARDED_BY(jobs_mu_) = false;
+  std::vector<std::thread> renderers_;
   // SHA-256 of user NUL password of recent successful logins: a scrape need not cost a bcrypt.
   absl::flat_hash_set<std::string> auth_cache_ ABSL_GUARDED_BY(mu_);
 };

@@ -2,7 +2,7 @@
 // integration.http_abuse: a real procscoped on 127.0.0.1 under the two attacks anyone who reaches
 // its port can make. Slowloris: 250 connections that send nothing or a request a byte at a time
 // must not stop a scrape (/metrics answers within 1 s). 300 concurrent scrapes must not stop the
-// sampling loop (/healthz answers within the kubelet's 5 s and says the last pass is recent).
+// sampling loop nor the probes (/healthz answers within 1 s and says the last pass is recent).
 // Needs root (procscoped loads BPF); all loops are bounded, all sockets are loopback.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -62,10 +62,10 @@ struct Reply {
   double ms = 0;
 };
 
-Reply Get(int port, const std::string& path, int timeout_ms) {
+Reply Get(int port, const std::string& path, int timeout_ms, const char* src = "127.0.0.1") {
   Reply r;
   const auto t0 = Clock::now();
-  int fd = ConnectFrom("127.0.0.1", port, timeout_ms);
+  int fd = ConnectFrom(src, port, timeout_ms);
   if (fd < 0) return r;
   const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
   if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
@@ -222,10 +222,13 @@ TEST_F(HttpAbuse, ConcurrentScrapesDoNotStopTheLoop) {
   const auto t0 = Clock::now();
   std::atomic<int> total{0};
   std::vector<std::thread> scrapers;
+  // From three client addresses (100 each, below the per-address limit of 128); the probes come
+  // from a fourth, as the kubelet's would.
+  static const char* const kSources[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
   for (int i = 0; i < kScrapes; ++i) {
-    scrapers.emplace_back([&] {
+    scrapers.emplace_back([&, src = kSources[i % 3]] {
       for (int round = 0; round < 100 && Clock::now() - t0 < std::chrono::seconds(6); ++round) {
-        Reply m = Get(port_, "/metrics", 60000);
+        Reply m = Get(port_, "/metrics", 60000, src);
         ++total;
         if (m.status == 200 && m.body.find("procscope_tracked_processes") != std::string::npos) {
           ++ok;
@@ -249,7 +252,7 @@ TEST_F(HttpAbuse, ConcurrentScrapesDoNotStopTheLoop) {
       "loop's "
       "last-pass age at most %.3f s (sample_interval 0.5 s)\n",
       kScrapes, total.load(), all_ms, ages.size(), max_healthz, max_age);
-  EXPECT_LT(max_healthz, 5000) << "the kubelet's liveness probe would time out";
+  EXPECT_LT(max_healthz, 1000) << "probes must not queue behind the scrapes";
   EXPECT_GE(*std::min_element(ages.begin(), ages.end()), 0) << "no last-pass age header";
   EXPECT_LT(max_age, 2.0) << "the sampling loop was held off";
 }
