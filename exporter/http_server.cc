@@ -56,6 +56,8 @@ struct HttpServer::Request {
   const HttpRoute* route = nullptr;
   std::string query;
   HttpResponse response;
+  // Basic auth not found in the cache: checked by the renderer before the handler runs.
+  std::string bcrypt_user, bcrypt_password, bcrypt_key;
 };
 
 namespace {
@@ -85,6 +87,10 @@ void OnLog(void*, const char* fmt, va_list ap) {
   absl::string_view line = absl::StripTrailingAsciiWhitespace(buf);
   fprintf(stderr, "procscoped: http: %.*s%s\n", static_cast<int>(line.size()), line.data(),
           n == 20 ? " (further messages this minute suppressed)" : "");
+}
+
+HttpResponse Unauthorized() {
+  return {401, kText, "unauthorized\n", {{"WWW-Authenticate", "Basic realm=\"procscope\""}}};
 }
 
 void FreeBody(void* cls) { delete static_cast<std::string*>(cls); }
@@ -430,7 +436,11 @@ void HttpServer::RenderLoop() {
       req = jobs_.front();
       jobs_.pop_front();
     }
-    req->response = req->route->handler(req->query);
+    if (!req->bcrypt_key.empty() && !PasswordMatches(*req->inst->web, *req)) {
+      req->response = Unauthorized();
+    } else {
+      req->response = req->route->handler(req->query);
+    }
     req->phase = Request::kRendered;
     Instance* inst = req->inst;
     MHD_resume_connection(req->conn);  // libmicrohttpd calls OnRequest again: it sends the answer
@@ -467,7 +477,8 @@ absl::Status HttpServer::Reload(WebConfig web) {
   return absl::OkStatus();
 }
 
-bool HttpServer::Authorized(MHD_Connection* conn, const WebConfig& web, HttpResponse* deny) {
+bool HttpServer::Authorized(MHD_Connection* conn, const WebConfig& web, HttpResponse* deny,
+                            Request* req) {
   if (web.tls && web.tls->client_auth != ClientAuth::kNoClientCert &&
       web.tls->client_auth != ClientAuth::kRequestClientCert) {
     const MHD_ConnectionInfo* ci =
@@ -492,7 +503,7 @@ bool HttpServer::Authorized(MHD_Connection* conn, const WebConfig& web, HttpResp
     }
   }
   if (web.basic_auth_users.empty()) return true;
-  *deny = {401, kText, "unauthorized\n", {{"WWW-Authenticate", "Basic realm=\"procscope\""}}};
+  *deny = Unauthorized();
   const char* h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
   absl::string_view v = h != nullptr ? h : "";
   if (v.size() < 6 || !absl::EqualsIgnoreCase(v.substr(0, 6), "basic ")) return false;
@@ -510,15 +521,24 @@ bool HttpServer::Authorized(MHD_Connection* conn, const WebConfig& web, HttpResp
     std::lock_guard<std::mutex> l(mu_);
     if (auth_cache_.contains(key)) return true;
   }
-  auto it = web.basic_auth_users.find(user);
+  // Not cached: a bcrypt (tens of ms) is due, which the renderer does, not this thread.
+  req->bcrypt_user = user;
+  req->bcrypt_password = password;
+  req->bcrypt_key = key;
+  return true;
+}
+
+bool HttpServer::PasswordMatches(const WebConfig& web, const Request& req) {
+  auto it = web.basic_auth_users.find(req.bcrypt_user);
   // An unknown user costs a bcrypt too, so that timing does not tell which users exist.
   static const std::string kDummy = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
-  const bool ok = BcryptMatches(password, it == web.basic_auth_users.end() ? kDummy : it->second) &&
-                  it != web.basic_auth_users.end();
+  const bool ok =
+      BcryptMatches(req.bcrypt_password, it == web.basic_auth_users.end() ? kDummy : it->second) &&
+      it != web.basic_auth_users.end();
   if (!ok) return false;
   std::lock_guard<std::mutex> l(mu_);
   if (auth_cache_.size() >= 1024) auth_cache_.clear();  // bounded
-  auth_cache_.insert(key);
+  auth_cache_.insert(req.bcrypt_key);
   return true;
 }
 
@@ -557,7 +577,7 @@ int HttpServer::Handle(Instance* inst, MHD_Connection* conn, const char* method,
   // libmicrohttpd sends no body for HEAD, with the Content-Length GET would have.
   if (route->open) return Send(conn, route->handler(query), web) == MHD_YES;
   HttpResponse deny;
-  if (!Authorized(conn, *web, &deny)) return Send(conn, deny, web) == MHD_YES;
+  if (!Authorized(conn, *web, &deny, req)) return Send(conn, deny, web) == MHD_YES;
   {
     std::lock_guard<std::mutex> l(jobs_mu_);
     if (jobs_.size() >= options_.max_queued || stopping_) {

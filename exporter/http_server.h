@@ -119,7 +119,10 @@ class HttpServer {
   void RenderLoop();
   void StopRenderers();
   absl::StatusOr<std::unique_ptr<Instance>> StartInstance(const WebConfig& web);
-  bool Authorized(::MHD_Connection* conn, const WebConfig& web, HttpResponse* deny);
+  // Client certificate and basic auth; a password not in the cache is left in `req` for the
+  // renderer (PasswordMatches).
+  bool Authorized(::MHD_Connection* conn, const WebConfig& web, HttpResponse* deny, Request* req);
+  bool PasswordMatches(const WebConfig& web, const Request& req);
 
   std::vector<HttpRoute> routes_;
   HttpOptions options_;

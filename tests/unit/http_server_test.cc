@@ -12,6 +12,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
 namespace procscope {
@@ -199,6 +200,43 @@ TEST_F(Server, ListenErrorsNameTheAddressAndReason) {
   ASSERT_FALSE(unknown.ok());
   EXPECT_TRUE(absl::StrContains(unknown.status().message(), "no-such-host.invalid"))
       << unknown.status();
+}
+
+int Connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv = {5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  return fd;
+}
+
+TEST(ServerLimits, PerAddressLimitAndIdleTimeout) {
+  HttpOptions o;
+  o.max_connections_per_ip = 2;
+  o.connection_timeout = absl::Seconds(1);
+  auto s = HttpServer::Start(
+      "127.0.0.1:0",
+      {{"/healthz", [](absl::string_view) { return HttpResponse(200, "text/plain", "ok\n"); }}}, {},
+      o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  const int port = (*s)->port();
+  const int a = Connect(port), b = Connect(port);
+  absl::SleepFor(absl::Milliseconds(200));  // both accepted
+  EXPECT_EQ(Code(Get(port, "/healthz")), 0) << "a third connection from the address is refused";
+  // Idle ones are closed after the timeout (recv sees the end), and the address may connect again.
+  char c;
+  const absl::Time t0 = absl::Now();
+  EXPECT_EQ(recv(a, &c, 1, 0), 0);
+  EXPECT_EQ(recv(b, &c, 1, 0), 0);
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(4));
+  close(a);
+  close(b);
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(Code(Get(port, "/healthz")), 200);
 }
 
 TEST(ServerV6, LoopbackAndAny) {
