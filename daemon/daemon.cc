@@ -254,9 +254,9 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
         if (!c->web_config_file.empty() || !config_.web_config_file.empty()) {
           if (absl::Status s = http_->Reload(c->web); s.ok()) {
             config_.web_config_file = c->web_config_file;
-            fprintf(stderr, "procscoped: web config %s\n",
-                    c->web_config_file.empty() ? "removed: plain HTTP, no authentication"
-                                               : "reloaded");
+            fprintf(
+                stderr, "procscoped: web config %s\n",
+                c->web_config_file.empty() ? "removed: plain HTTP, no authentication" : "reloaded");
           } else {
             fprintf(stderr, "procscoped: web config reload failed, keeping the running one: %s\n",
                     std::string(s.message()).c_str());
@@ -458,11 +458,11 @@ HttpResponse Daemon::Healthz() {
             absl::StrCat("collection loop stalled for ", absl::FormatDuration(since), "\n")};
   }
   // How long ago the loop's last pass was, for tests and debugging (the body stays "ok").
-  return {200,
-          "text/plain; charset=utf-8",
-          "ok\n",
-          {{"Procscope-Last-Pass-Age-Seconds",
-            absl::StrFormat("%.3f", absl::ToDoubleSeconds(since))}}};
+  return {
+      200,
+      "text/plain; charset=utf-8",
+      "ok\n",
+      {{"Procscope-Last-Pass-Age-Seconds", absl::StrFormat("%.3f", absl::ToDoubleSeconds(since))}}};
 }
 
 HttpResponse Daemon::Readyz() {
