@@ -722,6 +722,21 @@ TEST_F(JournalTest, EmptyRecordRefused) {
   EXPECT_EQ(j->DroppedRecords(), 0u);
 }
 
+TEST_F(JournalTest, OversizedRecordsRefused) {
+  absl::StatusOr<Journal> j = Open();
+  ASSERT_TRUE(j.ok()) << j.status();
+  v1::ExitEvent huge = Event(1);
+  huge.set_comm(std::string((1 << 20) + 1, 'x'));
+  EXPECT_EQ(j->Append(huge).code(), absl::StatusCode::kInvalidArgument);
+  v1::ExitEvent over_max = Event(2);
+  over_max.set_comm(std::string(kMax, 'x'));
+  EXPECT_EQ(j->Append(over_max).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(j->Append(Event(3)).ok());
+  ASSERT_TRUE(j->Flush().ok());
+  ASSERT_TRUE(Open().ok());
+  ExpectSameEvents(recovered_, {Event(3)});
+}
+
 TEST_F(JournalTest, MovedJournalWritesMovedFromRefuses) {
   absl::StatusOr<Journal> opened = Journal::Open(dir_, kMax);
   ASSERT_TRUE(opened.ok()) << opened.status();
