@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "prometheus/text_serializer.h"
 #include "report.h"
@@ -101,7 +102,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
         });
     if (!journal.ok()) {
       return absl::Status(journal.status().code(),
-                          absl::StrCat("crash journal: ", journal.status().message(),
+                          absl::StrCat("crash journal: ",
+                                       absl::StripPrefix(journal.status().message(), "journal: "),
                                        " (set --journal_dir, or --journal_dir= to disable)"));
     }
     d->journal_.emplace(*std::move(journal));

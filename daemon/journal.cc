@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "exits.h"
 #include "status_macros.h"
 
@@ -387,6 +388,9 @@ absl::StatusOr<Journal> Journal::Open(const std::string& dir, uint64_t max_bytes
   j.dir_ = dir;
   j.max_bytes_ = max_bytes;
   j.log_ = std::move(log);
+  // Leftovers of a crash during a rewrite (unlink never follows a symbolic link).
+  unlink(absl::StrCat(j.rotated_path(), ".tmp").c_str());
+  unlink(absl::StrCat(j.path(), ".tmp").c_str());
   RETURN_IF_ERROR(j.Recover(j.rotated_path(), on_record));
   RETURN_IF_ERROR(j.Recover(j.path(), on_record));
   RETURN_IF_ERROR(j.OpenCurrent());
@@ -425,6 +429,7 @@ std::string Journal::path() const { return absl::StrCat(dir_, "/", kCurrentName)
 std::string Journal::rotated_path() const { return absl::StrCat(dir_, "/", kRotatedName); }
 
 void Journal::Log(absl::string_view line) const {
+  absl::ConsumePrefix(&line, "journal: ");  // the default prefix says it already
   if (log_) {
     log_(line);
   } else {
@@ -513,9 +518,12 @@ absl::Status Journal::Recover(const std::string& path, const RecordFn& on_record
     // atomically, so that there is never a moment without the good records.
     const std::string aside = DamagedName(path);
     if (link(path.c_str(), aside.c_str()) != 0) {
-      const int err = errno;
-      unlink(tmp.c_str());
-      return Errno(err, absl::StrCat("cannot keep a copy of damaged ", path, " as"), aside);
+      // No hard links here (some FUSE or FAT mounts): a rename, and a moment without the file.
+      if (rename(path.c_str(), aside.c_str()) != 0) {
+        const int err = errno;
+        unlink(tmp.c_str());
+        return Errno(err, absl::StrCat("cannot keep a copy of damaged ", path, " as"), aside);
+      }
     }
     Log(absl::StrCat(scanned->damaged_bytes, " damaged bytes skipped in ", path, " (", good,
                      " good records kept", scanned->legacy ? ", previous format" : "",
