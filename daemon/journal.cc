@@ -161,6 +161,7 @@ class Reader {
   absl::StatusOr<size_t> Need(size_t n) {
     if (buf_.size() - pos_ < n && !eof_) {
       buf_.erase(0, pos_);
+      base_ += pos_;
       pos_ = 0;
       while (buf_.size() < n && !eof_) {
         const size_t old = buf_.size();
@@ -228,7 +229,12 @@ struct ScanResult {
 // Calls on_record(payload, event) for each good record.
 using PayloadFn = std::function<void(absl::string_view, v1::ExitEvent&&)>;
 
+// A crafted file could make every byte a candidate record of 1 MiB with a bad CRC: past this
+// much work on candidates that fail, the rest of the file counts as damaged.
+constexpr uint64_t kMaxFailedCandidateBytes = 256 << 20;
+
 absl::Status ScanFramed(Reader& r, DamageCount& damage, ScanResult& out, const PayloadFn& fn) {
+  uint64_t failed_candidate_bytes = 0;
   for (;;) {
     ASSIGN_OR_RETURN(size_t avail, r.Need(kRecordHeaderBytes));
     if (avail == 0) break;
@@ -248,6 +254,15 @@ absl::Status ScanFramed(Reader& r, DamageCount& damage, ScanResult& out, const P
     if (avail < kRecordHeaderBytes + len ||
         RecordCrc(r.at() + 4, r.at() + kRecordHeaderBytes, len) != crc) {
       damage.Begin(r.offset());
+      failed_candidate_bytes += len;
+      if (failed_candidate_bytes > kMaxFailedCandidateBytes) {
+        for (;;) {
+          ASSIGN_OR_RETURN(avail, r.Need(kReadChunk));
+          if (avail == 0) break;
+          r.Skip(avail);
+        }
+        break;
+      }
       r.SkipToNext(kMagic[0]);
       continue;
     }

@@ -24,6 +24,8 @@
 #include <zlib.h>
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 #include <functional>
 #include <iterator>
@@ -613,6 +615,24 @@ TEST_F(JournalTest, FullDiskDropsAreCountedAndLoggedOnce) {
   std::vector<v1::ExitEvent> want = kept;
   want.push_back(Event(50));
   ExpectSameEvents(recovered_, want);
+}
+
+// Every byte offset of it a candidate record of 1 MiB with a bad CRC: the work is bounded and the
+// records before it are kept.
+TEST_F(JournalTest, CraftedCandidatesCannotStallRecovery) {
+  Write(Events(0, 3));
+  const uint64_t good = fs::file_size(Current());
+  std::string fake("\xF5PSR\x00\x00\x10\x00\x00\x00\x00\x00", 12);  // length 1 MiB, CRC 0
+  std::string crafted;
+  while (crafted.size() < (4u << 20)) crafted += fake;
+  AppendBytes(Current(), crafted);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<Journal> j = Open();
+  ASSERT_TRUE(j.ok()) << j.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+  ExpectSameEvents(recovered_, Events(0, 3));
+  EXPECT_EQ(j->DamagedBytes(), crafted.size());
+  EXPECT_EQ(fs::file_size(Current()), good);
 }
 
 uint64_t RssBytes() {
