@@ -3,6 +3,8 @@
 // measuring procscoped's memory and start time on a full journal (docs/PERFORMANCE.md).
 // Usage: procscope_journal_fill DIR [MAX_BYTES (16 MiB)] [--legacy]
 //   --legacy writes the previous format (varint length + message), to measure the upgrade.
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -86,11 +88,19 @@ int main(int argc, char** argv) {
       fprintf(stderr, "%s\n", std::string(j.status().message()).c_str());
       return 1;
     }
-    // Two rotations' worth: both files full.
-    const uint64_t per_file = max_bytes / (Event(0).ByteSizeLong() + 12);
-    for (; n < 2 * per_file + 10; ++n) {
+    // Until both files are full: the current one near max_bytes after a rotation.
+    uint64_t rotations = 0;
+    uint64_t last_size = 0;
+    for (;; ++n) {
       if (!j->Append(Event(n)).ok()) return 1;
-      if (n % 10000 == 0 && !j->Flush().ok()) return 1;
+      if (n % 1000 != 0) continue;
+      if (!j->Flush().ok()) return 1;
+      struct stat st;
+      if (stat(j->path().c_str(), &st) != 0) return 1;
+      const uint64_t size = static_cast<uint64_t>(st.st_size);
+      if (size < last_size) ++rotations;
+      last_size = size;
+      if (rotations > 0 && size + 200 * 1000 > max_bytes) break;
     }
     if (!j->Flush().ok()) return 1;
   }
