@@ -73,7 +73,7 @@ GOT=$(event_pids | grep -cxF -f <(printf '%s\n' "${WANT[@]}") || true)
 stop_daemon "$TMP/d2.out"
 SIZE2=$(stat -c %s "$J/events.journal")
 [[ $SIZE2 -ge $SIZE1 ]] || fail "journal shrank across the restart: $SIZE1 -> $SIZE2 bytes"
-ls "$J" | grep -q damaged && fail "a damaged copy appeared: $(ls "$J")"
+if compgen -G "$J/*.damaged-*" >/dev/null; then fail "a damaged copy appeared: $(ls "$J")"; fi
 PROTOBUF_LINES=$(cat "$TMP/d1.out" "$TMP/d2.out" | grep -c libprotobuf || true)
 [[ $PROTOBUF_LINES -eq 0 ]] || fail "$PROTOBUF_LINES libprotobuf lines: $(grep -m1 libprotobuf "$TMP/d1.out" "$TMP/d2.out")"
 pass "a process named x\\xff: all ${#WANT[@]} exits survive a restart, journal $SIZE1 -> $SIZE2 bytes, 0 libprotobuf lines"
