@@ -77,6 +77,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   auto collector = Collector::Create(config.collector);
   if (!collector.ok()) return collector.status();
   d->collector_ = *std::move(collector);
+  if (const PinState& pin = d->collector_->Pinning(); !pin.message.empty()) {
+    fprintf(stderr, "procscoped: %s\n", pin.message.c_str());
+  }
 
   if (!config.journal_dir.empty()) {
     auto journal = Journal::Open(config.journal_dir, config.journal_max_bytes);
