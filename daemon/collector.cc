@@ -10,13 +10,16 @@
 #include <linux/capability.h>
 #include <linux/magic.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <mutex>
@@ -298,6 +301,93 @@ uint64_t CountQueuedRecords(const std::string& path) {
   close(fd);
   return n;
 }
+
+// The exit ring buffer, consumed by hand so that the consumer position (what the kernel may
+// overwrite, and what a next daemon would read again) advances only on Commit(): after the exits
+// read are in the journal, so that a kill -9 in between loses none (they are read again).
+// libbpf 1.1's ring_buffer commits after each record.
+class ExitRing {
+ public:
+  ~ExitRing() {
+    if (data_ != nullptr) munmap(data_, page_ + 2 * size_);
+    if (consumer_ != nullptr) munmap(consumer_, page_);
+    if (epfd_ >= 0) close(epfd_);
+  }
+
+  absl::Status Open(int fd) {
+    bpf_map_info info = {};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+      return absl::InternalError(absl::StrCat("exit ring buffer: ", strerror(errno)));
+    }
+    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_ = info.max_entries;
+    void* c = mmap(nullptr, page_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (c == MAP_FAILED) return MapError();
+    consumer_ = static_cast<uint64_t*>(c);
+    // The producer page, then the data mapped twice: a record that wraps reads as one piece.
+    void* d =
+        mmap(nullptr, page_ + 2 * size_, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(page_));
+    if (d == MAP_FAILED) return MapError();
+    data_ = static_cast<uint8_t*>(d);
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    epoll_event ev = {};
+    ev.events = EPOLLIN;
+    if (epfd_ < 0 || epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return MapError();
+    read_ = __atomic_load_n(consumer_, __ATOMIC_ACQUIRE);
+    return absl::OkStatus();
+  }
+
+  // Hands every complete record after the read position to `fn`; returns how many.
+  template <typename Fn>
+  int Drain(Fn&& fn) {
+    const uint64_t prod =
+        __atomic_load_n(reinterpret_cast<const uint64_t*>(data_), __ATOMIC_ACQUIRE);
+    int n = 0;
+    while (read_ < prod) {
+      const auto* hdr = reinterpret_cast<const uint32_t*>(data_ + page_ + (read_ & (size_ - 1)));
+      const uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+      if (len & BPF_RINGBUF_BUSY_BIT) break;  // reserved, not yet submitted
+      const uint32_t body = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+      if ((len & BPF_RINGBUF_DISCARD_BIT) == 0) {
+        fn(reinterpret_cast<const uint8_t*>(hdr) + BPF_RINGBUF_HDR_SZ, body);
+        ++n;
+      }
+      read_ += (body + BPF_RINGBUF_HDR_SZ + 7) & ~uint64_t{7};
+    }
+    return n;
+  }
+
+  // Waits up to timeout_ms for records (a signal ends the wait early). The kernel wakes a
+  // consumer only once it has committed everything, and reports "readable" while anything is
+  // uncommitted: with records read but not committed, sleep in short steps instead.
+  void Wait(int timeout_ms) {
+    if (Uncommitted()) {
+      const int ms = std::min(timeout_ms, 20);
+      timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+      nanosleep(&ts, nullptr);
+      return;
+    }
+    epoll_event ev;
+    (void)epoll_wait(epfd_, &ev, 1, timeout_ms);
+  }
+
+  bool Uncommitted() const { return read_ != __atomic_load_n(consumer_, __ATOMIC_ACQUIRE); }
+  void Commit() { __atomic_store_n(consumer_, read_, __ATOMIC_RELEASE); }
+
+ private:
+  absl::Status MapError() const {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot map the exit-event ring buffer: ", strerror(errno),
+                     " (locked-memory or memory cgroup limit too low?)"));
+  }
+  size_t page_ = 0;
+  uint64_t size_ = 0;
+  uint64_t* consumer_ = nullptr;
+  uint8_t* data_ = nullptr;  // producer page, then the data twice
+  int epfd_ = -1;
+  uint64_t read_ = 0;
+};
 }  // namespace
 
 const char* StatName(int index) {
@@ -321,14 +411,12 @@ struct Collector::Impl {
   std::vector<ProgramStats> attached;  // name, hook, attach; costs filled on demand
   std::vector<int> attached_fds;
   std::vector<std::string> degraded;
-  ring_buffer* rb = nullptr;
-  int stats_fd = -1;  // keeps kernel.bpf_stats on while open
-  const std::function<void(const ps_exit_event&)>* on_exit = nullptr;
-  int handled = 0;
+  ExitRing ring;
+  bool defer_commit = false;  // CommitExits() advances the ring's consumer position
+  int stats_fd = -1;          // keeps kernel.bpf_stats on while open
   size_t last_read_size = 0;
 
   ~Impl() {
-    if (rb != nullptr) ring_buffer__free(rb);
     if (stats_fd >= 0) close(stats_fd);
     for (bpf_link* l : links) bpf_link__destroy(l);
     if (iter_link != nullptr) bpf_link__destroy(iter_link);
@@ -444,16 +532,6 @@ struct Collector::Impl {
                           info.type == BPF_PROG_TYPE_RAW_TRACEPOINT ? "raw_tp" : "tp_btf", 0, 0});
       attached_fds.push_back(prog_fd);
     }
-  }
-
-  static int OnEvent(void* ctx, void* data, size_t size) {
-    auto* self = static_cast<Impl*>(ctx);
-    if (size < sizeof(ps_exit_event)) return 0;
-    ps_exit_event e;
-    memcpy(&e, data, sizeof(e));
-    ++self->handled;
-    if (self->on_exit != nullptr) (*self->on_exit)(e);
-    return 0;
   }
 
   absl::StatusOr<std::string> ReadIterator() {
@@ -692,13 +770,8 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     }
   }  // fresh
 
-  impl->rb =
-      ring_buffer__new(bpf_map__fd(impl->skel->maps.events), &Impl::OnEvent, impl.get(), nullptr);
-  if (impl->rb == nullptr) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cannot create the exit-event ring buffer: ", strerror(errno),
-                     " (locked-memory or memory cgroup limit too low?)"));
-  }
+  RETURN_IF_ERROR(impl->ring.Open(bpf_map__fd(impl->skel->maps.events)));
+  impl->defer_commit = options.defer_exit_commit;
   if (options.bpf_stats) {
     impl->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
     if (impl->stats_fd < 0) {
@@ -716,15 +789,22 @@ absl::StatusOr<std::vector<ProcessSample>> Collector::ReadProcesses() {
 
 absl::StatusOr<int> Collector::PollExits(int timeout_ms,
                                          const std::function<void(const ps_exit_event&)>& fn) {
-  impl_->on_exit = &fn;
-  impl_->handled = 0;
-  int rc = ring_buffer__poll(impl_->rb, timeout_ms);
-  impl_->on_exit = nullptr;
-  if (rc < 0 && rc != -EINTR) {
-    return absl::InternalError(absl::StrCat("polling exit events: ", strerror(-rc)));
+  auto handle = [&](const uint8_t* data, uint32_t size) {
+    if (size < sizeof(ps_exit_event)) return;
+    ps_exit_event e;
+    memcpy(&e, data, sizeof(e));
+    fn(e);
+  };
+  int n = impl_->ring.Drain(handle);
+  if (n == 0 && timeout_ms > 0) {
+    impl_->ring.Wait(timeout_ms);
+    n = impl_->ring.Drain(handle);
   }
-  return impl_->handled;
+  if (!impl_->defer_commit) impl_->ring.Commit();
+  return n;
 }
+
+void Collector::CommitExits() { impl_->ring.Commit(); }
 
 absl::StatusOr<Stats> Collector::ReadStats() {
   const int ncpu = libbpf_num_possible_cpus();

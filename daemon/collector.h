@@ -39,6 +39,9 @@ struct CollectorOptions {
   std::string pin_path;
   // Size of the exit-event ring buffer (a power of 2, at least a page); 0: the built-in 4 MiB.
   uint32_t ring_buffer_bytes = 0;
+  // Exits handed out by PollExits stay in the ring buffer (for the next collector, after a
+  // crash) until CommitExits(); false: committed as they are handed out.
+  bool defer_exit_commit = false;
 };
 
 // What the collector found at options.pin_path.
@@ -75,6 +78,9 @@ class Collector {
   // Waits up to timeout_ms for exit events and hands each to `fn`. Returns how many were handled.
   absl::StatusOr<int> PollExits(int timeout_ms,
                                 const std::function<void(const ps_exit_event&)>& fn);
+
+  // Releases the exits PollExits has handed out (with defer_exit_commit: once they are stored).
+  void CommitExits();
 
   // Drop counters and unattributed I/O, summed over CPUs.
   absl::StatusOr<Stats> ReadStats();

@@ -74,7 +74,11 @@ Daemon::~Daemon() {
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   std::unique_ptr<Daemon> d(new Daemon(config));
-  auto collector = Collector::Create(config.collector);
+  CollectorOptions collector_options = config.collector;
+  // With a journal, an exit leaves the ring buffer only once it is on disk (CommitExits after
+  // each flush): a kill -9 before the flush leaves it for the next procscoped to read again.
+  collector_options.defer_exit_commit = !config.journal_dir.empty();
+  auto collector = Collector::Create(collector_options);
   if (!collector.ok()) return collector.status();
   d->collector_ = *std::move(collector);
   if (const PinState& pin = d->collector_->Pinning(); !pin.message.empty()) {
@@ -146,6 +150,7 @@ void Daemon::OnExit(const ps_exit_event& e) {
   v1::ExitEvent rec;
   {
     std::lock_guard<std::mutex> l(mu_);
+    if (table_.Redelivered(e)) return;  // journaled by the previous procscoped already
     rec = table_.ApplyExit(e, now);
     if (rec.outcome() == v1::CRASHED || rec.outcome() == v1::OOM_KILLED) {
       ProcessInfo p;
@@ -276,16 +281,22 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
     }
     if (journal_ && now >= next_flush) {
       (void)journal_->Flush();
+      collector_->CommitExits();  // even if the flush failed: a full ring would drop exits
       next_flush = now + absl::Seconds(1);
     }
     if (now >= next_expire) {
       std::lock_guard<std::mutex> l(mu_);
       table_.ExpireGroups(now);
+      table_.ForgetRestored();
       next_expire = now + absl::Minutes(1);
     }
   }
   (void)collector_->PollExits(0, on_exit);  // exits that happened just before we stop
-  if (journal_) return journal_->Flush();
+  if (journal_) {
+    absl::Status flushed = journal_->Flush();
+    collector_->CommitExits();
+    return flushed;
+  }
   return absl::OkStatus();
 }
 
