@@ -373,6 +373,10 @@ class ExitRing {
   }
 
   bool Uncommitted() const { return read_ != __atomic_load_n(consumer_, __ATOMIC_ACQUIRE); }
+  // Read but uncommitted records hold a quarter of the ring or more.
+  bool BacklogHigh() const {
+    return read_ - __atomic_load_n(consumer_, __ATOMIC_ACQUIRE) >= size_ / 4;
+  }
   void Commit() { __atomic_store_n(consumer_, read_, __ATOMIC_RELEASE); }
 
  private:
@@ -805,6 +809,8 @@ absl::StatusOr<int> Collector::PollExits(int timeout_ms,
 }
 
 void Collector::CommitExits() { impl_->ring.Commit(); }
+
+bool Collector::CommitBacklogHigh() const { return impl_->ring.BacklogHigh(); }
 
 absl::StatusOr<Stats> Collector::ReadStats() {
   const int ncpu = libbpf_num_possible_cpus();

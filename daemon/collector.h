@@ -81,6 +81,9 @@ class Collector {
 
   // Releases the exits PollExits has handed out (with defer_exit_commit: once they are stored).
   void CommitExits();
+  // Exits handed out but not committed take a quarter of the ring buffer or more: store and
+  // commit them now, before new exits find it full.
+  bool CommitBacklogHigh() const;
 
   // Drop counters and unattributed I/O, summed over CPUs.
   absl::StatusOr<Stats> ReadStats();

@@ -279,7 +279,7 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
       Report(now);
       next_report = std::max(next_report + config_.interval, now);
     }
-    if (journal_ && now >= next_flush) {
+    if (journal_ && (now >= next_flush || collector_->CommitBacklogHigh())) {
       (void)journal_->Flush();
       collector_->CommitExits();  // even if the flush failed: a full ring would drop exits
       next_flush = now + absl::Seconds(1);
