@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "prometheus/text_serializer.h"
 #include "report.h"
@@ -23,12 +24,20 @@ namespace {
 constexpr char kJson[] = "application/json";
 
 std::string ToJson(const google::protobuf::Message& m) {
+  // The last line of defence: a string that is not UTF-8 would fail the conversion (and log).
+  std::unique_ptr<google::protobuf::Message> fixed;
+  if (!StringsAreValidUtf8(m)) {
+    fixed.reset(m.New());
+    fixed->CopyFrom(m);
+    MakeStringsValidUtf8(fixed.get());
+  }
+  const google::protobuf::Message& valid = fixed ? *fixed : m;
   google::protobuf::util::JsonPrintOptions opts;
   opts.preserve_proto_field_names = true;
   opts.always_print_primitive_fields = true;  // a stable schema: zero fields are present too
   opts.add_whitespace = false;
   std::string out;
-  if (!google::protobuf::util::MessageToJsonString(m, &out, opts).ok()) return "{}";
+  if (!google::protobuf::util::MessageToJsonString(valid, &out, opts).ok()) return "{}";
   out.push_back('\n');
   return out;
 }
@@ -86,19 +95,27 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   }
 
   if (!config.journal_dir.empty()) {
-    auto journal = Journal::Open(config.journal_dir, config.journal_max_bytes);
+    // Streamed: the group totals fold each record in and the store keeps only the newest
+    // --events_in_memory, so memory does not grow with the journal.
+    const absl::Time now = absl::Now();
+    Daemon* self = d.get();
+    auto journal =
+        Journal::Open(config.journal_dir, config.journal_max_bytes, [self, now](v1::ExitEvent&& e) {
+          {
+            std::lock_guard<std::mutex> l(self->mu_);
+            self->table_.RestoreExit(e, now);
+          }
+          self->exits_.Add(std::move(e));
+        });
     if (!journal.ok()) {
       return absl::Status(journal.status().code(),
-                          absl::StrCat("crash journal: ", journal.status().message(),
+                          absl::StrCat("crash journal: ",
+                                       absl::StripPrefix(journal.status().message(), "journal: "),
                                        " (set --journal_dir, or --journal_dir= to disable)"));
     }
     d->journal_.emplace(*std::move(journal));
-    const absl::Time now = absl::Now();
-    for (const v1::ExitEvent& e : d->journal_->Recovered()) {
-      d->exits_.Add(e);
-      d->table_.RestoreExit(e, now);
-    }
-    d->self_.journal_dropped_bytes = d->journal_->DroppedBytes();
+    d->self_.journal_damaged_bytes = d->journal_->DamagedBytes();
+    malloc_trim(0);  // the reader's buffers and the evicted records
   }
 
   Daemon* self = d.get();
@@ -164,9 +181,11 @@ void Daemon::OnExit(const ps_exit_event& e) {
   }
   if (!config_.quiet && rec.outcome() != v1::SUCCESS) printf("%s\n", FormatExit(e).c_str());
   if (journal_) {
-    if (absl::Status s = journal_->Append(rec); !s.ok()) {
-      fprintf(stderr, "procscoped: crash journal: %s\n", std::string(s.message()).c_str());
-    }
+    // A failure is counted and logged (rate-limited) by the journal.
+    (void)journal_->Append(rec);
+    std::lock_guard<std::mutex> l(mu_);
+    self_.journal_dropped_bytes = journal_->DroppedBytes();
+    self_.journal_dropped_records = journal_->DroppedRecords();
   }
   exits_.Add(std::move(rec));
 }
@@ -280,8 +299,11 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
       next_report = std::max(next_report + config_.interval, now);
     }
     if (journal_ && (now >= next_flush || collector_->CommitBacklogHigh())) {
-      (void)journal_->Flush();
+      (void)journal_->Flush();    // counted and logged by the journal
       collector_->CommitExits();  // even if the flush failed: a full ring would drop exits
+      std::lock_guard<std::mutex> l(mu_);
+      self_.journal_dropped_bytes = journal_->DroppedBytes();
+      self_.journal_dropped_records = journal_->DroppedRecords();
       next_flush = now + absl::Seconds(1);
     }
     if (now >= next_expire) {
@@ -356,8 +378,8 @@ HttpResponse Daemon::Processes() {
     o->set_comm(ToValidUtf8(p.comm));
     o->set_exe(ToValidUtf8(p.identity.exe));
     o->set_group(ToValidUtf8(p.group));
-    o->set_container(p.identity.cgroup.container_id);
-    o->set_pod_uid(p.identity.cgroup.pod_uid);
+    o->set_container(ToValidUtf8(p.identity.cgroup.container_id));
+    o->set_pod_uid(ToValidUtf8(p.identity.cgroup.pod_uid));
     o->set_systemd_unit(ToValidUtf8(p.identity.cgroup.systemd_unit));
     o->set_uid(p.uid);
     o->set_user(ToValidUtf8(p.identity.user));
@@ -392,7 +414,7 @@ HttpResponse Daemon::Offenders() {
     out->set_pid(o.key.tgid);
     out->set_comm(ToValidUtf8(o.comm));
     out->set_group(ToValidUtf8(o.group));
-    out->set_container(o.container);
+    out->set_container(ToValidUtf8(o.container));
     out->set_rate(o.rate);
     out->set_unit(ResourceUnit(o.resource));
     out->set_share(o.share);
@@ -411,9 +433,7 @@ HttpResponse Daemon::Events(absl::string_view query) {
       }
     }
   }
-  v1::EventList list;
-  for (v1::ExitEvent& e : exits_.Newest(limit)) *list.add_events() = std::move(e);
-  return {200, kJson, ToJson(list)};
+  return {200, kJson, EventListJson(exits_.Newest(limit))};
 }
 
 HttpResponse Daemon::Status() {
