@@ -90,9 +90,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   auto collector = Collector::Create(collector_options);
   if (!collector.ok()) return collector.status();
   d->collector_ = *std::move(collector);
-  if (const PinState& pin = d->collector_->Pinning(); !pin.message.empty()) {
-    fprintf(stderr, "procscoped: %s\n", pin.message.c_str());
-  }
 
   if (!config.journal_dir.empty()) {
     // Streamed: the group totals fold each record in and the store keeps only the newest
@@ -133,6 +130,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   if (!http.ok()) return http.status();
   d->http_ = *std::move(http);
   d->last_loop_ = absl::Now();
+  // Once the start can no longer fail: a failing start says only why.
+  if (const PinState& pin = d->collector_->Pinning(); !pin.message.empty()) {
+    fprintf(stderr, "procscoped: %s\n", pin.message.c_str());
+  }
   return d;
 }
 
