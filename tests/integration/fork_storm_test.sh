@@ -17,7 +17,9 @@ for t in curl jq perl; do command -v "$t" >/dev/null || missing "needs $t"; done
 
 scratch procscope-storm
 DPID=
-before_cleanup() { [[ -n "$DPID" ]] && kill -9 "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null || true; }
+before_cleanup() {
+  if [[ -n "$DPID" ]] && kill -9 "$DPID" 2>/dev/null; then wait "$DPID" 2>/dev/null || true; fi
+}
 
 metrics() { curl -sf "http://127.0.0.1:$PORT/metrics"; }
 exits() {

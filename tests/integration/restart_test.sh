@@ -21,7 +21,7 @@ P=/sys/fs/bpf/procscope-test-$$
 P2=/sys/fs/bpf/procscope-test-small-$$
 DPID=
 before_cleanup() {
-  [[ -n "$DPID" ]] && kill -9 "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null || true
+  if [[ -n "$DPID" ]] && kill -9 "$DPID" 2>/dev/null; then wait "$DPID" 2>/dev/null || true; fi
   "$BIN" --unpin --pin_path="$P" >/dev/null 2>&1 || true
   "$BIN" --unpin --pin_path="$P2" >/dev/null 2>&1 || true
 }
