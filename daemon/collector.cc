@@ -256,24 +256,29 @@ absl::StatusOr<int> LockPinDir(const std::string& dir) {
   return fd;
 }
 
-// Removes every entry of `dir` (not the directory). Returns how many.
+// Removes every entry of `dir` (not the directory). Returns how many. The names are read first
+// and unlinked after: unlinking while readdir() walks the directory can skip entries.
 absl::StatusOr<int> ClearDir(const std::string& dir) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr)
-    return absl::InternalError(absl::StrCat("reading ", dir, ": ", strerror(errno)));
   int n = 0;
-  absl::Status status;
-  while (dirent* e = readdir(d)) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    const std::string path = absl::StrCat(dir, "/", e->d_name);
-    if (unlink(path.c_str()) != 0) {
-      status = absl::InternalError(absl::StrCat("removing ", path, ": ", strerror(errno)));
-      break;
+  for (int pass = 0; pass < 4; ++pass) {
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) {
+      return absl::InternalError(absl::StrCat("reading ", dir, ": ", strerror(errno)));
     }
-    ++n;
+    std::vector<std::string> names;
+    while (dirent* e = readdir(d)) {
+      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
+    }
+    closedir(d);
+    if (names.empty()) return n;
+    for (const std::string& name : names) {
+      const std::string path = absl::StrCat(dir, "/", name);
+      if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+        return absl::InternalError(absl::StrCat("removing ", path, ": ", strerror(errno)));
+      }
+      ++n;
+    }
   }
-  closedir(d);
-  if (!status.ok()) return status;
   return n;
 }
 
