@@ -210,7 +210,7 @@ wait_until() {  # wait_until SECONDS CMD...: polls CMD every 0.5 s
 }
 
 start_procscoped() {  # extra flags
-  "$DAEMON" --quiet --journal_dir= --listen=127.0.0.1:"$PS_PORT" "$@" >"$TMP/procscoped.log" 2>&1 &
+  "$DAEMON" --quiet --journal_dir= --pin_path= --listen=127.0.0.1:"$PS_PORT" "$@" >"$TMP/procscoped.log" 2>&1 &
   PS_PID=$!
   if ! wait_until 60 curl -sf -o /dev/null "http://127.0.0.1:$PS_PORT/readyz"; then
     echo "daemon_bench.sh: procscoped did not become ready:" >&2; cat "$TMP/procscoped.log" >&2

@@ -19,7 +19,7 @@ TMP=$(mktemp -d /var/tmp/procscope-bench.XXXXXX)
 trap 'kill $DPID 2>/dev/null || true; rm -rf "$TMP"' EXIT
 DPID=
 # The daemon runs on CPU 1 so that CPU 0 sees only the cost of the BPF hooks.
-start_daemon() { taskset -c 1 "$DAEMON" --quiet >/dev/null 2>&1 & DPID=$!; sleep 1; }
+start_daemon() { taskset -c 1 "$DAEMON" --quiet --pin_path= >/dev/null 2>&1 & DPID=$!; sleep 1; }
 stop_daemon() { kill "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 

@@ -104,4 +104,20 @@ enum ps_stat {
 	PS_STAT_MAX,
 };
 
+/*
+ * Layout of the state procscoped pins in bpffs (maps, ring buffer, links) so that the BPF side
+ * keeps counting across a daemon restart. Bump PS_LAYOUT_VERSION on any change to a struct above
+ * or in maps.bpf.h, to a map's definition or to what a stats index means, and on any change to
+ * the programs that must take effect at upgrade: a daemon that adopts pinned state keeps the
+ * programs that are running. It adopts only when this version and a hash of the maps'
+ * definitions and BTF types both match, and otherwise starts fresh. The "meta" pin is an array map of one struct ps_meta.
+ */
+#define PS_LAYOUT_VERSION 1
+
+struct ps_meta {
+	__u32 layout;  /* PS_LAYOUT_VERSION of the daemon that pinned the state */
+	__u32 pad;
+	__u64 hash;    /* of the pinned maps' definitions and key/value BTF types */
+};
+
 #endif /* PROCSCOPE_BPF_PROCSCOPE_H_ */

@@ -4,12 +4,22 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <mutex>
@@ -90,6 +100,303 @@ std::string AttachName(bpf_program* prog) {
   }
 }
 
+// The maps that carry state across a restart (scratch and .bss are per object).
+constexpr const char* kPinnedMaps[] = {"tasks",    "proc_io",     "inode_owner", "leader_handover",
+                                       "requests", "oom_victims", "events",      "stats"};
+constexpr char kMetaPin[] = "meta";
+constexpr char kSysFsBpf[] = "/sys/fs/bpf";
+
+std::string LinkPin(const std::string& dir, const char* tp) {
+  return absl::StrCat(dir, "/link_", tp);
+}
+std::string ProgPin(const std::string& dir, const char* tp) {
+  return absl::StrCat(dir, "/prog_", tp);
+}
+
+bool OnBpfFs(const std::string& path) {
+  struct statfs st;
+  return statfs(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.f_type) == BPF_FS_MAGIC;
+}
+
+std::string Parent(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// FNV-1a over the things a pinned map's meaning depends on.
+struct Fnv {
+  uint64_t h = 1469598103934665603ull;
+  void Bytes(const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+      h = (h ^ static_cast<const unsigned char*>(p)[i]) * 1099511628211ull;
+  }
+  void U64(uint64_t v) { Bytes(&v, sizeof(v)); }
+  void Str(const char* s) { Bytes(s, strlen(s) + 1); }
+};
+
+// A BTF type as a layout: kinds, sizes, member names and offsets, array lengths.
+void HashBtfType(const btf* b, uint32_t id, int depth, Fnv& h) {
+  const btf_type* t = id != 0 ? btf__type_by_id(b, id) : nullptr;
+  if (t == nullptr || depth > 10) {
+    h.U64(0);
+    return;
+  }
+  h.U64(btf_kind(t));
+  switch (btf_kind(t)) {
+    case BTF_KIND_INT:
+    case BTF_KIND_ENUM:
+    case BTF_KIND_ENUM64:
+    case BTF_KIND_FLOAT:
+      h.U64(t->size);
+      return;
+    case BTF_KIND_ARRAY:
+      h.U64(btf_array(t)->nelems);
+      HashBtfType(b, btf_array(t)->type, depth + 1, h);
+      return;
+    case BTF_KIND_STRUCT:
+    case BTF_KIND_UNION: {
+      h.U64(t->size);
+      const btf_member* m = btf_members(t);
+      for (int i = 0; i < btf_vlen(t); ++i) {
+        h.Str(btf__name_by_offset(b, m[i].name_off));
+        h.U64(btf_member_bit_offset(t, i));
+        HashBtfType(b, m[i].type, depth + 1, h);
+      }
+      return;
+    }
+    case BTF_KIND_TYPEDEF:
+    case BTF_KIND_VOLATILE:
+    case BTF_KIND_CONST:
+    case BTF_KIND_RESTRICT:
+    case BTF_KIND_TYPE_TAG:
+      HashBtfType(b, t->type, depth + 1, h);
+      return;
+    default:  // pointers and the rest: only the kind
+      return;
+  }
+}
+
+// The layout hash of this build: every pinned map's definition and key/value types, and the
+// records the daemon reads from them.
+uint64_t LayoutHash(bpf_object* obj) {
+  Fnv h;
+  h.U64(PS_LAYOUT_VERSION);
+  h.U64(sizeof(ps_exit_event));
+  h.U64(sizeof(ps_proc_rec));
+  h.U64(PS_STAT_MAX);
+  const btf* b = bpf_object__btf(obj);
+  for (const char* name : kPinnedMaps) {
+    const bpf_map* m = bpf_object__find_map_by_name(obj, name);
+    h.Str(name);
+    if (m == nullptr) continue;
+    h.U64(bpf_map__type(m));
+    h.U64(bpf_map__key_size(m));
+    h.U64(bpf_map__value_size(m));
+    h.U64(bpf_map__max_entries(m));
+    h.U64(bpf_map__map_flags(m));
+    if (b != nullptr) {
+      HashBtfType(b, bpf_map__btf_key_type_id(m), 0, h);
+      HashBtfType(b, bpf_map__btf_value_type_id(m), 0, h);
+    }
+  }
+  return h.h;
+}
+
+// Makes `dir` a directory on a bpffs: mounts one at /sys/fs/bpf when that is where it belongs
+// and none is mounted (a fresh machine), then creates the directory.
+absl::Status PreparePinDir(const std::string& dir) {
+  if (dir.empty() || dir[0] != '/' || dir.size() < 2 || dir.back() == '/') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--pin_path=", dir, ": must be an absolute directory path without a trailing /"));
+  }
+  const std::string parent = Parent(dir);
+  if (!OnBpfFs(parent)) {
+    struct stat st;
+    if (parent != kSysFsBpf || stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--pin_path=", dir, ": ", parent,
+          " is not on a BPF filesystem; mount one (mount -t bpf bpf ", parent,
+          "), choose a directory inside a mounted bpffs, or --pin_path= to disable pinning"));
+    }
+    if (mount("bpf", kSysFsBpf, "bpf", 0, "mode=0700") != 0) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("no BPF filesystem at /sys/fs/bpf and mounting one failed (",
+                       strerror(errno), "; needs CAP_SYS_ADMIN): mount -t bpf bpf /sys/fs/bpf"));
+    }
+    fprintf(stderr, "procscoped: mounted a BPF filesystem at /sys/fs/bpf\n");
+  }
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("--pin_path=", dir, ": cannot create it: ", strerror(errno)));
+  }
+  if (!OnBpfFs(dir)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--pin_path=", dir, ": not a directory on a BPF filesystem"));
+  }
+  return absl::OkStatus();
+}
+
+// Locks `dir` against a second collector (which would steal half the exit events). Returns the
+// lock's fd.
+absl::StatusOr<int> LockPinDir(const std::string& dir) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("--pin_path=", dir, ": cannot open it: ", strerror(errno)));
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    close(fd);
+    if (err == EWOULDBLOCK) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(dir, " is in use by another running procscoped"));
+    }
+    return absl::InternalError(absl::StrCat("locking ", dir, ": ", strerror(err)));
+  }
+  return fd;
+}
+
+// Removes every entry of `dir` (not the directory). Returns how many. The names are read first
+// and unlinked after: unlinking while readdir() walks the directory can skip entries.
+absl::StatusOr<int> ClearDir(const std::string& dir) {
+  int n = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) {
+      return absl::InternalError(absl::StrCat("reading ", dir, ": ", strerror(errno)));
+    }
+    std::vector<std::string> names;
+    while (dirent* e = readdir(d)) {
+      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
+    }
+    closedir(d);
+    if (names.empty()) return n;
+    for (const std::string& name : names) {
+      const std::string path = absl::StrCat(dir, "/", name);
+      if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+        return absl::InternalError(absl::StrCat("removing ", path, ": ", strerror(errno)));
+      }
+      ++n;
+    }
+  }
+  return n;
+}
+
+// Counts (and consumes) the exit events waiting in an old ring buffer that this build cannot
+// read: they are reported as dropped rather than silently lost.
+uint64_t CountQueuedRecords(const std::string& path) {
+  const int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return 0;
+  uint64_t n = 0;
+  bpf_map_info info = {};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_MAP_TYPE_RINGBUF) {
+    ring_buffer* rb = ring_buffer__new(
+        fd,
+        [](void* ctx, void*, size_t) {
+          ++*static_cast<uint64_t*>(ctx);
+          return 0;
+        },
+        &n, nullptr);
+    if (rb != nullptr) {
+      (void)ring_buffer__consume(rb);
+      ring_buffer__free(rb);
+    }
+  }
+  close(fd);
+  return n;
+}
+
+// The exit ring buffer, consumed by hand so that the consumer position (what the kernel may
+// overwrite, and what a next daemon would read again) advances only on Commit(): after the exits
+// read are in the journal, so that a kill -9 in between loses none (they are read again).
+// libbpf 1.1's ring_buffer commits after each record.
+class ExitRing {
+ public:
+  ~ExitRing() {
+    if (data_ != nullptr) munmap(data_, page_ + 2 * size_);
+    if (consumer_ != nullptr) munmap(consumer_, page_);
+    if (epfd_ >= 0) close(epfd_);
+  }
+
+  absl::Status Open(int fd) {
+    bpf_map_info info = {};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+      return absl::InternalError(absl::StrCat("exit ring buffer: ", strerror(errno)));
+    }
+    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_ = info.max_entries;
+    void* c = mmap(nullptr, page_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (c == MAP_FAILED) return MapError();
+    consumer_ = static_cast<uint64_t*>(c);
+    // The producer page, then the data mapped twice: a record that wraps reads as one piece.
+    void* d =
+        mmap(nullptr, page_ + 2 * size_, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(page_));
+    if (d == MAP_FAILED) return MapError();
+    data_ = static_cast<uint8_t*>(d);
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    epoll_event ev = {};
+    ev.events = EPOLLIN;
+    if (epfd_ < 0 || epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return MapError();
+    read_ = __atomic_load_n(consumer_, __ATOMIC_ACQUIRE);
+    return absl::OkStatus();
+  }
+
+  // Hands every complete record after the read position to `fn`; returns how many.
+  template <typename Fn>
+  int Drain(Fn&& fn) {
+    const uint64_t prod =
+        __atomic_load_n(reinterpret_cast<const uint64_t*>(data_), __ATOMIC_ACQUIRE);
+    int n = 0;
+    while (read_ < prod) {
+      const auto* hdr = reinterpret_cast<const uint32_t*>(data_ + page_ + (read_ & (size_ - 1)));
+      const uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+      if (len & BPF_RINGBUF_BUSY_BIT) break;  // reserved, not yet submitted
+      const uint32_t body = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+      if ((len & BPF_RINGBUF_DISCARD_BIT) == 0) {
+        fn(reinterpret_cast<const uint8_t*>(hdr) + BPF_RINGBUF_HDR_SZ, body);
+        ++n;
+      }
+      read_ += (body + BPF_RINGBUF_HDR_SZ + 7) & ~uint64_t{7};
+    }
+    return n;
+  }
+
+  // Waits up to timeout_ms for records (a signal ends the wait early). The kernel wakes a
+  // consumer only once it has committed everything, and reports "readable" while anything is
+  // uncommitted: with records read but not committed, sleep in short steps instead.
+  void Wait(int timeout_ms) {
+    if (Uncommitted()) {
+      const int ms = std::min(timeout_ms, 20);
+      timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+      nanosleep(&ts, nullptr);
+      return;
+    }
+    epoll_event ev;
+    (void)epoll_wait(epfd_, &ev, 1, timeout_ms);
+  }
+
+  bool Uncommitted() const { return read_ != __atomic_load_n(consumer_, __ATOMIC_ACQUIRE); }
+  // Read but uncommitted records hold a quarter of the ring or more.
+  bool BacklogHigh() const {
+    return read_ - __atomic_load_n(consumer_, __ATOMIC_ACQUIRE) >= size_ / 4;
+  }
+  void Commit() { __atomic_store_n(consumer_, read_, __ATOMIC_RELEASE); }
+
+ private:
+  absl::Status MapError() const {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot map the exit-event ring buffer: ", strerror(errno),
+                     " (locked-memory or memory cgroup limit too low?)"));
+  }
+  size_t page_ = 0;
+  uint64_t size_ = 0;
+  uint64_t* consumer_ = nullptr;
+  uint8_t* data_ = nullptr;  // producer page, then the data twice
+  int epfd_ = -1;
+  uint64_t read_ = 0;
+};
 }  // namespace
 
 const char* StatName(int index) {
@@ -105,31 +412,135 @@ struct Collector::Impl {
   procscope_bpf* skel = nullptr;
   bpf_link* iter_link = nullptr;
   std::vector<bpf_link*> links;
+  std::vector<const char*> link_hooks;  // tracepoint of each link
+  std::vector<int> adopted_prog_fds;    // programs of a previous daemon, kept for their stats
+  PinState pin;
+  int lock_fd = -1;                    // flock of the pin directory
+  uint64_t old_ringbuf_events = 0;     // queued in an old ring buffer this build could not read
   std::vector<ProgramStats> attached;  // name, hook, attach; costs filled on demand
   std::vector<int> attached_fds;
   std::vector<std::string> degraded;
-  ring_buffer* rb = nullptr;
-  int stats_fd = -1;  // keeps kernel.bpf_stats on while open
-  const std::function<void(const ps_exit_event&)>* on_exit = nullptr;
-  int handled = 0;
+  ExitRing ring;
+  bool defer_commit = false;  // CommitExits() advances the ring's consumer position
+  int stats_fd = -1;          // keeps kernel.bpf_stats on while open
   size_t last_read_size = 0;
 
   ~Impl() {
-    if (rb != nullptr) ring_buffer__free(rb);
     if (stats_fd >= 0) close(stats_fd);
     for (bpf_link* l : links) bpf_link__destroy(l);
     if (iter_link != nullptr) bpf_link__destroy(iter_link);
     if (skel != nullptr) procscope_bpf__destroy(skel);
+    for (int fd : adopted_prog_fds) close(fd);
+    if (lock_fd >= 0) close(lock_fd);
   }
 
-  static int OnEvent(void* ctx, void* data, size_t size) {
-    auto* self = static_cast<Impl*>(ctx);
-    if (size < sizeof(ps_exit_event)) return 0;
-    ps_exit_event e;
-    memcpy(&e, data, sizeof(e));
-    ++self->handled;
-    if (self->on_exit != nullptr) (*self->on_exit)(e);
-    return 0;
+  // Adopts the state pinned in `dir` if its layout is this build's: reuses the pinned maps and
+  // opens the pinned links (the running programs stay attached). False, with `why` set, when
+  // there is nothing (usable) to adopt; an error only for a failure half-way.
+  absl::StatusOr<bool> Adopt(const std::string& dir, uint64_t hash, std::string* why) {
+    const int meta_fd = bpf_obj_get(absl::StrCat(dir, "/", kMetaPin).c_str());
+    if (meta_fd < 0) {
+      *why = "no complete pinned state";
+      return false;
+    }
+    ps_meta meta = {};
+    const uint32_t zero = 0;
+    const int rc = bpf_map_lookup_elem(meta_fd, &zero, &meta);
+    close(meta_fd);
+    if (rc != 0 || meta.layout != PS_LAYOUT_VERSION || meta.hash != hash) {
+      *why = absl::StrFormat(
+          "the pinned state has layout %u (hash %016x), this build layout %u (hash %016x)",
+          meta.layout, meta.hash, PS_LAYOUT_VERSION, hash);
+      return false;
+    }
+    std::vector<std::pair<bpf_map*, int>> maps;
+    auto close_all = [&] {
+      for (auto& [m, fd] : maps) close(fd);
+    };
+    for (const char* name : kPinnedMaps) {
+      const int fd = bpf_obj_get(absl::StrCat(dir, "/", name).c_str());
+      if (fd < 0) {
+        close_all();
+        *why = absl::StrCat("pinned map ", name, " is missing");
+        return false;
+      }
+      maps.push_back({bpf_object__find_map_by_name(skel->obj, name), fd});
+    }
+    for (const Hook& h : kHooks) {
+      if (h.required && access(LinkPin(dir, h.tracepoint).c_str(), F_OK) != 0) {
+        close_all();
+        *why = absl::StrCat("pinned link of ", h.tracepoint, " is missing");
+        return false;
+      }
+    }
+    for (auto& [m, fd] : maps) {
+      if (m == nullptr || bpf_map__reuse_fd(m, fd) != 0) {
+        const int err = errno;
+        close_all();
+        return absl::InternalError(absl::StrCat("reusing pinned map in ", dir, ": ", strerror(err),
+                                                " (procscoped --unpin starts over)"));
+      }
+    }
+    close_all();  // reuse_fd took its own copies
+    return true;
+  }
+
+  // After a fresh attach: pins the maps, the programs and their links, then the meta record that
+  // marks the state complete.
+  absl::Status Pin(const std::string& dir, uint64_t hash) {
+    for (const char* name : kPinnedMaps) {
+      bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
+      const std::string path = absl::StrCat(dir, "/", name);
+      if (m == nullptr || bpf_obj_pin(bpf_map__fd(m), path.c_str()) != 0) {
+        return absl::InternalError(absl::StrCat("pinning ", path, ": ", strerror(errno)));
+      }
+    }
+    for (size_t i = 0; i < links.size(); ++i) {
+      const std::string lp = LinkPin(dir, link_hooks[i]);
+      const std::string pp = ProgPin(dir, link_hooks[i]);
+      if (bpf_link__pin(links[i], lp.c_str()) != 0 ||
+          bpf_obj_pin(attached_fds[i + 1], pp.c_str()) != 0) {
+        return absl::InternalError(absl::StrCat("pinning ", lp, ": ", strerror(errno)));
+      }
+    }
+    const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ps_meta", sizeof(uint32_t), sizeof(ps_meta),
+                                  1, nullptr);
+    if (fd < 0)
+      return absl::InternalError(absl::StrCat("creating the meta map: ", strerror(errno)));
+    const ps_meta meta = {PS_LAYOUT_VERSION, 0, hash};
+    const uint32_t zero = 0;
+    const std::string path = absl::StrCat(dir, "/", kMetaPin);
+    const bool ok =
+        bpf_map_update_elem(fd, &zero, &meta, BPF_ANY) == 0 && bpf_obj_pin(fd, path.c_str()) == 0;
+    const int err = errno;
+    close(fd);
+    if (!ok) return absl::InternalError(absl::StrCat("pinning ", path, ": ", strerror(err)));
+    return absl::OkStatus();
+  }
+
+  // The pinned links of a previous daemon: held open, their programs listed for Programs().
+  void OpenPinnedLinks(const std::string& dir) {
+    for (const Hook& h : kHooks) {
+      bpf_link* link = bpf_link__open(LinkPin(dir, h.tracepoint).c_str());
+      if (link == nullptr) {
+        degraded.push_back(h.tracepoint);
+        continue;
+      }
+      links.push_back(link);
+      link_hooks.push_back(h.tracepoint);
+      const int prog_fd = bpf_obj_get(ProgPin(dir, h.tracepoint).c_str());
+      if (prog_fd < 0) continue;
+      bpf_prog_info info = {};
+      uint32_t len = sizeof(info);
+      bpf_program* twin = bpf_obj_get_info_by_fd(prog_fd, &info, &len) == 0 &&
+                                  info.type == BPF_PROG_TYPE_RAW_TRACEPOINT
+                              ? h.raw_tp(skel)
+                              : h.tp_btf(skel);
+      adopted_prog_fds.push_back(prog_fd);
+      attached.push_back({bpf_program__name(twin), h.tracepoint,
+                          info.type == BPF_PROG_TYPE_RAW_TRACEPOINT ? "raw_tp" : "tp_btf", 0, 0});
+      attached_fds.push_back(prog_fd);
+    }
   }
 
   absl::StatusOr<std::string> ReadIterator() {
@@ -234,6 +645,60 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
   }
   btf__free(kernel_btf);
 
+  if (options.ring_buffer_bytes != 0 &&
+      bpf_map__set_max_entries(impl->skel->maps.events, options.ring_buffer_bytes) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ring buffer size ", options.ring_buffer_bytes, ": ", strerror(errno)));
+  }
+
+  // Pinned state: adopt it when its layout is ours, else start fresh (and pin after attaching).
+  // Pinning that cannot be set up is reported, not fatal: the collector then works unpinned.
+  std::string pin_dir = options.pin_path;
+  const uint64_t layout_hash = LayoutHash(impl->skel->obj);
+  bool adopted = false;
+  if (!pin_dir.empty()) {
+    absl::Status ready = PreparePinDir(pin_dir);
+    if (ready.ok()) {
+      auto lock = LockPinDir(pin_dir);
+      if (lock.ok()) {
+        impl->lock_fd = *lock;
+      } else {
+        ready = lock.status();
+      }
+    }
+    if (!ready.ok()) {
+      impl->pin.message = absl::StrCat("BPF state not pinned: ", ready.message(),
+                                       "; a restart will lose the exits while procscoped is down");
+      pin_dir.clear();
+    }
+  }
+  if (!pin_dir.empty()) {
+    std::string why;
+    ASSIGN_OR_RETURN(adopted, impl->Adopt(pin_dir, layout_hash, &why));
+    if (adopted) {
+      // The previous daemon's programs keep running on these maps: load only the iterator.
+      for (const Hook& h : kHooks) {
+        bpf_program__set_autoload(h.tp_btf(impl->skel), false);
+        bpf_program__set_autoload(h.raw_tp(impl->skel), false);
+      }
+    } else {
+      const bool had_state = access(absl::StrCat(pin_dir, "/events").c_str(), F_OK) == 0 ||
+                             access(absl::StrCat(pin_dir, "/", kMetaPin).c_str(), F_OK) == 0;
+      impl->old_ringbuf_events = CountQueuedRecords(absl::StrCat(pin_dir, "/events"));
+      // Unpinning the old links detaches the old programs before ours attach: nothing counted
+      // twice.
+      auto cleared = ClearDir(pin_dir);
+      if (!cleared.ok()) return cleared.status();
+      impl->pin.message = had_state
+                              ? absl::StrFormat(
+                                    "pinned BPF state in %s not adopted (%s): starting fresh; "
+                                    "%u queued exit events of the old programs counted as "
+                                    "dropped (ringbuf)",
+                                    pin_dir, why, impl->old_ringbuf_events)
+                              : "";
+    }
+  }
+
   if (procscope_bpf__load(impl->skel) != 0) {
     const int err = errno;
     if (err == EPERM) {
@@ -254,40 +719,68 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot create the task iterator (iter/task, Linux >= 5.8 with BTF): ", strerror(errno)));
   }
-  impl->skel->bss->ps_registering = 1;
-  auto reg = impl->ReadIterator();
-  impl->skel->bss->ps_registering = 0;
-  if (!reg.ok()) return reg.status();
-  impl->attached.push_back({"ps_dump_procs", "task", "iter", 0, 0});
-  impl->attached_fds.push_back(bpf_program__fd(impl->skel->progs.ps_dump_procs));
-
-  for (size_t i = 0; i < std::size(kHooks); ++i) {
-    bpf_program* prog = chosen[i];
-    if (prog == nullptr) continue;
-    bpf_link* link = bpf_program__attach(prog);
-    if (link == nullptr) {
-      const int err = errno;
-      if (kHooks[i].required) {
-        return absl::FailedPreconditionError(
-            absl::StrFormat("cannot attach to tracepoint %s (%s): %s; this kernel may lack it",
-                            kHooks[i].tracepoint, AttachName(prog), strerror(err)));
-      }
-      impl->degraded.push_back(kHooks[i].tracepoint);
-      continue;
+  if (adopted) {
+    // Registered and counted all along by the previous daemon's programs.
+    impl->attached.push_back({"ps_dump_procs", "task", "iter", 0, 0});
+    impl->attached_fds.push_back(bpf_program__fd(impl->skel->progs.ps_dump_procs));
+    impl->OpenPinnedLinks(pin_dir);
+    ASSIGN_OR_RETURN(std::string recs, impl->ReadIterator());
+    size_t procs = 0;
+    for (size_t off = 0; off + sizeof(ps_proc_rec) <= recs.size(); off += sizeof(ps_proc_rec)) {
+      ps_proc_rec r;
+      memcpy(&r, recs.data() + off, sizeof(r));
+      if ((r.flags & PS_REC_DELTA) == 0) ++procs;
     }
-    impl->links.push_back(link);
-    impl->attached.push_back(
-        {bpf_program__name(prog), kHooks[i].tracepoint, AttachName(prog), 0, 0});
-    impl->attached_fds.push_back(bpf_program__fd(prog));
+    impl->pin = {true, true,
+                 absl::StrFormat("adopted pinned BPF state from %s (layout %d, %u processes)",
+                                 pin_dir, PS_LAYOUT_VERSION, procs)};
   }
+  if (!adopted) {
+    impl->skel->bss->ps_registering = 1;
+    auto reg = impl->ReadIterator();
+    impl->skel->bss->ps_registering = 0;
+    if (!reg.ok()) return reg.status();
+    impl->attached.push_back({"ps_dump_procs", "task", "iter", 0, 0});
+    impl->attached_fds.push_back(bpf_program__fd(impl->skel->progs.ps_dump_procs));
 
-  impl->rb =
-      ring_buffer__new(bpf_map__fd(impl->skel->maps.events), &Impl::OnEvent, impl.get(), nullptr);
-  if (impl->rb == nullptr) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cannot create the exit-event ring buffer: ", strerror(errno),
-                     " (locked-memory or memory cgroup limit too low?)"));
-  }
+    for (size_t i = 0; i < std::size(kHooks); ++i) {
+      bpf_program* prog = chosen[i];
+      if (prog == nullptr) continue;
+      bpf_link* link = bpf_program__attach(prog);
+      if (link == nullptr) {
+        const int err = errno;
+        if (kHooks[i].required) {
+          return absl::FailedPreconditionError(
+              absl::StrFormat("cannot attach to tracepoint %s (%s): %s; this kernel may lack it",
+                              kHooks[i].tracepoint, AttachName(prog), strerror(err)));
+        }
+        impl->degraded.push_back(kHooks[i].tracepoint);
+        continue;
+      }
+      impl->links.push_back(link);
+      impl->attached.push_back(
+          {bpf_program__name(prog), kHooks[i].tracepoint, AttachName(prog), 0, 0});
+      impl->attached_fds.push_back(bpf_program__fd(prog));
+      impl->link_hooks.push_back(kHooks[i].tracepoint);
+    }
+    if (!pin_dir.empty()) {
+      if (absl::Status s = impl->Pin(pin_dir, layout_hash); s.ok()) {
+        impl->pin.pinned = true;
+        if (impl->pin.message.empty()) {
+          impl->pin.message =
+              absl::StrFormat("pinned BPF state in %s (layout %d)", pin_dir, PS_LAYOUT_VERSION);
+        }
+      } else {
+        (void)ClearDir(pin_dir);
+        impl->pin.message =
+            absl::StrCat("BPF state not pinned: ", s.message(),
+                         "; a restart will lose the exits while procscoped is down");
+      }
+    }
+  }  // fresh
+
+  RETURN_IF_ERROR(impl->ring.Open(bpf_map__fd(impl->skel->maps.events)));
+  impl->defer_commit = options.defer_exit_commit;
   if (options.bpf_stats) {
     impl->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
     if (impl->stats_fd < 0) {
@@ -305,15 +798,24 @@ absl::StatusOr<std::vector<ProcessSample>> Collector::ReadProcesses() {
 
 absl::StatusOr<int> Collector::PollExits(int timeout_ms,
                                          const std::function<void(const ps_exit_event&)>& fn) {
-  impl_->on_exit = &fn;
-  impl_->handled = 0;
-  int rc = ring_buffer__poll(impl_->rb, timeout_ms);
-  impl_->on_exit = nullptr;
-  if (rc < 0 && rc != -EINTR) {
-    return absl::InternalError(absl::StrCat("polling exit events: ", strerror(-rc)));
+  auto handle = [&](const uint8_t* data, uint32_t size) {
+    if (size < sizeof(ps_exit_event)) return;
+    ps_exit_event e;
+    memcpy(&e, data, sizeof(e));
+    fn(e);
+  };
+  int n = impl_->ring.Drain(handle);
+  if (n == 0 && timeout_ms > 0) {
+    impl_->ring.Wait(timeout_ms);
+    n = impl_->ring.Drain(handle);
   }
-  return impl_->handled;
+  if (!impl_->defer_commit) impl_->ring.Commit();
+  return n;
 }
+
+void Collector::CommitExits() { impl_->ring.Commit(); }
+
+bool Collector::CommitBacklogHigh() const { return impl_->ring.BacklogHigh(); }
 
 absl::StatusOr<Stats> Collector::ReadStats() {
   const int ncpu = libbpf_num_possible_cpus();
@@ -327,6 +829,7 @@ absl::StatusOr<Stats> Collector::ReadStats() {
     }
     for (uint64_t v : values) out[i] += v;
   }
+  out[PS_STAT_DROP_RINGBUF] += impl_->old_ringbuf_events;
   return out;
 }
 
@@ -381,5 +884,28 @@ Collector::MapEntries() {
 }
 
 const std::vector<std::string>& Collector::Degraded() const { return impl_->degraded; }
+
+const PinState& Collector::Pinning() const { return impl_->pin; }
+
+absl::StatusOr<int> UnpinCollector(const std::string& pin_path) {
+  struct stat st;
+  if (pin_path.empty()) return absl::InvalidArgumentError("--unpin needs a --pin_path");
+  if (stat(pin_path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return 0;
+    return absl::InternalError(absl::StrCat(pin_path, ": ", strerror(errno)));
+  }
+  if (!S_ISDIR(st.st_mode) || !OnBpfFs(pin_path) || !OnBpfFs(Parent(pin_path))) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        pin_path, " is not a directory inside a BPF filesystem: procscoped pinned nothing there"));
+  }
+  ASSIGN_OR_RETURN(int lock, LockPinDir(pin_path));
+  auto n = ClearDir(pin_path);
+  close(lock);
+  if (!n.ok()) return n.status();
+  if (rmdir(pin_path.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("removing ", pin_path, ": ", strerror(errno)));
+  }
+  return *n;
+}
 
 }  // namespace procscope

@@ -32,6 +32,24 @@ struct CollectorOptions {
   // Turn on the kernel's BPF run-time statistics (run_time_ns / run_cnt per program) while the
   // collector lives. Costs about 35 ns per program run; off by default.
   bool bpf_stats = false;
+  // A directory on a bpffs where the maps, the exit ring buffer and the hooks' links are pinned,
+  // so that the BPF side keeps counting while no daemon runs and the next one adopts the state.
+  // Empty: nothing pinned, everything detaches when the collector goes (the library default;
+  // procscoped's --pin_path defaults to /sys/fs/bpf/procscope).
+  std::string pin_path;
+  // Size of the exit-event ring buffer (a power of 2, at least a page); 0: the built-in 4 MiB.
+  uint32_t ring_buffer_bytes = 0;
+  // Exits handed out by PollExits stay in the ring buffer (for the next collector, after a
+  // crash) until CommitExits(); false: committed as they are handed out.
+  bool defer_exit_commit = false;
+};
+
+// What the collector found at options.pin_path.
+struct PinState {
+  bool pinned = false;   // the state is pinned (now or from before)
+  bool adopted = false;  // a previous daemon's pinned state was adopted
+  // One line for the log: adopted, started fresh (and why), or why nothing is pinned.
+  std::string message;
 };
 
 // One attached program and what the kernel says it costs (kernel.bpf_stats_enabled=1).
@@ -61,6 +79,12 @@ class Collector {
   absl::StatusOr<int> PollExits(int timeout_ms,
                                 const std::function<void(const ps_exit_event&)>& fn);
 
+  // Releases the exits PollExits has handed out (with defer_exit_commit: once they are stored).
+  void CommitExits();
+  // Exits handed out but not committed take a quarter of the ring buffer or more: store and
+  // commit them now, before new exits find it full.
+  bool CommitBacklogHigh() const;
+
   // Drop counters and unattributed I/O, summed over CPUs.
   absl::StatusOr<Stats> ReadStats();
 
@@ -74,6 +98,9 @@ class Collector {
   // 0.5 us per entry): call it every few seconds, not per scrape.
   absl::StatusOr<std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>>> MapEntries();
 
+  // Pinning and adoption, as decided by Create.
+  const PinState& Pinning() const;
+
   // Hook names that could not be attached (optional hooks only); empty when all are.
   const std::vector<std::string>& Degraded() const;
 
@@ -83,6 +110,11 @@ class Collector {
   explicit Collector(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Removes everything pinned in `pin_path` and the directory (--unpin): the BPF programs detach
+// and their maps go once no process holds them. Returns how many objects were removed (0 when
+// nothing is pinned there). Fails while a running collector uses the directory.
+absl::StatusOr<int> UnpinCollector(const std::string& pin_path);
 
 // Human name of a stats index ("drop_ringbuf", ...), also used for metric labels.
 const char* StatName(int index);

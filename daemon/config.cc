@@ -49,6 +49,15 @@ absl::Status ValidateConfig(const Config& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("--events_in_memory=", c.events_in_memory, ": must be between 1 and 1000000"));
   }
+  if (const uint32_t r = c.collector.ring_buffer_bytes;
+      r != 0 && (r < 4096 || r > (1u << 30) || (r & (r - 1)) != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--ring_buffer_bytes=", r, ": must be a power of 2 between 4096 and 1073741824"));
+  }
+  if (!c.collector.pin_path.empty() && c.collector.pin_path[0] != '/') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--pin_path=", c.collector.pin_path, ": must be an absolute path (empty: no pinning)"));
+  }
   if (absl::Status s = ValidateTableOptions(c.table); !s.ok()) return s;
   return ValidateOffenderConfig(c.offenders);
 }

@@ -83,7 +83,11 @@ Daemon::~Daemon() {
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   std::unique_ptr<Daemon> d(new Daemon(config));
-  auto collector = Collector::Create(config.collector);
+  CollectorOptions collector_options = config.collector;
+  // With a journal, an exit leaves the ring buffer only once it is on disk (CommitExits after
+  // each flush): a kill -9 before the flush leaves it for the next procscoped to read again.
+  collector_options.defer_exit_commit = !config.journal_dir.empty();
+  auto collector = Collector::Create(collector_options);
   if (!collector.ok()) return collector.status();
   d->collector_ = *std::move(collector);
 
@@ -128,6 +132,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   if (!http.ok()) return http.status();
   d->http_ = *std::move(http);
   d->last_loop_ = absl::Now();
+  // Once the start can no longer fail: a failing start says only why.
+  if (const PinState& pin = d->collector_->Pinning(); !pin.message.empty()) {
+    fprintf(stderr, "procscoped: %s\n", pin.message.c_str());
+  }
   return d;
 }
 
@@ -162,6 +170,7 @@ void Daemon::OnExit(const ps_exit_event& e) {
   v1::ExitEvent rec;
   {
     std::lock_guard<std::mutex> l(mu_);
+    if (table_.Redelivered(e)) return;  // journaled by the previous procscoped already
     rec = table_.ApplyExit(e, now);
     if (rec.outcome() == v1::CRASHED || rec.outcome() == v1::OOM_KILLED) {
       ProcessInfo p;
@@ -304,8 +313,9 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
       Report(now);
       next_report = std::max(next_report + config_.interval, now);
     }
-    if (journal_ && now >= next_flush) {
-      (void)journal_->Flush();  // counted and logged by the journal
+    if (journal_ && (now >= next_flush || collector_->CommitBacklogHigh())) {
+      (void)journal_->Flush();    // counted and logged by the journal
+      collector_->CommitExits();  // even if the flush failed: a full ring would drop exits
       std::lock_guard<std::mutex> l(mu_);
       self_.journal_dropped_bytes = journal_->DroppedBytes();
       self_.journal_dropped_records = journal_->DroppedRecords();
@@ -314,11 +324,16 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
     if (now >= next_expire) {
       std::lock_guard<std::mutex> l(mu_);
       table_.ExpireGroups(now);
+      table_.ForgetRestored();
       next_expire = now + absl::Minutes(1);
     }
   }
   (void)collector_->PollExits(0, on_exit);  // exits that happened just before we stop
-  if (journal_) return journal_->Flush();
+  if (journal_) {
+    absl::Status flushed = journal_->Flush();
+    collector_->CommitExits();
+    return flushed;
+  }
   return absl::OkStatus();
 }
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -72,6 +73,14 @@ ABSL_FLAG(std::string, journal_dir, "/var/lib/procscope",
 ABSL_FLAG(int64_t, journal_max_bytes, 16 << 20,
           "Journal size before it rotates (disk use stays under twice this)");
 ABSL_FLAG(int, events_in_memory, 1000, "Exit events kept in memory for /api/v1/events");
+ABSL_FLAG(std::string, pin_path, "/sys/fs/bpf/procscope",
+          "bpffs directory where the BPF maps, exit ring buffer and links are pinned so that "
+          "counting goes on across restarts and upgrades; empty: no pinning");
+ABSL_FLAG(bool, unpin, false,
+          "Remove what is pinned in --pin_path (detaching the BPF programs) and exit");
+ABSL_FLAG(int64_t, ring_buffer_bytes, 4 << 20,
+          "Exit-event ring buffer size (power of 2, 4096..1 GiB): exits it can hold while "
+          "procscoped is down or busy, about 350 bytes each");
 ABSL_FLAG(std::string, config, "",
           "Optional config file: one flag=value per line (# comments), the flags' names without "
           "--; command-line flags win. Re-read on SIGHUP");
@@ -157,6 +166,10 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.collector.btf_path = absl::GetFlag(FLAGS_btf);
   c.collector.verbose = absl::GetFlag(FLAGS_verbose);
   c.collector.bpf_stats = absl::GetFlag(FLAGS_bpf_stats);
+  c.collector.pin_path = absl::GetFlag(FLAGS_pin_path);
+  const int64_t ring = absl::GetFlag(FLAGS_ring_buffer_bytes);
+  c.collector.ring_buffer_bytes =
+      ring == (4 << 20) ? 0 : static_cast<uint32_t>(std::clamp<int64_t>(ring, 1, UINT32_MAX));
   c.proc_root = absl::GetFlag(FLAGS_proc_root);
   auto group_by = ParseGroupBy(absl::GetFlag(FLAGS_group_by));
   if (!group_by.ok()) return group_by.status();
@@ -200,6 +213,16 @@ int main(int argc, char** argv) {
   if (rest.size() > 1) {
     fprintf(stderr, "procscoped: unexpected argument '%s' (see --help)\n", rest[1]);
     return 2;
+  }
+  if (absl::GetFlag(FLAGS_unpin)) {
+    const std::string path = absl::GetFlag(FLAGS_pin_path);
+    auto n = procscope::UnpinCollector(path);
+    if (!n.ok()) {
+      fprintf(stderr, "procscoped: --unpin: %s\n", std::string(n.status().message()).c_str());
+      return 1;
+    }
+    fprintf(stderr, "procscoped: removed %d pinned objects from %s\n", *n, path.c_str());
+    return 0;
   }
   auto config = procscope::ConfigFromFlags();
   if (!config.ok()) {

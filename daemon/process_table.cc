@@ -306,6 +306,30 @@ void ProcessTable::RestoreExit(const v1::ExitEvent& e, absl::Time now) {
     g.crashes[e.signal_name().empty() ? "none" : e.signal_name()]++;
   }
   g.last_active = now;
+  restored_.emplace_back(e.pid(), e.start_time_unix_ns());
+  if (restored_.size() > kRedeliverable) restored_.pop_front();
+  restored_by_pid_.clear();
+}
+
+bool ProcessTable::Redelivered(const ps_exit_event& e) {
+  if (restored_.empty()) return false;
+  if (restored_by_pid_.empty()) {
+    for (const auto& [pid, start] : restored_) restored_by_pid_[pid].push_back(start);
+  }
+  auto it = restored_by_pid_.find(e.key.tgid);
+  if (it == restored_by_pid_.end()) return false;
+  // Start times went through two daemons' boot-to-Unix offsets: equal to well within 1 ms.
+  const int64_t start = absl::ToUnixNanos(absl::FromUnixNanos(0) + options_.boot_to_unix +
+                                          absl::Nanoseconds(static_cast<int64_t>(e.key.start_ns)));
+  for (int64_t s : it->second) {
+    if (s - start < 1000000 && start - s < 1000000) return true;
+  }
+  return false;
+}
+
+void ProcessTable::ForgetRestored() {
+  restored_.clear();
+  restored_by_pid_.clear();
 }
 
 void ProcessTable::Reconfigure(const TableOptions& options) {

@@ -5,6 +5,7 @@
 #define PROCSCOPE_DAEMON_PROCESS_TABLE_H_
 
 #include <cstdint>
+#include <deque>
 #include <regex>
 #include <string>
 #include <vector>
@@ -63,6 +64,14 @@ class ProcessTable {
   // and its final totals), so a restart does not erase the crash history from the metrics.
   void RestoreExit(const v1::ExitEvent& e, absl::Time now);
 
+  // True for an exit event that RestoreExit already counted: the previous procscoped journaled
+  // it but died before releasing it from the pinned ring buffer, which hands it out again. Only
+  // the newest kRedeliverable restored exits are checked (the ring buffer cannot hold more).
+  bool Redelivered(const ps_exit_event& e);
+  // Ends that check (the ring buffer's backlog is drained by then).
+  void ForgetRestored();
+  static constexpr size_t kRedeliverable = 1 << 15;
+
   // New filters and group expiry (group_by is kept: changing it needs a restart).
   void Reconfigure(const TableOptions& options);
 
@@ -105,6 +114,9 @@ class ProcessTable {
   absl::flat_hash_map<ps_key, absl::Time> exited_;     // exit applied: ignore late samples
   absl::flat_hash_map<uint64_t, CgroupInfo> cgroups_;  // cgroup id -> what it was seen as
   absl::flat_hash_map<uint32_t, std::string> users_;   // uid -> name, as seen
+  // The newest restored exits (pid, start time), and the same by pid once first looked up.
+  std::deque<std::pair<uint32_t, int64_t>> restored_;
+  absl::flat_hash_map<uint32_t, std::vector<int64_t>> restored_by_pid_;
   uint64_t lost_exits_ = 0;
   uint64_t pass_ = 0;  // ApplySamples() passes so far
 };

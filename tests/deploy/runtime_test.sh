@@ -56,7 +56,7 @@ start() {
   [[ -n "$spec" ]] && setcaps=(--inh-caps="-all,$spec" --ambient-caps="-all,$spec" --bounding-set="-all,$spec")
   [[ -z "$spec" ]] && setcaps=(--inh-caps=-all --ambient-caps=-all --bounding-set=-all)
   ${WRAP:-} setpriv --reuid="$uid" --regid="$uid" --clear-groups "${setcaps[@]}" --no-new-privs \
-    -- "$PROCSCOPED" --quiet --config="$CONF" --listen=127.0.0.1:0 \
+    -- "$PROCSCOPED" --quiet --config="$CONF" --listen=127.0.0.1:0 --pin_path= \
     --journal_dir="$TMP/$name/journal" --sample_interval=200ms "$@" >"$TMP/$name/out" 2>&1 &
   DPID=$!
   PIDS+=("$DPID")

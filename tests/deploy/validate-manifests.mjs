@@ -43,6 +43,7 @@ const HOST_PATHS = {
   "/proc": { readOnly: true, flag: "--proc_root" },
   "/sys/kernel/btf": { readOnly: true, mountPath: "/sys/kernel/btf" },
   "/var/lib/procscope": { readOnly: false, flag: "--journal_dir" },
+  "/sys/fs/bpf": { readOnly: false, mountPath: "/sys/fs/bpf" },
 };
 
 const args = process.argv.slice(2);

@@ -60,7 +60,7 @@ ln -s "$(command -v sleep)" "$TMP/$HOSTILE"
 "$TMP/$HOSTILE" 300 &
 PIDS+=($!)
 
-"$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --quiet >"$TMP/daemon.out" 2>&1 &
+"$PROCSCOPED" --listen=127.0.0.1:0 --pin_path= --journal_dir= --quiet >"$TMP/daemon.out" 2>&1 &
 DPID=$!
 PIDS+=("$DPID")
 wait_ready "$TMP/daemon.out" "$DPID"

@@ -36,7 +36,7 @@ ln -s "$(command -v sleep)" "$TMP/psvictim"
 VICTIM=$!
 printf '# procscoped config\nexclude=^psvictim$\nsample_interval=200ms\n' >"$TMP/good.conf"
 : >"$TMP/out"
-"$PROCSCOPED" --config="$TMP/good.conf" --listen=127.0.0.1:0 --quiet \
+"$PROCSCOPED" --config="$TMP/good.conf" --listen=127.0.0.1:0 --pin_path= --quiet \
     --journal_dir="$TMP/journal" >"$TMP/out" 2>&1 &
 DPID=$!; PIDS+=("$DPID")
 wait_ready "$TMP/out" "$DPID"

@@ -26,7 +26,7 @@ for tool in curl jq node; do command -v "$tool" >/dev/null || missing "needs $to
 
 scratch procscope-dash
 
-"$PROCSCOPED" --listen=127.0.0.1:0 --quiet --journal_dir= --bpf_stats \
+"$PROCSCOPED" --listen=127.0.0.1:0 --pin_path= --quiet --journal_dir= --bpf_stats \
     --sample_interval=500ms --offender_window=5s >"$TMP/procscoped.out" 2>&1 &
 DPID=$!; PIDS+=("$DPID")
 wait_ready "$TMP/procscoped.out" "$DPID"

@@ -39,7 +39,7 @@ leftovers() {
 }
 [[ -z "$(leftovers)" ]] || fail "demo leftovers before the test:$(leftovers)"
 
-"$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --quiet --offender_window=5s \
+"$PROCSCOPED" --listen=127.0.0.1:0 --pin_path= --journal_dir= --quiet --offender_window=5s \
     >"$TMP/daemon.out" 2>&1 &
 PIDS+=($!)
 wait_ready "$TMP/daemon.out"

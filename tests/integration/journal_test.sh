@@ -27,7 +27,7 @@ DAEMON=
 
 # start_daemon JOURNAL_DIR OUT: starts procscoped (its stderr and stdout in OUT), sets DAEMON, PORT.
 start_daemon() {
-  "$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir="$1" --quiet --events_in_memory=5000 \
+  "$PROCSCOPED" --listen=127.0.0.1:0 --pin_path= --journal_dir="$1" --quiet --events_in_memory=5000 \
     >"$2" 2>&1 &
   DAEMON=$!
   PIDS+=("$DAEMON")
@@ -118,7 +118,7 @@ mkdir -p "$L"
 echo "precious" >"$TMP/target"
 ln -s "$TMP/target" "$L/events.journal"
 set +e
-"$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir="$L" --quiet >"$TMP/d4.out" 2>&1
+"$PROCSCOPED" --listen=127.0.0.1:0 --pin_path= --journal_dir="$L" --quiet >"$TMP/d4.out" 2>&1
 RC=$?
 set -e
 [[ $RC -ne 0 ]] || fail "procscoped started with a symbolic link as its journal"

@@ -17,7 +17,7 @@ scratch procscope-it
 
 start_procscoped() {
   : >"$TMP/procscoped.out"
-  "$PROCSCOPED" --listen=127.0.0.1:0 --quiet --journal_dir="$TMP/journal" \
+  "$PROCSCOPED" --listen=127.0.0.1:0 --pin_path= --quiet --journal_dir="$TMP/journal" \
       --sample_interval=500ms --offender_window=6s >"$TMP/procscoped.out" 2>&1 &
   DPID=$!; PIDS+=("$DPID")
   wait_ready "$TMP/procscoped.out" "$DPID"

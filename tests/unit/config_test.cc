@@ -151,6 +151,12 @@ TEST(ValidateConfigTest, DaemonSettingsNameTheirFlag) {
       {[](Config& c) { c.table.include_regex = "^nginx|php-fpm$"; }, true, ""},
       {[](Config& c) { c.offenders.window = absl::Seconds(1); }, false, "window"},
       {[](Config& c) { c.offenders.dominance = 0.5; }, false, "dominance"},
+      {[](Config& c) { c.collector.ring_buffer_bytes = 1 << 16; }, true, ""},
+      {[](Config& c) { c.collector.ring_buffer_bytes = 2048; }, false, "--ring_buffer_bytes"},
+      {[](Config& c) { c.collector.ring_buffer_bytes = 3 << 12; }, false, "--ring_buffer_bytes"},
+      {[](Config& c) { c.collector.ring_buffer_bytes = 1u << 31; }, false, "--ring_buffer_bytes"},
+      {[](Config& c) { c.collector.pin_path = "/sys/fs/bpf/procscope"; }, true, ""},
+      {[](Config& c) { c.collector.pin_path = "relative/dir"; }, false, "--pin_path"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     Config c;

@@ -144,6 +144,26 @@ TEST_F(ProcessTableTest, ShortLivedProcessNeverSampledStillCounts) {
   EXPECT_EQ(FindGroup(g, "c0ffee")->exits.at("crashed"), 1u);
 }
 
+// A restart after kill -9: the journal had the exit, the pinned ring buffer hands it out again.
+TEST_F(ProcessTableTest, RedeliveredExitOfTheJournalIsRecognised) {
+  TableOptions o;
+  o.boot_to_unix = absl::Seconds(1700000000);
+  ProcessTable before(o, &ids_);
+  const ps_exit_event ev = Exit(30, 5000000000, "helper", 25, 0);
+  const v1::ExitEvent journaled = before.ApplyExit(ev, kT0);
+  // The next daemon's offset differs by a few microseconds.
+  o.boot_to_unix += absl::Microseconds(3);
+  ProcessTable t(o, &ids_);
+  t.RestoreExit(journaled, kT0);
+  EXPECT_TRUE(t.Redelivered(ev));
+  EXPECT_FALSE(t.Redelivered(Exit(30, 5000000000 + 2000000, "helper", 25, 0)));  // reused pid
+  EXPECT_FALSE(t.Redelivered(Exit(31, 5000000000, "helper", 25, 0)));
+  ASSERT_NE(FindGroup(t.Groups(), "helper"), nullptr);
+  EXPECT_EQ(FindGroup(t.Groups(), "helper")->exits.at("success"), 1u);
+  t.ForgetRestored();
+  EXPECT_FALSE(t.Redelivered(ev));
+}
+
 TEST_F(ProcessTableTest, ReusedPidIsAnotherProcess) {
   ProcessTable t = Make();
   t.ApplySamples({S(10, 1, "app", 500)}, kT0);
