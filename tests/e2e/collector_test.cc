@@ -125,7 +125,7 @@ TEST(CollectorTest, CountsExitsAndDropsNothing) {
 TEST(ProcscopedTest, RunsAndReportsAnExit) {
   PS_REQUIRE_COLLECTOR();
   RunResult r = RunProcscoped({"--interval=200ms", "--duration=1500ms", "--top=3",
-                               "--listen=127.0.0.1:0", "--journal_dir="});
+                               "--listen=127.0.0.1:0", "--journal_dir=", "--pin_path="});
   EXPECT_EQ(ExitCode(r.status), 0) << r.output;
   EXPECT_TRUE(absl::StrContains(r.output, "collecting; serving")) << r.output;
   EXPECT_TRUE(absl::StrContains(r.output, "PID COMM")) << r.output;
@@ -148,7 +148,7 @@ TEST(ProcscopedTest, BadFlagsAreOneLineAndExitTwo) {
 
 TEST(ProcscopedTest, WithoutPrivilegesSaysWhichCapabilities) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to drop to another user";
-  RunResult r = RunProcscoped({"--duration=1s", "--listen=127.0.0.1:0", "--journal_dir="},
+  RunResult r = RunProcscoped({"--duration=1s", "--listen=127.0.0.1:0", "--journal_dir=", "--pin_path="},
                               /*uid=*/65534);
   EXPECT_EQ(ExitCode(r.status), 1) << r.output;
   EXPECT_EQ(LineCount(r.output), 1) << r.output;
@@ -159,12 +159,12 @@ TEST(ProcscopedTest, WithoutPrivilegesSaysWhichCapabilities) {
 TEST(ProcscopedTest, MissingOrBadBtfIsOneClearLine) {
   PS_REQUIRE_COLLECTOR();
   RunResult missing = RunProcscoped(
-      {"--btf=/nonexistent/vmlinux", "--duration=1s", "--listen=127.0.0.1:0", "--journal_dir="});
+      {"--btf=/nonexistent/vmlinux", "--duration=1s", "--listen=127.0.0.1:0", "--journal_dir=", "--pin_path="});
   EXPECT_EQ(ExitCode(missing.status), 1) << missing.output;
   EXPECT_EQ(LineCount(missing.output), 1) << missing.output;
   EXPECT_TRUE(absl::StrContains(missing.output, "/nonexistent/vmlinux")) << missing.output;
   RunResult bad = RunProcscoped(
-      {"--btf=/etc/hostname", "--duration=1s", "--listen=127.0.0.1:0", "--journal_dir="});
+      {"--btf=/etc/hostname", "--duration=1s", "--listen=127.0.0.1:0", "--journal_dir=", "--pin_path="});
   EXPECT_EQ(ExitCode(bad.status), 1) << bad.output;
   EXPECT_EQ(LineCount(bad.output), 1) << bad.output;
   EXPECT_TRUE(absl::StrContains(bad.output, "not a valid BTF")) << bad.output;

@@ -118,7 +118,7 @@ class HttpAbuse : public ::testing::Test {
       const char* bin =
           getenv("PROCSCOPED_UNDER_TEST") ? getenv("PROCSCOPED_UNDER_TEST") : PROCSCOPED_PATH;
       execl(bin, bin, "--listen=127.0.0.1:0", "--quiet",
-            "--journal_dir=", "--sample_interval=500ms", nullptr);
+            "--journal_dir=", "--pin_path=", "--sample_interval=500ms", nullptr);
       _exit(127);
     }
     for (int i = 0; i < 200 && port_ == 0; ++i) {  // 20 s at most

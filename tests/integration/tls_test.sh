@@ -57,7 +57,7 @@ basic_auth_users:
 YML
 
 # --- procscoped over TLS with basic auth.
-"$PROCSCOPED" --listen=127.0.0.1:0 --quiet --journal_dir= --sample_interval=500ms \
+"$PROCSCOPED" --listen=127.0.0.1:0 --quiet --journal_dir= --pin_path= --sample_interval=500ms \
     --web_config_file="$TMP/web.yml" >procscoped.out 2>&1 &
 DPID=$!; PIDS+=("$DPID")
 PORT=
