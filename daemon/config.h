@@ -44,7 +44,11 @@ struct Config {
 // Parses --attach: "auto", "tp_btf" or "raw_tp".
 absl::StatusOr<AttachMode> ParseAttachMode(absl::string_view s);
 
-// Checks every setting; the message names the flag and the accepted values.
+// --proc_root: an existing procfs mount.
+absl::Status CheckProcRoot(const std::string& path);
+
+// Checks every setting (--proc_root on the file system); the message names the flag and the
+// accepted values.
 absl::Status ValidateConfig(const Config& c);
 
 }  // namespace procscope

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "prometheus/text_serializer.h"
 #include "report.h"
@@ -82,7 +83,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
     auto journal = Journal::Open(config.journal_dir, config.journal_max_bytes);
     if (!journal.ok()) {
       return absl::Status(journal.status().code(),
-                          absl::StrCat("crash journal: ", journal.status().message(),
+                          absl::StrCat("crash journal: ",
+                                       absl::StripPrefix(journal.status().message(), "journal: "),
                                        " (set --journal_dir, or --journal_dir= to disable)"));
     }
     d->journal_.emplace(*std::move(journal));
@@ -157,7 +159,8 @@ void Daemon::OnExit(const ps_exit_event& e) {
   if (!config_.quiet && rec.outcome() != v1::SUCCESS) printf("%s\n", FormatExit(e).c_str());
   if (journal_) {
     if (absl::Status s = journal_->Append(rec); !s.ok()) {
-      fprintf(stderr, "procscoped: crash journal: %s\n", std::string(s.message()).c_str());
+      fprintf(stderr, "procscoped: crash journal: %s\n",
+              std::string(absl::StripPrefix(s.message(), "journal: ")).c_str());
     }
   }
   exits_.Add(std::move(rec));
@@ -419,8 +422,11 @@ HttpResponse Daemon::Status() {
     o->set_run_time_seconds(p.run_time_ns / 1e9);
     o->set_ns_per_run(p.run_cnt ? static_cast<double>(p.run_time_ns) / p.run_cnt : 0);
   }
-  for (int i = 0; i < PS_STAT_MAX; ++i)
-    (*st.mutable_kernel_stats())[StatName(i)] = self_.kernel_stats[i];
+  for (int i = 0; i < PS_STAT_MAX; ++i) {
+    const char* name = StatName(i);  // never null; a null would throw in std::string
+    (*st.mutable_kernel_stats())[name != nullptr ? name : absl::StrCat("stat_", i)] =
+        self_.kernel_stats[i];
+  }
   for (const auto& [name, fill] : self_.map_entries) {
     v1::DaemonStatus::MapFill* m = st.add_maps();
     m->set_name(name);
