@@ -14,6 +14,7 @@
 #include "collector.h"
 #include "metrics.h"
 #include "offenders.h"
+#include "privileges.h"
 #include "process_table.h"
 
 namespace procscope {
@@ -39,6 +40,9 @@ struct Config {
   std::string journal_dir = "/var/lib/procscope";  // "" disables the on-disk journal
   uint64_t journal_max_bytes = 16 << 20;
   size_t events_in_memory = 1000;
+  // Least privilege: once started, keep only these capabilities (and set no_new_privs).
+  bool drop_capabilities = true;
+  CapMask keep_capabilities = kRunCapabilities;
 };
 
 // Parses --attach: "auto", "tp_btf" or "raw_tp".

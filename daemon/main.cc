@@ -21,6 +21,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "flags_util.h"
+#include "privileges.h"
 
 ABSL_FLAG(std::string, listen, ":9750",
           "HTTP listener for /metrics and the API: :PORT (all interfaces), HOST:PORT or PORT");
@@ -67,6 +68,11 @@ ABSL_FLAG(std::string, journal_dir, "/var/lib/procscope",
 ABSL_FLAG(int64_t, journal_max_bytes, 16 << 20,
           "Journal size before it rotates (disk use stays under twice this)");
 ABSL_FLAG(int, events_in_memory, 1000, "Exit events kept in memory for /api/v1/events");
+ABSL_FLAG(
+    std::string, keep_capabilities, "",
+    "Capabilities kept once loaded (debugging): empty for the run set (cap_sys_ptrace), "
+    "a list such as sys_ptrace,bpf, 'none', or 'all' to drop nothing. no_new_privs is set unless "
+    "'all'");
 ABSL_FLAG(std::string, config, "",
           "Optional config file: one flag=value per line (# comments), the flags' names without "
           "--; command-line flags win. Re-read on SIGHUP");
@@ -154,6 +160,18 @@ absl::StatusOr<Config> ConfigFromFlagsInner() {
   c.journal_dir = absl::GetFlag(FLAGS_journal_dir);
   c.journal_max_bytes = journal_max < 0 ? 0 : static_cast<uint64_t>(journal_max);
   c.events_in_memory = events < 0 ? 0 : static_cast<size_t>(events);
+  if (const std::string keep = absl::GetFlag(FLAGS_keep_capabilities); keep == "all") {
+    c.drop_capabilities = false;
+  } else if (keep == "none") {
+    c.keep_capabilities = 0;
+  } else if (!keep.empty()) {
+    absl::StatusOr<CapMask> caps = ParseCapabilities(keep);
+    if (!caps.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--keep_capabilities=", Excerpt(keep), ": ", caps.status().message()));
+    }
+    c.keep_capabilities = *caps;
+  }
   if (absl::Status s = ValidateConfig(c); !s.ok()) return s;
   return c;
 }
@@ -200,6 +218,18 @@ int main(int argc, char** argv) {
   if (!daemon.ok()) {
     fprintf(stderr, "procscoped: %s\n", std::string(daemon.status().message()).c_str());
     return 1;
+  }
+  // Loaded and attached, port bound, journal open: from here on only the run set is needed.
+  if (config->drop_capabilities) {
+    absl::StatusOr<procscope::PrivilegeState> st =
+        procscope::DropPrivileges(config->keep_capabilities);
+    if (!st.ok()) {
+      fprintf(stderr, "procscoped: %s\n", std::string(st.status().message()).c_str());
+      return 1;
+    }
+    fprintf(stderr, "procscoped: capabilities now: %s; bounding set: %s; no_new_privs\n",
+            st->effective == 0 ? "none" : procscope::FormatCapabilities(st->effective).c_str(),
+            procscope::FormatCapabilities(st->bounding).c_str());
   }
   fprintf(stderr, "procscoped: collecting; serving http://%s (port %d)\n", config->listen.c_str(),
           (*daemon)->http_port());

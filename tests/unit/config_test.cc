@@ -20,6 +20,7 @@
 #include "collector.h"
 #include "flags_util.h"
 #include "gtest/gtest.h"
+#include "privileges.h"
 
 // Flags for the config-file tests (the daemon's own are in daemon/main.cc, not linked here).
 ABSL_FLAG(int, cfgtest_int, 10, "test");
@@ -391,6 +392,29 @@ TEST(StatNameTest, NeverNullAndDistinct) {
     ASSERT_NE(StatName(i), nullptr);
     EXPECT_EQ(std::string(StatName(i)), "unknown");
   }
+}
+
+// --- Least privilege (daemon/privileges.h) -------------------------------------------------------
+
+TEST(CapabilitiesTest, ParseAndFormat) {
+  absl::StatusOr<CapMask> m = ParseCapabilities("sys_ptrace, CAP_BPF,Perfmon");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(*m, CapBit(19) | CapBit(38) | CapBit(39));
+  EXPECT_EQ(FormatCapabilities(*m), "cap_sys_ptrace,cap_perfmon,cap_bpf");
+  EXPECT_EQ(FormatCapabilities(kRunCapabilities), "cap_sys_ptrace");
+  m = ParseCapabilities("");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(*m, 0u);
+  EXPECT_EQ(FormatCapabilities(0), "");
+  m = ParseCapabilities("sys_ptrace,cap_flying");
+  ASSERT_FALSE(m.ok());
+  EXPECT_TRUE(Contains(m.status().message(), "cap_flying")) << m.status();
+}
+
+TEST(CapabilitiesTest, CurrentPrivilegesReadsThisThread) {
+  absl::StatusOr<PrivilegeState> st = CurrentPrivileges();
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->effective & ~st->permitted, 0u);  // effective is a subset of permitted
 }
 
 }  // namespace
