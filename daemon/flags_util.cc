@@ -75,7 +75,10 @@ void PrintHelp(const char* program, bool full) {
             [](const absl::CommandLineFlag* a, const absl::CommandLineFlag* b) {
               return a->Name() < b->Name();
             });
-  printf("%s: %s\n\nFlags:\n", program, std::string(absl::ProgramUsageMessage()).c_str());
+  // One "program:" in front, whether or not the usage message starts with it.
+  absl::string_view usage = absl::ProgramUsageMessage();
+  absl::ConsumePrefix(&usage, absl::StrCat(program, ": "));
+  printf("%s: %s\n\nFlags:\n", program, std::string(usage).c_str());
   for (const absl::CommandLineFlag* f : flags) {
     printf("  --%s (default: %s)\n      %s\n", std::string(f->Name()).c_str(),
            f->DefaultValue().empty() ? "\"\"" : f->DefaultValue().c_str(), f->Help().c_str());

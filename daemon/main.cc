@@ -188,7 +188,8 @@ int main(int argc, char** argv) {
   procscope::CommandLineFlags() = procscope::FlagNamesInArgv(argc, argv);
   std::vector<char*> rest = procscope::ParseFlagsOrExit(argc, argv, "procscoped");
   if (rest.size() > 1) {
-    fprintf(stderr, "procscoped: unexpected argument '%s' (see --help)\n", rest[1]);
+    fprintf(stderr, "procscoped: unexpected argument '%s' (see --help)\n",
+            procscope::Excerpt(rest[1]).c_str());
     return 2;
   }
   auto config = procscope::ConfigFromFlags();

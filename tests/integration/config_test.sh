@@ -61,6 +61,8 @@ rejects --config="$TMP/ff.conf"
 { printf 'top_k=\033[2J'; head -c 500000 /dev/zero | tr '\0' 9; echo; } >"$TMP/long.conf"
 rejects --config="$TMP/long.conf"
 [[ "$out" == *"long.conf:1: --top_k=\\x1b[2J999"*"bytes)"* ]] || fail "long bad line: $out"
+rejects $'stray\x1b[2J'
+[[ "$out" == *"unexpected argument 'stray\\x1b[2J'"* ]] || fail "positional argument: $out"
 pass "--flagfile and flagfile= are refused unread; a 500 KB bad line is cut and escaped: $out"
 
 # Values: the given value (not a clamped one), with file:line when the file gave it.
