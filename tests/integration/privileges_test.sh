@@ -7,8 +7,9 @@
 #   - and it still does its job: another user's process with its user name and exe (API and
 #     /metrics), processes started after the drop (the task iterator), an exit event and the
 #     journal (the ring buffer), --bpf_stats run counts, a SIGHUP reload;
-#   - with the systemd unit's start set (uid 65534, ambient caps, no CAP_SETPCAP): the same run
-#     set in CapEff, the bounding set left at the start set (no CAP_SETPCAP to shrink it);
+#   - with the systemd unit's start set (uid 65534, ambient caps) and the DaemonSet's (uid 0, only
+#     capabilities.add), neither with CAP_SETPCAP: the same run set in CapEff and the same
+#     features, the bounding set left at the start set (no CAP_SETPCAP to shrink it);
 #   - the measurement: with --keep_capabilities=none everything above works but the exe of other
 #     users' processes, which is why the run set is CAP_SYS_PTRACE.
 # Usage: privileges_test.sh <procscoped binary>
@@ -46,7 +47,7 @@ RUN=$(mask "$run_set")
 START=$(mask "$(sed -n 's/^AmbientCapabilities=//p' "$ROOT/deploy/systemd/procscoped.service")")
 field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
 
-printf 'exclude=^ps-priv-hidden$\nsample_interval=200ms\n' >"$TMP/procscoped.conf"
+printf 'include=^ps-priv\nexclude=^ps-priv-hidden$\nsample_interval=200ms\n' >"$TMP/procscoped.conf"
 chmod 0644 "$TMP/procscoped.conf"
 # start NAME [wrapper...] -- [flags...]: sets DPID, PORT.
 start() {
@@ -56,6 +57,7 @@ start() {
   shift
   mkdir -p "$TMP/$name"
   chmod 0777 "$TMP/$name"
+  : >"$TMP/$name/out"
   "${wrap[@]}" "$TMP/procscoped" --quiet --listen=127.0.0.1:0 --config="$TMP/procscoped.conf" \
       --journal_dir="$TMP/$name/journal" "$@" >"$TMP/$name/out" 2>&1 &
   DPID=$!; PIDS+=("$DPID")
@@ -117,11 +119,11 @@ works() {
   ln -sf "$(command -v bash)" "$TMP/ps-priv-crash"
   "$TMP/ps-priv-crash" -c 'kill -SEGV $$' & wait $! 2>/dev/null || true
   for _ in $(seq 50); do
-    curl -sf "http://127.0.0.1:$PORT/api/v1/events?limit=100" |
+    curl -sf "http://127.0.0.1:$PORT/api/v1/events?limit=1000" |
       jq -e '.events[] | select(.comm == "ps-priv-crash" and .signal_name == "SIGSEGV")' >/dev/null && break
     sleep 0.1
   done
-  curl -sf "http://127.0.0.1:$PORT/api/v1/events?limit=100" |
+  curl -sf "http://127.0.0.1:$PORT/api/v1/events?limit=1000" |
     jq -e '.events[] | select(.comm == "ps-priv-crash")' >/dev/null || fail "$name: the crash is not in /api/v1/events"
   for _ in $(seq 30); do grep -qa ps-priv-crash "$TMP/$name/journal/events.journal" 2>/dev/null && break; sleep 0.1; done
   grep -qa ps-priv-crash "$TMP/$name/journal/events.journal" || fail "$name: the crash is not journalled"
@@ -139,10 +141,10 @@ works() {
   sleep 0.6
   [[ -z $(curl -sf "http://127.0.0.1:$PORT/api/v1/processes" | jq -c --argjson p "$hidden" '.processes[] | select(.pid == $p)') ]] ||
     fail "$name: the excluded process is listed"
-  printf 'sample_interval=200ms\n' >"$TMP/procscoped.conf"
+  printf 'include=^ps-priv\nsample_interval=200ms\n' >"$TMP/procscoped.conf"
   kill -HUP "$DPID"
   [[ -n $(proc "$hidden") ]] || { cat "$TMP/$name/out"; fail "$name: after SIGHUP the process is still excluded"; }
-  printf 'exclude=^ps-priv-hidden$\nsample_interval=200ms\n' >"$TMP/procscoped.conf"
+  printf 'include=^ps-priv\nexclude=^ps-priv-hidden$\nsample_interval=200ms\n' >"$TMP/procscoped.conf"
   kill "$other" "$mine" "$hidden" 2>/dev/null || true
 }
 
@@ -165,6 +167,19 @@ pass "unit's start set ($spec) as uid 65534: CapEff=CapPrm=$RUN, CapBnd stays $S
 works unit "$TMP/ps-priv-other"
 pass "unit: the same features work"
 stop unit
+
+# --- the DaemonSet's start set: uid 0 with only its capabilities.add ---------------------------
+ds=$(sed -n '/^ *add:/,/^ *[a-zA-Z]*:$/p' "$ROOT/deploy/kubernetes/daemonset.yaml" |
+     sed -n 's/^ *- *\([A-Z_]*\).*/\1/p' | tr 'A-Z' 'a-z' | sed 's/^/+/' | paste -sd,)
+[[ -n "$ds" ]] || fail "no capabilities.add in daemonset.yaml"
+DS_START=$(mask "$(echo "$ds" | tr -d '+')")
+start pod setpriv --inh-caps="-all,$ds" --ambient-caps="-all,$ds" --bounding-set="-all,$ds" \
+    --no-new-privs -- --sample_interval=200ms
+check_threads "$RUN" "$DS_START"
+pass "DaemonSet's start set ($ds) as uid 0: CapEff=CapPrm=$RUN, CapBnd stays $DS_START, NoNewPrivs=1"
+works pod "$TMP/ps-priv-other"
+pass "pod: the same features work"
+stop pod
 
 # --- the measurement: without CAP_SYS_PTRACE only other users' executables are lost -------------
 start none -- --bpf_stats --keep_capabilities=none
