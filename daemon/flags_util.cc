@@ -300,10 +300,19 @@ absl::Status ApplyConfigFile(const std::string& path, const std::set<std::string
 absl::Status WithOrigin(const absl::Status& s, const FlagOrigins& origins) {
   absl::string_view m = s.message();
   if (!absl::ConsumePrefix(&m, "--")) return s;
-  const absl::string_view name = m.substr(0, m.find_first_of("=: "));
-  const auto it = origins.find(std::string(name));
-  if (it == origins.end()) return s;
-  return absl::Status(s.code(), absl::StrCat(it->second, ": ", s.message()));
+  const std::string name(m.substr(0, m.find_first_of("=: ")));
+  std::string message(s.message());
+  // Validators quote the whole value ("--include=<regex>: ..."): cut and escape it.
+  if (const absl::CommandLineFlag* f = absl::FindCommandLineFlag(name); f != nullptr) {
+    const std::string quoted = absl::StrCat("--", name, "=", f->CurrentValue());
+    if (absl::StartsWith(message, quoted)) {
+      message =
+          absl::StrCat("--", name, "=", Excerpt(f->CurrentValue()), message.substr(quoted.size()));
+    }
+  }
+  const auto it = origins.find(name);
+  if (it != origins.end()) message = absl::StrCat(it->second, ": ", message);
+  return absl::Status(s.code(), message);
 }
 
 }  // namespace procscope

@@ -45,7 +45,7 @@ absl::Status ApplyConfigFile(const std::string& path, const std::set<std::string
                              FlagOrigins& origins);
 
 // `s` with "path:line: " in front when its message is about a flag ("--name=...") that the
-// config file set.
+// config file set, and the flag's value in it cut to an Excerpt.
 absl::Status WithOrigin(const absl::Status& s, const FlagOrigins& origins);
 
 }  // namespace procscope

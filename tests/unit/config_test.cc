@@ -312,6 +312,18 @@ TEST_F(ConfigFileTest, ValidationErrorsOfFileSettingsGetFileLine) {
   EXPECT_EQ(other.message(), "--cfgtest_string=x: bad");  // not from the file
 }
 
+TEST_F(ConfigFileTest, ValidationErrorsQuoteTheValueShort) {
+  const std::string long_value = "(" + std::string(5000, 'r') + "\x1b";
+  const std::string path = Write("f.conf", "cfgtest_string=" + long_value + "\n");
+  ASSERT_TRUE(ApplyConfigFile(path, {}, origins_).ok());
+  const absl::Status s = WithOrigin(
+      absl::InvalidArgumentError("--cfgtest_string=" + long_value + ": not a valid regex"),
+      origins_);
+  EXPECT_TRUE(Contains(s.message(), path + ":1: --cfgtest_string=(rrr")) << s;
+  EXPECT_TRUE(Contains(s.message(), "(5002 bytes): not a valid regex")) << s;
+  ExpectSafeOneLine(s.message());
+}
+
 // --flagfile=/etc/shadow printed that file's lines.
 TEST(CheckFlagArgumentTest, FlagfileAndFromenvAreRefusedWithoutReading) {
   for (const char* arg : {"--flagfile=/etc/shadow", "--fromenv=PATH", "-tryfromenv=HOME"}) {
