@@ -16,6 +16,7 @@
 #include "offenders.h"
 #include "privileges.h"
 #include "process_table.h"
+#include "web_config.h"
 
 namespace procscope {
 
@@ -31,6 +32,9 @@ struct Config {
   std::string proc_root = "/proc";
   // Serving.
   std::string listen = ":9750";
+  // --web_config_file (exporter-toolkit's format): TLS and basic auth; re-read on SIGHUP.
+  std::string web_config_file;
+  WebConfig web;  // loaded from it by main; empty: plain HTTP, open to anyone
   // Process table, offenders, exposition (reloadable: offenders, export, include/exclude and
   // group expiry; group_by only at start).
   TableOptions table;
