@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
+#include <iterator>
 #include <mutex>
 
 #include "absl/status/status.h"
@@ -400,12 +401,15 @@ class ExitRing {
 }  // namespace
 
 const char* StatName(int index) {
-  static const char* const kNames[PS_STAT_MAX] = {
+  static const char* const kNames[] = {
       "drop_ringbuf",          "drop_task_storage", "drop_io_map",   "drop_requests",
       "drop_inode_owner",      "drop_oom_map",      "drop_handover", "io_unattributed_ops",
       "io_unattributed_bytes", "io_orphan_ops",     "exits",
   };
-  return index >= 0 && index < PS_STAT_MAX ? kNames[index] : "unknown";
+  // A stat added to procscope.h needs its name here (a sized array would leave a null slot).
+  static_assert(std::size(kNames) == PS_STAT_MAX, "a ps_stat without a name");
+  const char* name = index >= 0 && index < PS_STAT_MAX ? kNames[index] : nullptr;
+  return name != nullptr ? name : "unknown";
 }
 
 struct Collector::Impl {
@@ -588,8 +592,9 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
   }
   btf* kernel_btf = btf__parse(btf_path.c_str(), nullptr);
   if (kernel_btf == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(btf_path, " is not a valid BTF file: ", strerror(errno)));
+    char why[128];
+    libbpf_strerror(errno, why, sizeof(why));  // libbpf's own codes (4001...) too
+    return absl::InvalidArgumentError(absl::StrCat(btf_path, " is not a valid BTF file: ", why));
   }
 
   // sched_process_exit(task, group_dead): the group_dead argument is what tells the process's
@@ -707,10 +712,10 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
                        "): run as root or with CAP_BPF and CAP_PERFMON; a kernel lockdown or "
                        "kernel.unprivileged_bpf_disabled policy can also forbid it"));
     }
-    return absl::InternalError(
-        absl::StrCat("loading the BPF programs failed: ", strerror(err),
-                     err == EACCES ? " (the verifier rejected a program" : " (",
-                     "; run with --verbose for the verifier log)"));
+    return absl::InternalError(absl::StrCat(
+        "loading the BPF programs failed: ", strerror(err),
+        err == EACCES ? " (the verifier rejected a program; run with --verbose for its log)"
+                      : " (run with --verbose for libbpf's messages)"));
   }
 
   // Register the processes that exist now, before any hook runs, then attach.

@@ -1,10 +1,65 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "config.h"
 
+#include <errno.h>
+#include <linux/magic.h>
+#include <string.h>
+#include <sys/statfs.h>
+
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "http_server.h"
 
 namespace procscope {
+namespace {
+
+// The offender thresholds, by flag: finite (inf or nan would make a rule never or always fire)
+// and at least their floor.
+absl::Status CheckThresholds(const OffenderConfig& o) {
+  if (o.window < absl::Seconds(5) || o.window > absl::Hours(1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--offender_window=", absl::FormatDuration(o.window), ": must be between 5s and 1h"));
+  }
+  const struct {
+    const char* flag;
+    double value;
+    double floor;
+  } thresholds[] = {
+      {"offender_dominance", o.dominance, 1},
+      {"offender_min_cpu_cores", o.min_cpu_cores, 0},
+      {"offender_min_runqueue_cores", o.min_runqueue_cores, 0},
+      {"offender_min_memory_growth", o.min_memory_growth_bps, 0},
+      {"offender_min_page_faults", o.min_page_faults_per_s, 0},
+      {"offender_min_block_io", o.min_block_io_bps, 0},
+      {"offender_min_crashes", o.min_crashes_per_min, 0},
+  };
+  for (const auto& t : thresholds) {
+    if (!std::isfinite(t.value) || t.value < t.floor) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--%s=%g: must be a finite number of at least %g", t.flag, t.value, t.floor));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckProcRoot(const std::string& path) {
+  struct statfs fs;
+  if (statfs(path.c_str(), &fs) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--proc_root=", path, ": ", strerror(errno),
+                                                   "; give where procfs is mounted"));
+  }
+  if (fs.f_type != PROC_SUPER_MAGIC) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--proc_root=%s: not a procfs mount (file system type 0x%x); give where procfs is "
+        "mounted (a host's /proc in a pod)",
+        path, static_cast<unsigned>(fs.f_type)));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<AttachMode> ParseAttachMode(absl::string_view s) {
   if (s == "auto") return AttachMode::kAuto;
@@ -58,7 +113,9 @@ absl::Status ValidateConfig(const Config& c) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--pin_path=", c.collector.pin_path, ": must be an absolute path (empty: no pinning)"));
   }
+  if (absl::Status s = CheckProcRoot(c.proc_root); !s.ok()) return s;
   if (absl::Status s = ValidateTableOptions(c.table); !s.ok()) return s;
+  if (absl::Status s = CheckThresholds(c.offenders); !s.ok()) return s;
   return ValidateOffenderConfig(c.offenders);
 }
 

@@ -14,6 +14,7 @@
 #include "collector.h"
 #include "metrics.h"
 #include "offenders.h"
+#include "privileges.h"
 #include "process_table.h"
 #include "web_config.h"
 
@@ -43,12 +44,19 @@ struct Config {
   std::string journal_dir = "/var/lib/procscope";  // "" disables the on-disk journal
   uint64_t journal_max_bytes = 16 << 20;
   size_t events_in_memory = 1000;
+  // Least privilege: once started, keep only these capabilities (and set no_new_privs).
+  bool drop_capabilities = true;
+  CapMask keep_capabilities = kRunCapabilities;
 };
 
 // Parses --attach: "auto", "tp_btf" or "raw_tp".
 absl::StatusOr<AttachMode> ParseAttachMode(absl::string_view s);
 
-// Checks every setting; the message names the flag and the accepted values.
+// --proc_root: an existing procfs mount.
+absl::Status CheckProcRoot(const std::string& path);
+
+// Checks every setting (--proc_root on the file system); the message names the flag and the
+// accepted values.
 absl::Status ValidateConfig(const Config& c);
 
 }  // namespace procscope

@@ -468,8 +468,11 @@ HttpResponse Daemon::Status() {
     o->set_run_time_seconds(p.run_time_ns / 1e9);
     o->set_ns_per_run(p.run_cnt ? static_cast<double>(p.run_time_ns) / p.run_cnt : 0);
   }
-  for (int i = 0; i < PS_STAT_MAX; ++i)
-    (*st.mutable_kernel_stats())[StatName(i)] = self_.kernel_stats[i];
+  for (int i = 0; i < PS_STAT_MAX; ++i) {
+    const char* name = StatName(i);  // never null; a null would throw in std::string
+    (*st.mutable_kernel_stats())[name != nullptr ? name : absl::StrCat("stat_", i)] =
+        self_.kernel_stats[i];
+  }
   for (const auto& [name, fill] : self_.map_entries) {
     v1::DaemonStatus::MapFill* m = st.add_maps();
     m->set_name(name);

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -23,6 +22,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "flags_util.h"
+#include "privileges.h"
 
 ABSL_FLAG(std::string, listen, ":9750",
           "HTTP listener for /metrics and the API: :PORT (all interfaces), HOST:PORT or PORT");
@@ -81,6 +81,11 @@ ABSL_FLAG(bool, unpin, false,
 ABSL_FLAG(int64_t, ring_buffer_bytes, 4 << 20,
           "Exit-event ring buffer size (power of 2, 4096..1 GiB): exits it can hold while "
           "procscoped is down or busy, about 350 bytes each");
+ABSL_FLAG(
+    std::string, keep_capabilities, "",
+    "Capabilities kept once loaded (debugging): empty for the run set (cap_sys_ptrace), "
+    "a list such as sys_ptrace,bpf, 'none', or 'all' to drop nothing. no_new_privs is set unless "
+    "'all'");
 ABSL_FLAG(std::string, config, "",
           "Optional config file: one flag=value per line (# comments), the flags' names without "
           "--; command-line flags win. Re-read on SIGHUP");
@@ -93,11 +98,11 @@ std::atomic<bool> g_reload{false};
 void OnStop(int) { g_stop = true; }
 void OnHup(int) { g_reload = true; }
 
-// Flags the config file set last time, reset to their defaults before it is read again so that
-// a line removed from the file stops applying.
-std::set<std::string>& FileFlags() {
-  static auto* s = new std::set<std::string>;
-  return *s;
+// Flags the config file set last time (and where), reset to their defaults before it is read
+// again so that a line removed from the file stops applying.
+FlagOrigins& FileFlags() {
+  static auto* m = new FlagOrigins;
+  return *m;
 }
 
 // Flags given on the command line: they win over the config file.
@@ -106,47 +111,24 @@ std::set<std::string>& CommandLineFlags() {
   return *s;
 }
 
-absl::Status ApplyConfigFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("--config=", path, ": cannot read it"));
-  for (const std::string& name : FileFlags()) {
-    absl::CommandLineFlag* f = absl::FindCommandLineFlag(name);
-    std::string err;
-    if (f != nullptr) f->ParseFrom(f->DefaultValue(), &err);
-  }
-  FileFlags().clear();
-  std::string line;
-  for (int n = 1; std::getline(in, line); ++n) {
-    absl::string_view l = absl::StripAsciiWhitespace(line);
-    if (l.empty() || l[0] == '#') continue;
-    absl::ConsumePrefix(&l, "--");
-    const size_t eq = l.find('=');
-    if (eq == absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", n, ": expected name=value, got '", l, "'"));
-    }
-    const std::string name(absl::StripAsciiWhitespace(l.substr(0, eq)));
-    const std::string value(absl::StripAsciiWhitespace(l.substr(eq + 1)));
-    absl::CommandLineFlag* f = absl::FindCommandLineFlag(name);
-    if (f == nullptr || name == "config") {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", n, ": unknown setting '", name, "' (see procscoped --help)"));
-    }
-    if (CommandLineFlags().count(name)) continue;  // the command line wins
-    std::string err;
-    if (!f->ParseFrom(value, &err)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", n, ": ", name, "=", value, ": ", err));
-    }
-    FileFlags().insert(name);
-  }
-  return absl::OkStatus();
+// A count flag converted to size_t: a negative value is refused as given (not clamped first).
+absl::Status NotNegative(const char* flag, int64_t v) {
+  if (v >= 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", v, ": must not be negative"));
 }
+
+absl::StatusOr<Config> ConfigFromFlagsInner();
 
 absl::StatusOr<Config> ConfigFromFlags() {
   if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
-    if (absl::Status s = ApplyConfigFile(path); !s.ok()) return s;
+    if (absl::Status s = ApplyConfigFile(path, CommandLineFlags(), FileFlags()); !s.ok()) return s;
   }
+  absl::StatusOr<Config> c = ConfigFromFlagsInner();
+  if (!c.ok()) return WithOrigin(c.status(), FileFlags());
+  return c;
+}
+
+absl::StatusOr<Config> ConfigFromFlagsInner() {
   Config c;
   c.listen = absl::GetFlag(FLAGS_listen);
   c.web_config_file = absl::GetFlag(FLAGS_web_config_file);
@@ -179,6 +161,14 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.table.exclude_regex = absl::GetFlag(FLAGS_exclude);
   const int top_k = absl::GetFlag(FLAGS_top_k);
   const int max_series = absl::GetFlag(FLAGS_max_series);
+  const int64_t journal_max = absl::GetFlag(FLAGS_journal_max_bytes);
+  const int events = absl::GetFlag(FLAGS_events_in_memory);
+  for (const auto& [flag, v] : {std::pair<const char*, int64_t>{"top_k", top_k},
+                                {"max_series", max_series},
+                                {"journal_max_bytes", journal_max},
+                                {"events_in_memory", events}}) {
+    if (absl::Status s = NotNegative(flag, v); !s.ok()) return s;
+  }
   c.export_options.top_k = top_k < 0 ? 0 : static_cast<size_t>(top_k);
   c.export_options.max_series = max_series < 0 ? 0 : static_cast<size_t>(max_series);
   c.offenders.window = absl::GetFlag(FLAGS_offender_window);
@@ -191,10 +181,20 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.offenders.min_block_io_bps = absl::GetFlag(FLAGS_offender_min_block_io);
   c.offenders.min_crashes_per_min = absl::GetFlag(FLAGS_offender_min_crashes);
   c.journal_dir = absl::GetFlag(FLAGS_journal_dir);
-  const int64_t journal_max = absl::GetFlag(FLAGS_journal_max_bytes);
   c.journal_max_bytes = journal_max < 0 ? 0 : static_cast<uint64_t>(journal_max);
-  const int events = absl::GetFlag(FLAGS_events_in_memory);
   c.events_in_memory = events < 0 ? 0 : static_cast<size_t>(events);
+  if (const std::string keep = absl::GetFlag(FLAGS_keep_capabilities); keep == "all") {
+    c.drop_capabilities = false;
+  } else if (keep == "none") {
+    c.keep_capabilities = 0;
+  } else if (!keep.empty()) {
+    absl::StatusOr<CapMask> caps = ParseCapabilities(keep);
+    if (!caps.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--keep_capabilities=", Excerpt(keep), ": ", caps.status().message()));
+    }
+    c.keep_capabilities = *caps;
+  }
   if (absl::Status s = ValidateConfig(c); !s.ok()) return s;
   return c;
 }
@@ -204,14 +204,15 @@ absl::StatusOr<Config> ConfigFromFlags() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "procscoped: which process is hurting this machine, and how. Per-process CPU, run-queue "
+      "which process is hurting this machine, and how. Per-process CPU, run-queue "
       "wait, context switches, page faults, block I/O and every exit, from the kernel via BPF; "
       "Prometheus metrics and a JSON API on --listen (default :9750).\n"
       "Usage: procscoped [--listen=:9750] [--config=FILE] [--group_by=comm] [--quiet]");
   procscope::CommandLineFlags() = procscope::FlagNamesInArgv(argc, argv);
   std::vector<char*> rest = procscope::ParseFlagsOrExit(argc, argv, "procscoped");
   if (rest.size() > 1) {
-    fprintf(stderr, "procscoped: unexpected argument '%s' (see --help)\n", rest[1]);
+    fprintf(stderr, "procscoped: unexpected argument '%s' (see --help)\n",
+            procscope::Excerpt(rest[1]).c_str());
     return 2;
   }
   if (absl::GetFlag(FLAGS_unpin)) {
@@ -251,6 +252,18 @@ int main(int argc, char** argv) {
   if (!daemon.ok()) {
     fprintf(stderr, "procscoped: %s\n", std::string(daemon.status().message()).c_str());
     return 1;
+  }
+  // Loaded and attached, port bound, journal open: from here on only the run set is needed.
+  if (config->drop_capabilities) {
+    absl::StatusOr<procscope::PrivilegeState> st =
+        procscope::DropPrivileges(config->keep_capabilities);
+    if (!st.ok()) {
+      fprintf(stderr, "procscoped: %s\n", std::string(st.status().message()).c_str());
+      return 1;
+    }
+    fprintf(stderr, "procscoped: capabilities now: %s; bounding set: %s; no_new_privs\n",
+            st->effective == 0 ? "none" : procscope::FormatCapabilities(st->effective).c_str(),
+            procscope::FormatCapabilities(st->bounding).c_str());
   }
   fprintf(stderr, "procscoped: collecting; serving %s://%s (port %d)%s\n",
           config->web.tls ? "https" : "http", config->listen.c_str(), (*daemon)->http_port(),

@@ -208,6 +208,9 @@ class Exposition {
     Commit(unit);
   }
 
+  // Series left out for another reason than the cap (a label collision): counted all the same.
+  void CountDropped(size_t lines) { dropped_ += lines; }
+
   uint64_t dropped() const { return dropped_; }
 
   std::vector<MetricFamily> Finish() && {
@@ -429,11 +432,15 @@ std::vector<prometheus::MetricFamily> BuildMetrics(const ExportInput& in,
       return a->name < b->name;
     });
     // Distinct raw names can sanitise to one label value; only the busiest keeps it, since two
-    // series sets with one label set would be rejected by Prometheus.
+    // series sets with one label set would be rejected by Prometheus. The others' series count
+    // as dropped.
     std::unordered_set<std::string> names;
     for (const GroupInfo* g : groups) {
       std::string name = SanitizeLabelValue(g->name);
-      if (!names.insert(name).second) continue;
+      if (!names.insert(name).second) {
+        ex.CountDropped(GroupUnit(*g, name).lines());
+        continue;
+      }
       ex.AddIfRoom(GroupUnit(*g, name));
     }
   }

@@ -4,13 +4,95 @@
 #   - a bad config file at start is one line naming file:line, exit code 2;
 #   - SIGHUP re-reads the file: a new --exclude takes effect; a bad file is reported and the
 #     running config kept;
-#   - SIGTERM stops it cleanly (exit 0) with the crash journal flushed.
+#   - SIGTERM stops it cleanly (exit 0) with the crash journal flushed;
+#   - what a new user runs into (issue 11): --help lists the daemon's flags and exits 0; a
+#     directory, FIFO or huge file as --config, flagfile=, --flagfile, out-of-range, inf/nan and
+#     negative values, a missing --proc_root, a bad --btf: each one short escaped line, exit 2
+#     (1 for the load error), never echoing a file's content; a directory on SIGHUP keeps the
+#     running config.
 # Usage: config_test.sh <procscoped binary>
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 PROCSCOPED=$(realpath "$1")
 [[ $(id -u) -eq 0 ]] || missing "needs root"
 scratch procscope-cfg
+
+# rejects ARGS...: procscoped exits 2 with one line on stderr; sets $out.
+rejects() {
+  local rc=0
+  out=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --quiet "$@" 2>&1 </dev/null) || rc=$?
+  [[ $rc -eq 2 ]] || fail "$*: exit $rc, want 2: ${out:0:300}"
+  [[ $(printf '%s\n' "$out" | wc -l) -eq 1 ]] || fail "$*: not one line: ${out:0:300}"
+  [[ ${#out} -lt 300 ]] || fail "$*: ${#out} bytes of error: ${out:0:300}"
+  [[ "$out" != *procscoped:\ procscoped:* ]] || fail "$*: doubled prefix: $out"
+  LC_ALL=C; [[ "$out" != *[^[:print:]]* ]] || fail "$*: unprintable bytes in: $out"
+}
+
+# --help: the daemon's flags, exit 0, one "procscoped:" prefix.
+rc=0; help=$("$PROCSCOPED" --help 2>&1) || rc=$?
+[[ $rc -eq 0 ]] || fail "--help: exit $rc"
+[[ "$help" != *"No flags matched"* ]] || fail "--help: $help"
+for f in --listen --config --top_k --journal_dir --proc_root; do
+  grep -q -- "^  $f " <<<"$help" || fail "--help does not list $f"
+done
+[[ "$help" != *"procscoped: procscoped:"* ]] || fail "--help: doubled prefix"
+grep -q -- "--flagfile" <<<"$help" && fail "--help lists Abseil's flags"
+rc=0; full=$("$PROCSCOPED" --helpfull 2>&1) || rc=$?
+[[ $rc -eq 0 && "$full" == *"--top_k"* && "$full" == *"--flagfile"* ]] || fail "--helpfull: exit $rc"
+pass "--help lists the daemon's flags and exits 0 (--helpfull: all)"
+
+# Files that are not config files, and what must never be echoed.
+mkdir "$TMP/confdir"
+rejects --config="$TMP/confdir"
+[[ "$out" == *"confdir: a directory"* ]] || fail "directory as --config: $out"
+mkfifo "$TMP/fifo"
+rejects --config="$TMP/fifo"
+[[ "$out" == *"not a regular file"* ]] || fail "FIFO as --config: $out"
+head -c $((50 << 20)) /dev/zero | tr '\0' 'x' >"$TMP/huge.conf"
+rejects --config="$TMP/huge.conf"
+pass "a directory, a FIFO, a 50 MB file as --config: one short line, exit 2"
+printf 'SECRET-LINE-1\nSECRET-LINE-2\n' >"$TMP/secret"
+chmod 0600 "$TMP/secret"
+rejects --flagfile="$TMP/secret"
+[[ "$out" != *SECRET* && "$out" == *"--config"* ]] || fail "--flagfile: $out"
+printf 'top_k=5\nflagfile=%s\n' "$TMP/secret" >"$TMP/ff.conf"
+rejects --config="$TMP/ff.conf"
+[[ "$out" == *"ff.conf:2"*"flagfile"* && "$out" != *SECRET* ]] || fail "flagfile= in a config: $out"
+{ printf 'top_k=\033[2J'; head -c 500000 /dev/zero | tr '\0' 9; echo; } >"$TMP/long.conf"
+rejects --config="$TMP/long.conf"
+[[ "$out" == *"long.conf:1: --top_k=\\x1b[2J999"*"bytes)"* ]] || fail "long bad line: $out"
+rejects $'stray\x1b[2J'
+[[ "$out" == *"unexpected argument 'stray\\x1b[2J'"* ]] || fail "positional argument: $out"
+pass "--flagfile and flagfile= are refused unread; a 500 KB bad line is cut and escaped: $out"
+
+# Values: the given value (not a clamped one), with file:line when the file gave it.
+rejects --top_k=-1
+[[ "$out" == *"--top_k=-1"* ]] || fail "--top_k=-1: $out"
+printf '# x\ntop_k=5000\n' >"$TMP/range.conf"
+rejects --config="$TMP/range.conf"
+[[ "$out" == *"range.conf:2: --top_k=5000"* ]] || fail "range error from a file: $out"
+printf 'events_in_memory=-3\n' >"$TMP/neg.conf"
+rejects --config="$TMP/neg.conf"
+[[ "$out" == *"neg.conf:1: --events_in_memory=-3"* ]] || fail "negative from a file: $out"
+for v in inf nan -inf; do
+  rejects --offender_min_cpu_cores=$v
+  [[ "$out" == *"--offender_min_cpu_cores=$v"*"finite"* ]] || fail "threshold $v: $out"
+done
+rejects --proc_root="$TMP/nonexistent"
+[[ "$out" == *"--proc_root="*"No such file"* ]] || fail "missing --proc_root: $out"
+rejects --proc_root="$TMP"
+[[ "$out" == *"not a procfs"* ]] || fail "--proc_root not procfs: $out"
+pass "range, negative, inf/nan and --proc_root errors show the given value and file:line"
+
+# A load error that is not EPERM/EACCES: a valid BTF file with nothing but "int" in it.
+printf '\x9f\xeb\x01\x00\x18\x00\x00\x00\x00\x00\x00\x00\x10\x00\x00\x00\x10\x00\x00\x00\x05\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01\x04\x00\x00\x00\x20\x00\x00\x00\x00int\x00' >"$TMP/int.btf"
+rc=0; out=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --quiet --btf="$TMP/int.btf" 2>&1) || rc=$?
+[[ $rc -eq 1 && "$out" == *"loading the BPF programs failed"* ]] || fail "bad --btf: exit $rc: $out"
+[[ "$out" != *"(;"* && "$out" == *"--verbose"* ]] || fail "bad --btf message: $out"
+echo junk >"$TMP/junk.btf"
+rc=0; out=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --quiet --btf="$TMP/junk.btf" 2>&1) || rc=$?
+[[ $rc -ne 0 && "$out" == *"not a valid BTF file"* && "$out" != *"Unknown error"* ]] || fail "junk --btf: $out"
+pass "a load error names its cause: $out"
 
 # Bad config at start.
 printf 'top_k=5\nno_such_setting=1\n' >"$TMP/bad.conf"
@@ -48,6 +130,18 @@ sleep 1
 has_victim && fail "excluded process is listed"
 pass "the config file's --exclude applies"
 
+# A directory in the config file's place on SIGHUP: refused, the running config (the exclude) kept.
+mv "$TMP/good.conf" "$TMP/good.conf.saved"
+mkdir "$TMP/good.conf"
+kill -HUP "$DPID"
+for _ in $(seq 50); do grep -q "reload failed" "$TMP/out" && break; sleep 0.1; done
+grep -q "config reload failed.*good.conf: a directory" "$TMP/out" || { cat "$TMP/out"; fail "directory on SIGHUP not reported"; }
+sleep 1
+has_victim && fail "a directory on SIGHUP reset the --exclude"
+rmdir "$TMP/good.conf"
+mv "$TMP/good.conf.saved" "$TMP/good.conf"
+pass "a directory on SIGHUP is reported and the running config kept"
+
 # Reload with the filter removed.
 printf 'sample_interval=200ms\n' >"$TMP/good.conf"
 kill -HUP "$DPID"
@@ -59,8 +153,8 @@ pass "SIGHUP re-reads the file"
 # A bad file on reload: reported, old config kept, daemon alive.
 printf 'top_k=banana\n' >"$TMP/good.conf"
 kill -HUP "$DPID"
-for _ in $(seq 50); do grep -q "reload failed" "$TMP/out" && break; sleep 0.1; done
-grep -q "config reload failed" "$TMP/out" || { cat "$TMP/out"; fail "bad reload not reported"; }
+for _ in $(seq 50); do grep -q "reload failed.*top_k" "$TMP/out" && break; sleep 0.1; done
+grep -q "config reload failed.*good.conf:1: --top_k=banana" "$TMP/out" || { cat "$TMP/out"; fail "bad reload not reported"; }
 curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null || fail "daemon unhealthy after a bad reload"
 pass "a bad reload is reported and the running config kept"
 

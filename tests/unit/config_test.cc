@@ -2,13 +2,30 @@
 // Tier 1: settings validation and --attach parsing (daemon/config.h).
 #include "config.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "collector.h"
+#include "flags_util.h"
 #include "gtest/gtest.h"
+#include "privileges.h"
+
+// Flags for the config-file tests (the daemon's own are in daemon/main.cc, not linked here).
+ABSL_FLAG(int, cfgtest_int, 10, "test");
+ABSL_FLAG(absl::Duration, cfgtest_duration, absl::Seconds(2), "test");
+ABSL_FLAG(std::string, cfgtest_string, "default", "test");
 
 namespace procscope {
 namespace {
@@ -169,6 +186,253 @@ TEST(ValidateConfigTest, DaemonSettingsNameTheirFlag) {
           << "case " << i << ": " << st.message();
     }
   }
+}
+
+// --- Defects found when tried as a new user would (issue 11) -----------------------------------
+
+// A scratch directory for config files, removed at the end.
+class ConfigFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/procscope-cfgtest.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    absl::SetFlag(&FLAGS_cfgtest_int, 10);
+    absl::SetFlag(&FLAGS_cfgtest_duration, absl::Seconds(2));
+    absl::SetFlag(&FLAGS_cfgtest_string, "default");
+  }
+  void TearDown() override { system(("rm -rf " + dir_).c_str()); }
+  std::string Write(const std::string& name, const std::string& content) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << content;
+    return path;
+  }
+  std::string dir_;
+  FlagOrigins origins_;
+};
+
+// Printable ASCII only, and short: what any error may quote of outside input.
+void ExpectSafeOneLine(absl::string_view msg) {
+  EXPECT_LT(msg.size(), 400u) << msg.substr(0, 400);
+  for (char c : msg) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    EXPECT_TRUE(u >= 0x20 && u < 0x7f) << "byte " << static_cast<int>(u) << " in " << msg;
+  }
+}
+
+TEST_F(ConfigFileTest, SetsFlagsAndRecordsWhere) {
+  const std::string path = Write("a.conf", "# c\n\ncfgtest_int=5\n--cfgtest_string = x y \n");
+  const absl::Status s = ApplyConfigFile(path, {}, origins_);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_int), 5);
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_string), "x y");
+  EXPECT_EQ(origins_["cfgtest_int"], path + ":3");
+  EXPECT_EQ(origins_["cfgtest_string"], path + ":4");
+}
+
+TEST_F(ConfigFileTest, RemovedLineGoesBackToDefaultAndCommandLineWins) {
+  ASSERT_TRUE(
+      ApplyConfigFile(Write("a.conf", "cfgtest_int=5\ncfgtest_string=f\n"), {}, origins_).ok());
+  absl::SetFlag(&FLAGS_cfgtest_duration, absl::Seconds(7));  // as if from the command line
+  const absl::Status s = ApplyConfigFile(Write("a.conf", "cfgtest_string=g\ncfgtest_duration=1s\n"),
+                                         {"cfgtest_duration"}, origins_);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_int), 10);
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_string), "g");
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_duration), absl::Seconds(7));
+  EXPECT_EQ(origins_.count("cfgtest_duration"), 0u);
+}
+
+// A directory read as an empty file reset every setting on SIGHUP.
+TEST_F(ConfigFileTest, DirectoryIsRefusedAndChangesNothing) {
+  ASSERT_TRUE(ApplyConfigFile(Write("a.conf", "cfgtest_int=5\n"), {}, origins_).ok());
+  const absl::Status s = ApplyConfigFile(dir_, {}, origins_);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_TRUE(Contains(s.message(), "directory")) << s;
+  EXPECT_TRUE(Contains(s.message(), dir_)) << s;
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_int), 5);
+  EXPECT_EQ(origins_.count("cfgtest_int"), 1u);
+}
+
+TEST_F(ConfigFileTest, FifoIsRefusedWithoutBlocking) {
+  const std::string path = dir_ + "/fifo";
+  ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+  const absl::Status s = ApplyConfigFile(path, {}, origins_);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_TRUE(Contains(s.message(), "not a regular file")) << s;
+}
+
+TEST_F(ConfigFileTest, MissingFileSaysSo) {
+  const absl::Status s = ApplyConfigFile(dir_ + "/none.conf", {}, origins_);
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(Contains(s.message(), "none.conf")) << s;
+}
+
+// flagfile= inside a config file was ignored silently.
+TEST_F(ConfigFileTest, AbseilBuiltinsAreRefusedWithFileLine) {
+  for (const char* name : {"flagfile", "fromenv", "tryfromenv", "undefok", "help", "config"}) {
+    const std::string path = Write("b.conf", absl::StrCat("cfgtest_int=3\n", name, "=/x\n"));
+    const absl::Status s = ApplyConfigFile(path, {}, origins_);
+    SCOPED_TRACE(name);
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+    EXPECT_TRUE(Contains(s.message(), path + ":2")) << s;
+    EXPECT_TRUE(Contains(s.message(), absl::StrCat("'", name, "'"))) << s;
+    EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_int), 10);  // nothing applied from a bad file
+  }
+}
+
+// A 50 MB bad line was echoed whole; control bytes reached the terminal.
+TEST_F(ConfigFileTest, BadValueIsQuotedShortAndEscaped) {
+  const std::string secret = "\x1b[2J" + std::string(100000, 's');
+  const std::string path = Write("c.conf", "cfgtest_int=" + secret + "\n");
+  const absl::Status s = ApplyConfigFile(path, {}, origins_);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_TRUE(Contains(s.message(), path + ":1: --cfgtest_int=\\x1b[2Jsss")) << s;
+  EXPECT_TRUE(Contains(s.message(), "(100004 bytes)")) << s;
+  EXPECT_TRUE(Contains(s.message(), "not an integer")) << s;
+  ExpectSafeOneLine(s.message());
+  for (const std::string& line : {std::string("no_equals_sign") + secret, "x" + secret + "=1"}) {
+    const absl::Status t = ApplyConfigFile(Write("d.conf", line), {}, origins_);
+    EXPECT_TRUE(absl::IsInvalidArgument(t)) << t;
+    ExpectSafeOneLine(t.message());
+  }
+}
+
+TEST_F(ConfigFileTest, HugeFileIsRefusedInOneShortLine) {
+  const std::string path = Write("big.conf", std::string(2 << 20, 'x'));
+  const absl::Status s = ApplyConfigFile(path, {}, origins_);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_TRUE(Contains(s.message(), "at most")) << s;
+  ExpectSafeOneLine(s.message());
+}
+
+// Range errors from the config file had no file:line.
+TEST_F(ConfigFileTest, ValidationErrorsOfFileSettingsGetFileLine) {
+  const std::string path = Write("e.conf", "\ncfgtest_int=5000\n");
+  ASSERT_TRUE(ApplyConfigFile(path, {}, origins_).ok());
+  const absl::Status s = WithOrigin(
+      absl::InvalidArgumentError("--cfgtest_int=5000: must be between 1 and 1000"), origins_);
+  EXPECT_EQ(s.message(), path + ":2: --cfgtest_int=5000: must be between 1 and 1000");
+  const absl::Status other =
+      WithOrigin(absl::InvalidArgumentError("--cfgtest_string=x: bad"), origins_);
+  EXPECT_EQ(other.message(), "--cfgtest_string=x: bad");  // not from the file
+}
+
+TEST_F(ConfigFileTest, ValidationErrorsQuoteTheValueShort) {
+  const std::string long_value = "(" + std::string(5000, 'r') + "\x1b";
+  const std::string path = Write("f.conf", "cfgtest_string=" + long_value + "\n");
+  ASSERT_TRUE(ApplyConfigFile(path, {}, origins_).ok());
+  const absl::Status s = WithOrigin(
+      absl::InvalidArgumentError("--cfgtest_string=" + long_value + ": not a valid regex"),
+      origins_);
+  EXPECT_TRUE(Contains(s.message(), path + ":1: --cfgtest_string=(rrr")) << s;
+  EXPECT_TRUE(Contains(s.message(), "(5002 bytes): not a valid regex")) << s;
+  ExpectSafeOneLine(s.message());
+}
+
+// --flagfile=/etc/shadow printed that file's lines.
+TEST(CheckFlagArgumentTest, FlagfileAndFromenvAreRefusedWithoutReading) {
+  for (const char* arg : {"--flagfile=/etc/shadow", "--fromenv=PATH", "-tryfromenv=HOME"}) {
+    const std::string err = CheckFlagArgument(arg);
+    EXPECT_TRUE(Contains(err, "not supported")) << err;
+    EXPECT_TRUE(Contains(err, "--config")) << err;
+  }
+}
+
+TEST(CheckFlagArgumentTest, BadValueIsQuotedShortAndEscaped) {
+  const std::string err = CheckFlagArgument("--cfgtest_int=\x07" + std::string(5000, '9'));
+  EXPECT_TRUE(Contains(err, "--cfgtest_int=\\x0799")) << err;
+  EXPECT_TRUE(Contains(err, "(5001 bytes)")) << err;
+  ExpectSafeOneLine(err);
+  EXPECT_EQ(CheckFlagArgument("--cfgtest_duration=2x"),
+            "--cfgtest_duration=2x: not a duration such as 500ms, 2s or 1m");
+  EXPECT_EQ(CheckFlagArgument("--cfgtest_int=7"), "");
+}
+
+TEST(ExcerptTest, EscapesAndCuts) {
+  EXPECT_EQ(Excerpt("abc"), "abc");
+  EXPECT_EQ(Excerpt("a\nb\\c\xff"), "a\\x0ab\\x5cc\\xff");
+  EXPECT_EQ(Excerpt(std::string(80, 'x')), std::string(80, 'x'));
+  EXPECT_EQ(Excerpt(std::string(81, 'x')), std::string(80, 'x') + "...(81 bytes)");
+}
+
+// inf and nan thresholds were accepted.
+TEST(ValidateConfigTest, ThresholdsMustBeFinite) {
+  const std::vector<std::pair<std::string, double OffenderConfig::*>> fields = {
+      {"--offender_dominance", &OffenderConfig::dominance},
+      {"--offender_min_cpu_cores", &OffenderConfig::min_cpu_cores},
+      {"--offender_min_runqueue_cores", &OffenderConfig::min_runqueue_cores},
+      {"--offender_min_memory_growth", &OffenderConfig::min_memory_growth_bps},
+      {"--offender_min_page_faults", &OffenderConfig::min_page_faults_per_s},
+      {"--offender_min_block_io", &OffenderConfig::min_block_io_bps},
+      {"--offender_min_crashes", &OffenderConfig::min_crashes_per_min},
+  };
+  for (const auto& [flag, field] : fields) {
+    for (double bad : {HUGE_VAL, -HUGE_VAL, std::nan(""), -1.0}) {
+      Config c;
+      c.offenders.*field = bad;
+      const absl::Status s = ValidateConfig(c);
+      SCOPED_TRACE(flag + "=" + std::to_string(bad));
+      EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+      EXPECT_TRUE(Contains(s.message(), flag + "=")) << s;
+    }
+    Config c;
+    c.offenders.*field = 1e12;
+    EXPECT_TRUE(ValidateConfig(c).ok()) << flag;
+  }
+}
+
+// A missing --proc_root was accepted (and every process then unknown).
+TEST(ValidateConfigTest, ProcRootMustBeAProcfsMount) {
+  for (const char* bad : {"/nonexistent-procscope", "/tmp", ""}) {
+    Config c;
+    c.proc_root = bad;
+    const absl::Status s = ValidateConfig(c);
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << bad << ": " << s;
+    EXPECT_TRUE(Contains(s.message(), std::string("--proc_root=") + bad)) << s;
+  }
+  Config c;
+  c.proc_root = "/proc/";
+  EXPECT_TRUE(ValidateConfig(c).ok());
+}
+
+// The status endpoint builds a std::string from each name: nullptr would throw.
+TEST(StatNameTest, NeverNullAndDistinct) {
+  std::set<std::string> names;
+  for (int i = 0; i < PS_STAT_MAX; ++i) {
+    const char* n = StatName(i);
+    ASSERT_NE(n, nullptr) << i;
+    EXPECT_NE(std::string(n), "unknown") << i;
+    names.insert(n);
+  }
+  EXPECT_EQ(names.size(), static_cast<size_t>(PS_STAT_MAX));
+  for (int i : {-1, static_cast<int>(PS_STAT_MAX), PS_STAT_MAX + 100}) {
+    ASSERT_NE(StatName(i), nullptr);
+    EXPECT_EQ(std::string(StatName(i)), "unknown");
+  }
+}
+
+// --- Least privilege (daemon/privileges.h) -------------------------------------------------------
+
+TEST(CapabilitiesTest, ParseAndFormat) {
+  absl::StatusOr<CapMask> m = ParseCapabilities("sys_ptrace, CAP_BPF,Perfmon");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(*m, CapBit(19) | CapBit(38) | CapBit(39));
+  EXPECT_EQ(FormatCapabilities(*m), "cap_sys_ptrace,cap_perfmon,cap_bpf");
+  EXPECT_EQ(FormatCapabilities(kRunCapabilities), "cap_sys_ptrace");
+  m = ParseCapabilities("");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(*m, 0u);
+  EXPECT_EQ(FormatCapabilities(0), "");
+  m = ParseCapabilities("sys_ptrace,cap_flying");
+  ASSERT_FALSE(m.ok());
+  EXPECT_TRUE(Contains(m.status().message(), "cap_flying")) << m.status();
+}
+
+TEST(CapabilitiesTest, CurrentPrivilegesReadsThisThread) {
+  absl::StatusOr<PrivilegeState> st = CurrentPrivileges();
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->effective & ~st->permitted, 0u);  // effective is a subset of permitted
 }
 
 }  // namespace

@@ -575,6 +575,18 @@ TEST(BuildMetricsTest, NamesThatSanitiseAlikeMakeOneGroup) {
                   absl::StrCat("procscope_group_cpu_seconds_total{group=\"a", kFffd, "\"} 2")));
 }
 
+// The series a collision leaves out are counted like the cap's (issue 11).
+TEST(BuildMetricsTest, GroupsLostToANameCollisionAreCountedAsDropped) {
+  Fixture fx;
+  fx.groups = {Group("a\x01", 1), Group("a\x02", 2), Group("b", 3)};
+  fx.groups[0].exits = {{"success", 1}};  // the dropped one has one series more
+  const std::string text = fx.Text();
+  EXPECT_EQ(CountWithPrefix(text, "procscope_group_"), 2 * kGroupLines);
+  EXPECT_EQ(fx.dropped, kGroupLines + 1);
+  EXPECT_THAT(SampleLines(text), ::testing::Contains(absl::StrCat("procscope_series_dropped_total ",
+                                                                  16 + kGroupLines + 1)));
+}
+
 TEST(BuildMetricsTest, MissingInputsGiveNoFamilies) {
   uint64_t dropped = 7;
   EXPECT_THAT(BuildMetrics(ExportInput{}, ExportOptions{}, &dropped), IsEmpty());
