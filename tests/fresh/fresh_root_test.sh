@@ -23,6 +23,9 @@ RUN_LIMIT=${PROCSCOPE_FRESH_RUN_LIMIT:-45m}
 TEST_LIMIT=${PROCSCOPE_FRESH_TEST_LIMIT:-30m}
 
 fail() { echo "FAIL: $*"; exit 1; }
+# An unexpected failure says where (the checks below say what).
+on_error() { trap 'echo "FAIL: line $LINENO: $BASH_COMMAND exited $?"' ERR; }
+on_error
 step() { printf 'fresh: [%4ds] %s\n' $((SECONDS - START)) "$*"; }
 missing() {
   [[ -n "${CI:-}" ]] && fail "$*"
@@ -46,15 +49,15 @@ HEAD_SHA=$(git -C "$SRC" rev-parse HEAD) || fail "$SRC is not a git checkout"
 [[ -z "$(git -C "$SRC" status --porcelain --untracked-files=no)" ]] ||
   echo "fresh: note: $SRC has uncommitted changes; the root gets the committed HEAD only"
 
-# Debian's mirror as apt is configured here (deb822 .sources or one-line .list files).
-MIRROR=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
-         sed -n 's/^URIs: *\([^ ]*\/debian\/\?\)$/\1/p' | head -1)
-[[ -n "$MIRROR" ]] || MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-                               awk '$1 == "deb" && $2 ~ /\/debian\/?$/ { print $2; exit }')
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-SECURITY=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-           2>/dev/null | grep -o 'http[^ ]*/debian-security/\?' | head -1)
-SECURITY=${SECURITY:-http://security.debian.org/debian-security}
+# Debian's mirror as apt is configured here (deb822 .sources and one-line .list files).
+apt_uris() {
+  { sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | tr ' ' '\n'
+    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+      awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }'
+  } || true
+}
+MIRROR=$(apt_uris | grep -m1 -E '/debian/?$' || echo http://deb.debian.org/debian)
+SECURITY=$(apt_uris | grep -m1 -E '/debian-security/?$' || echo http://security.debian.org/debian-security)
 
 ROOT=$(mktemp -d /var/tmp/procscope-fresh.XXXXXX)
 LOGS=$(mktemp -d /var/tmp/procscope-fresh-logs.XXXXXX)
@@ -63,6 +66,7 @@ MOUNTS=()
 cleanup() {
   local rc=$?
   set +e
+  trap - ERR
   # Whatever still runs in the root (a daemon a failed test left) is ours: stop it.
   local p
   for p in /proc/[0-9]*; do
@@ -168,10 +172,12 @@ in_root 60 'command -v node || command -v npm || command -v cmake || command -v 
 # --- README command 1: scripts/run.sh (setup, build, the daemon with its report) -----------------
 step "scripts/run.sh --duration=10s --listen=127.0.0.1:0 (installs, builds: the slow part)"
 set +e
+trap - ERR
 in_root "$RUN_LIMIT" 'nice scripts/run.sh --duration=10s --listen=127.0.0.1:0 --interval=2s' 2>&1 |
   tee "$LOGS/run.log" | sed -u 's/^/    /'
 rc=${PIPESTATUS[0]}
 set -e
+on_error
 if [[ $rc -ne 0 ]] || ! grep -q 'collecting; serving' "$LOGS/run.log" || ! grep -q 'PID COMM' "$LOGS/run.log"; then
   fail "scripts/run.sh: exit $rc (124: over $RUN_LIMIT), or no 'collecting; serving' and report in its output"
 fi
@@ -180,10 +186,12 @@ step "scripts/run.sh: exit 0 after its 10 s, $(grep -c 'PID COMM' "$LOGS/run.log
 # --- README command 2: scripts/test.sh, every test but this one -----------------------------------
 step "CI=true scripts/test.sh -E '^fresh\\.' (the whole suite in the root)"
 set +e
+trap - ERR
 in_root "$TEST_LIMIT" "nice scripts/test.sh -E '^fresh\\.'" 2>&1 | tee "$LOGS/test.log" |
   grep --line-buffered -E '^ *[0-9]+/[0-9]+ Test +#|^setup:' | sed -u 's/^/    /'
 rc=${PIPESTATUS[0]}
 set -e
+on_error
 summary=$(grep -E '^[0-9]+% tests passed' "$LOGS/test.log" || true)
 notrun=$(sed -n '/The following tests did not run/,/^$/p' "$LOGS/test.log")
 if [[ $rc -ne 0 || "$summary" != "100% tests passed"* || -n "$notrun" ]]; then
