@@ -134,7 +134,7 @@ Suites: $SUITE-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
-grep -rls 'Acquire::.*Proxy' /etc/apt/apt.conf.d/ 2>/dev/null | xargs -r cp -t "$ROOT/etc/apt/apt.conf.d/"
+{ grep -rls 'Acquire::.*Proxy' /etc/apt/apt.conf.d/ 2>/dev/null || true; } | xargs -r cp -t "$ROOT/etc/apt/apt.conf.d/"
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
 cp /etc/hosts "$ROOT/etc/hosts"
 
