@@ -18,9 +18,10 @@ CACHE=/var/cache/procscope-fresh
 KEEP=0
 [[ "${1:-}" == --keep ]] && KEEP=1
 START=$SECONDS
-# Bounds of the two commands (the first installs and builds from nothing; 2 cores shared).
-RUN_LIMIT=${PROCSCOPE_FRESH_RUN_LIMIT:-45m}
-TEST_LIMIT=${PROCSCOPE_FRESH_TEST_LIMIT:-30m}
+# The whole run stays within BUDGET seconds (under ctest's TIMEOUT of 4800, so that this script,
+# not a kill, ends it and cleans up); each step gets at most its own bound of what is left.
+BUDGET=${PROCSCOPE_FRESH_BUDGET:-4500}
+within() { local left=$((BUDGET - (SECONDS - START))); ((left > 10)) || left=10; echo $((left < $1 ? left : $1)); }
 
 fail() { echo "FAIL: $*"; exit 1; }
 # An unexpected failure says where (the checks below say what).
@@ -60,6 +61,7 @@ MIRROR=$(apt_uris | grep -m1 -E '/debian/?$' || echo http://deb.debian.org/debia
 SECURITY=$(apt_uris | grep -m1 -E '/debian-security/?$' || echo http://security.debian.org/debian-security)
 
 ROOT=$(mktemp -d /var/tmp/procscope-fresh.XXXXXX)
+chmod 0755 "$ROOT" # it is /: every user (_apt, nobody) must get through it
 LOGS=$(mktemp -d /var/tmp/procscope-fresh-logs.XXXXXX)
 DL=""
 MOUNTS=()
@@ -95,17 +97,17 @@ trap 'exit 130' INT TERM
 # --- the root ---------------------------------------------------------------------------------
 TARBALL=$CACHE/$SUITE-minbase-amd64.tgz
 mkdir -p "$CACHE"
-bootstrap() { timeout 1200 nice debootstrap --variant=minbase "$@" "$SUITE" "$ROOT" "$MIRROR" >"$LOGS/debootstrap.log" 2>&1; }
+bootstrap() { timeout "$(within 900)" nice debootstrap --variant=minbase "$@" "$SUITE" "$ROOT" "$MIRROR" >"$LOGS/debootstrap.log" 2>&1; }
 if [[ -s "$TARBALL" ]] && step "debootstrap $SUITE minbase from the cached $TARBALL" &&
    bootstrap --unpack-tarball="$TARBALL"; then
   :
 else
   [[ -s "$TARBALL" ]] && { echo "fresh: the cached tarball did not unpack; downloading again"; tail -5 "$LOGS/debootstrap.log"; }
-  rm -rf --one-file-system "$ROOT" && mkdir "$ROOT"
+  rm -rf --one-file-system "$ROOT" && mkdir -m 0755 "$ROOT"
   rm -f "$TARBALL"
   step "debootstrap $SUITE minbase from $MIRROR (caching the download in $TARBALL)"
   DL=$(mktemp -d /var/tmp/procscope-fresh-dl.XXXXXX)
-  if timeout 1200 nice debootstrap --variant=minbase --make-tarball="$TARBALL.tmp" "$SUITE" \
+  if timeout "$(within 900)" nice debootstrap --variant=minbase --make-tarball="$TARBALL.tmp" "$SUITE" \
        "$DL" "$MIRROR" >"$LOGS/debootstrap.log" 2>&1; then
     mv "$TARBALL.tmp" "$TARBALL"
     bootstrap --unpack-tarball="$TARBALL" || { tail -20 "$LOGS/debootstrap.log"; fail "debootstrap --unpack-tarball"; }
@@ -173,13 +175,14 @@ in_root 60 'command -v node || command -v npm || command -v cmake || command -v 
 step "scripts/run.sh --duration=10s --listen=127.0.0.1:0 (installs, builds: the slow part)"
 set +e
 trap - ERR
+RUN_LIMIT=$(within 3000)
 in_root "$RUN_LIMIT" 'nice scripts/run.sh --duration=10s --listen=127.0.0.1:0 --interval=2s' 2>&1 |
   tee "$LOGS/run.log" | sed -u 's/^/    /'
 rc=${PIPESTATUS[0]}
 set -e
 on_error
 if [[ $rc -ne 0 ]] || ! grep -q 'collecting; serving' "$LOGS/run.log" || ! grep -q 'PID COMM' "$LOGS/run.log"; then
-  fail "scripts/run.sh: exit $rc (124: over $RUN_LIMIT), or no 'collecting; serving' and report in its output"
+  fail "scripts/run.sh: exit $rc (124: over $RUN_LIMIT s), or no 'collecting; serving' and report in its output"
 fi
 step "scripts/run.sh: exit 0 after its 10 s, $(grep -c 'PID COMM' "$LOGS/run.log") reports"
 
@@ -187,6 +190,7 @@ step "scripts/run.sh: exit 0 after its 10 s, $(grep -c 'PID COMM' "$LOGS/run.log
 step "CI=true scripts/test.sh -E '^fresh\\.' (the whole suite in the root)"
 set +e
 trap - ERR
+TEST_LIMIT=$(within 2400)
 in_root "$TEST_LIMIT" "nice scripts/test.sh -E '^fresh\\.'" 2>&1 | tee "$LOGS/test.log" |
   grep --line-buffered -E '^ *[0-9]+/[0-9]+ Test +#|^setup:' | sed -u 's/^/    /'
 rc=${PIPESTATUS[0]}
@@ -197,7 +201,7 @@ notrun=$(sed -n '/The following tests did not run/,/^$/p' "$LOGS/test.log")
 if [[ $rc -ne 0 || "$summary" != "100% tests passed"* || -n "$notrun" ]]; then
   # The failing tests' own output (ctest --output-on-failure), then the summary.
   grep -vE '^ *(Start +[0-9]+:|[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed)' "$LOGS/test.log" | tail -400 | sed 's/^/    | /'
-  fail "scripts/test.sh in the fresh root: exit $rc (124: over $TEST_LIMIT); ${summary:-no summary}${notrun:+; some did not run}"
+  fail "scripts/test.sh in the fresh root: exit $rc (124: over $TEST_LIMIT s); ${summary:-no summary}${notrun:+; some did not run}"
 fi
 total=$(sed -nE 's/.* out of ([0-9]+)$/\1/p' <<<"$summary")
 [[ ${total:-0} -gt 100 ]] || fail "scripts/test.sh ran only ${total:-0} tests"
