@@ -138,6 +138,15 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
 { grep -rls 'Acquire::.*Proxy' /etc/apt/apt.conf.d/ 2>/dev/null || true; } | xargs -r cp -t "$ROOT/etc/apt/apt.conf.d/"
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# This network's own trust anchors (certificates added here outside Debian's ca-certificates, e.g.
+# a TLS-inspecting egress proxy's CA), as its admin would install them on any new machine: npm
+# reaches its registry through them. ca-certificates, which setup.sh installs, takes them in.
+mkdir -p "$ROOT/usr/local/share/ca-certificates"
+for f in /usr/local/share/ca-certificates/*.crt /etc/ssl/certs/*.pem; do
+  [[ -f "$f" && ! -L "$f" ]] || continue
+  b=${f##*/}
+  cp "$f" "$ROOT/usr/local/share/ca-certificates/site-${b%.*}.crt"
+done
 cp /etc/hosts "$ROOT/etc/hosts"
 
 # --- what a booted machine has mounted (and nothing more) --------------------------------------
