@@ -201,7 +201,7 @@ set +e
 trap - ERR
 TEST_LIMIT=$(within 2400)
 in_root "$TEST_LIMIT" "nice scripts/test.sh -E '^fresh\\.'" 2>&1 | tee "$LOGS/test.log" |
-  grep --line-buffered -E '^ *[0-9]+/[0-9]+ Test +#|^setup:' | sed -u 's/^/    /'
+  grep --line-buffered -E '^ *[0-9]+/[0-9]+ Test +#|^setup:' | sed -uE 's/ \.{3,}/ /; s/^/    /'
 rc=${PIPESTATUS[0]}
 set -e
 on_error
@@ -209,7 +209,7 @@ summary=$(grep -E '^[0-9]+% tests passed' "$LOGS/test.log" || true)
 notrun=$(sed -n '/The following tests did not run/,/^$/p' "$LOGS/test.log")
 if [[ $rc -ne 0 || "$summary" != "100% tests passed"* || -n "$notrun" ]]; then
   # The failing tests' own output (ctest --output-on-failure), then the summary.
-  grep -vE '^ *(Start +[0-9]+:|[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed)' "$LOGS/test.log" | tail -400 | sed 's/^/    | /'
+  grep -vE '^ *(Start +[0-9]+:|[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed)' "$LOGS/test.log" | tail -400 | sed -E 's/ \.{3,}/ /; s/^/    | /'
   fail "scripts/test.sh in the fresh root: exit $rc (124: over $TEST_LIMIT s); ${summary:-no summary}${notrun:+; some did not run}"
 fi
 total=$(sed -nE 's/.* out of ([0-9]+)$/\1/p' <<<"$summary")
