@@ -14,7 +14,15 @@ PACKAGES=(
   prometheus prometheus-process-exporter tmux curl jq
   apache2-utils  # tests/integration/tls_test.sh: htpasswd makes the bcrypt hashes, as users do
   prometheus-alertmanager  # tests/deploy: amtool check-config, and a real Alertmanager
+  procps strace ca-certificates  # ps/pgrep in the tests; the SystemCallFilter check; npm's TLS
+  systemd                  # systemd-analyze (tests/deploy), absent from minimal roots and containers
+  debootstrap git          # tests/fresh: a minimal Debian root with a clone of the checkout
 )
+# Node.js and npm (tests/deploy, the dashboard checks): Debian's, unless the commands are already
+# there. NodeSource's nodejs bundles npm and conflicts with Debian's npm package, so a machine with
+# either kind keeps what it has.
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

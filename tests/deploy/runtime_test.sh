@@ -34,6 +34,12 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
+# The unprivileged user runs a copy of the binary and reads a copy of the config: the checkout
+# and build tree may be where it cannot reach (a clone in root's 0700 home directory).
+install -m 0755 "$PROCSCOPED" "$TMP/procscoped"
+install -m 0644 "$CONF" "$TMP/procscoped.conf"
+PROCSCOPED=$TMP/procscoped
+CONF=$TMP/procscoped.conf
 fail() { echo "FAIL: $*"; exit 1; }
 pass() { echo "ok: $*"; }
 

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -26,8 +27,9 @@ struct RunResult {
   std::string output;  // stdout and stderr
 };
 
-// Runs procscoped with `args`, as `uid` when non-zero (which drops every capability).
-RunResult RunProcscoped(const std::vector<std::string>& args, uid_t uid = 0) {
+// Runs `exe` (procscoped) with `args`, as `uid` when non-zero (which drops every capability).
+RunResult RunProcscoped(const std::vector<std::string>& args, uid_t uid = 0,
+                        const std::string& exe = PROCSCOPED_PATH) {
   int out[2];
   if (pipe(out) != 0) abort();
   pid_t pid = fork();
@@ -38,10 +40,10 @@ RunResult RunProcscoped(const std::vector<std::string>& args, uid_t uid = 0) {
     if (uid != 0 && (setgroups(0, nullptr) != 0 || setgid(uid) != 0 || setuid(uid) != 0)) {
       _exit(127);
     }
-    std::vector<char*> argv{const_cast<char*>(PROCSCOPED_PATH)};
+    std::vector<char*> argv{const_cast<char*>(exe.c_str())};
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    execv(PROCSCOPED_PATH, argv.data());
+    execv(exe.c_str(), argv.data());
     _exit(127);
   }
   close(out[1]);
@@ -53,6 +55,37 @@ RunResult RunProcscoped(const std::vector<std::string>& args, uid_t uid = 0) {
   waitpid(pid, &r.status, 0);
   return r;
 }
+
+// A copy of procscoped that any user can execute, in a fresh directory removed afterwards: the
+// build tree may be where another user cannot reach (a clone in root's 0700 home directory).
+class ReachableCopy {
+ public:
+  ReachableCopy() {
+    namespace fs = std::filesystem;
+    constexpr fs::perms kRwxRxRx = fs::perms::owner_all | fs::perms::group_read |
+                                   fs::perms::group_exec | fs::perms::others_read |
+                                   fs::perms::others_exec;
+    char tmpl[] = "/var/tmp/procscope-e2e.XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return;
+    dir_ = tmpl;
+    const std::string exe = dir_ + "/procscoped";
+    std::error_code ec;
+    fs::permissions(dir_, kRwxRxRx, ec);
+    if (!ec) fs::copy_file(PROCSCOPED_PATH, exe, ec);
+    if (!ec) fs::permissions(exe, kRwxRxRx, ec);
+    if (!ec) path_ = exe;
+  }
+  ~ReachableCopy() {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  // Empty if the copy could not be made.
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_;
+  std::string path_;
+};
 
 int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 
@@ -148,8 +181,11 @@ TEST(ProcscopedTest, BadFlagsAreOneLineAndExitTwo) {
 
 TEST(ProcscopedTest, WithoutPrivilegesSaysWhichCapabilities) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to drop to another user";
-  RunResult r = RunProcscoped({"--duration=1s", "--listen=127.0.0.1:0", "--journal_dir=", "--pin_path="},
-                              /*uid=*/65534);
+  ReachableCopy copy;
+  ASSERT_FALSE(copy.path().empty()) << "cannot copy " << PROCSCOPED_PATH << " to /var/tmp";
+  RunResult r =
+      RunProcscoped({"--duration=1s", "--listen=127.0.0.1:0", "--journal_dir=", "--pin_path="},
+                    /*uid=*/65534, copy.path());
   EXPECT_EQ(ExitCode(r.status), 1) << r.output;
   EXPECT_EQ(LineCount(r.output), 1) << r.output;
   EXPECT_TRUE(absl::StrContains(r.output, "CAP_BPF")) << r.output;
@@ -158,13 +194,13 @@ TEST(ProcscopedTest, WithoutPrivilegesSaysWhichCapabilities) {
 
 TEST(ProcscopedTest, MissingOrBadBtfIsOneClearLine) {
   PS_REQUIRE_COLLECTOR();
-  RunResult missing = RunProcscoped(
-      {"--btf=/nonexistent/vmlinux", "--duration=1s", "--listen=127.0.0.1:0", "--journal_dir=", "--pin_path="});
+  RunResult missing = RunProcscoped({"--btf=/nonexistent/vmlinux", "--duration=1s",
+                                     "--listen=127.0.0.1:0", "--journal_dir=", "--pin_path="});
   EXPECT_EQ(ExitCode(missing.status), 1) << missing.output;
   EXPECT_EQ(LineCount(missing.output), 1) << missing.output;
   EXPECT_TRUE(absl::StrContains(missing.output, "/nonexistent/vmlinux")) << missing.output;
-  RunResult bad = RunProcscoped(
-      {"--btf=/etc/hostname", "--duration=1s", "--listen=127.0.0.1:0", "--journal_dir=", "--pin_path="});
+  RunResult bad = RunProcscoped({"--btf=/etc/hostname", "--duration=1s", "--listen=127.0.0.1:0",
+                                 "--journal_dir=", "--pin_path="});
   EXPECT_EQ(ExitCode(bad.status), 1) << bad.output;
   EXPECT_EQ(LineCount(bad.output), 1) << bad.output;
   EXPECT_TRUE(absl::StrContains(bad.output, "not a valid BTF")) << bad.output;
