@@ -447,8 +447,13 @@ HttpResponse Daemon::Events(absl::string_view query) {
   if (!limit.ok()) {
     return {400, "text/plain; charset=utf-8", absl::StrCat(limit.status().message(), "\n"), {}};
   }
-  const size_t n = std::min(*limit, std::max<size_t>(config_.events_in_memory, 1));
-  return {200, kJson, EventListJson(exits_.Newest(n))};
+  auto failed = QueryBool(query, "failed", false);
+  if (!failed.ok()) {
+    return {400, "text/plain; charset=utf-8", absl::StrCat(failed.status().message(), "\n"), {}};
+  }
+  // All outcomes: the newest exits plus the older failures kept in a ring of their own.
+  const size_t held = std::max<size_t>(config_.events_in_memory, 1) * (*failed ? 1 : 2);
+  return {200, kJson, EventListJson(exits_.Newest(std::min(*limit, held), *failed))};
 }
 
 HttpResponse Daemon::Status() {

@@ -182,20 +182,45 @@ ExitStore::ExitStore(size_t capacity) : capacity_(capacity) {}
 
 void ExitStore::Add(v1::ExitEvent e) {
   if (capacity_ == 0) return;
+  const bool failed = e.outcome() != v1::SUCCESS;
   auto shared = std::make_shared<const v1::ExitEvent>(std::move(e));
-  std::shared_ptr<const v1::ExitEvent> evicted;  // freed outside the lock
+  SharedExitEvent evicted[2];  // freed outside the lock
   std::lock_guard<std::mutex> lock(mu_);
-  events_.push_front(std::move(shared));
-  while (events_.size() > capacity_) {
-    evicted = std::move(events_.back());
+  const uint64_t seq = next_seq_++;
+  if (failed) {
+    failed_.push_front({seq, shared});
+    if (failed_.size() > capacity_) {
+      evicted[0] = std::move(failed_.back().event);
+      failed_.pop_back();
+    }
+  }
+  events_.push_front({seq, std::move(shared)});
+  if (events_.size() > capacity_) {
+    evicted[1] = std::move(events_.back().event);
     events_.pop_back();
   }
 }
 
-std::vector<SharedExitEvent> ExitStore::Newest(size_t limit) const {
+std::vector<SharedExitEvent> ExitStore::Newest(size_t limit, bool failed_only) const {
   std::lock_guard<std::mutex> lock(mu_);
-  const size_t n = limit == 0 ? events_.size() : std::min(limit, events_.size());
-  return std::vector<SharedExitEvent>(events_.begin(), events_.begin() + n);
+  std::vector<SharedExitEvent> out;
+  if (failed_only) {
+    const size_t n = limit == 0 ? failed_.size() : std::min(limit, failed_.size());
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) out.push_back(failed_[i].event);
+    return out;
+  }
+  // Both rings are newest first; a failed event that is in both has the same seq.
+  auto a = events_.begin(), b = failed_.begin();
+  while ((limit == 0 || out.size() < limit) && (a != events_.end() || b != failed_.end())) {
+    if (b == failed_.end() || (a != events_.end() && a->seq >= b->seq)) {
+      if (b != failed_.end() && a->seq == b->seq) ++b;
+      out.push_back((a++)->event);
+    } else {
+      out.push_back((b++)->event);
+    }
+  }
+  return out;
 }
 
 std::string EventListJson(const std::vector<SharedExitEvent>& events) {
@@ -224,7 +249,11 @@ std::string EventListJson(const std::vector<SharedExitEvent>& events) {
 
 size_t ExitStore::size() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return events_.size();
+  // Failed events older than the oldest of events_ are in failed_ alone.
+  const uint64_t oldest = events_.empty() ? UINT64_MAX : events_.back().seq;
+  size_t only_failed = 0;
+  for (auto it = failed_.rbegin(); it != failed_.rend() && it->seq < oldest; ++it) ++only_failed;
+  return events_.size() + only_failed;
 }
 
 }  // namespace procscope

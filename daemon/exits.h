@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "google/protobuf/message.h"
@@ -50,18 +51,30 @@ using SharedExitEvent = std::shared_ptr<const v1::ExitEvent>;
 
 // The newest `capacity` exit events, newest first. Thread-safe. Readers share the events
 // rather than copy them.
+//
+// The exits that were not a success are also kept in a ring of their own, as many again: a busy
+// node ends thousands of processes a minute, and its one crash must not be pushed out by them
+// before someone asks.
 class ExitStore {
  public:
   explicit ExitStore(size_t capacity);
   void Add(v1::ExitEvent e);
-  // Up to `limit` newest events (0: all), newest first.
-  std::vector<SharedExitEvent> Newest(size_t limit = 0) const;
+  // Up to `limit` newest events (0: all), newest first: the newest `capacity` exits merged with
+  // the newest `capacity` failed ones. With `failed_only`, the failed ones alone.
+  std::vector<SharedExitEvent> Newest(size_t limit = 0, bool failed_only = false) const;
+  // Events held (a failed one in both rings counts once).
   size_t size() const;
 
  private:
+  struct Held {
+    uint64_t seq;  // order of arrival: merges the two rings
+    SharedExitEvent event;
+  };
   const size_t capacity_;
   mutable std::mutex mu_;
-  std::deque<SharedExitEvent> events_;  // front: newest
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<Held> events_ ABSL_GUARDED_BY(mu_);  // every outcome; front: newest
+  std::deque<Held> failed_ ABSL_GUARDED_BY(mu_);  // not SUCCESS; front: newest
 };
 
 // The JSON of a v1::EventList of `events` (as the API's ToJson prints it: original field names,

@@ -250,6 +250,29 @@ absl::StatusOr<size_t> QueryCount(absl::string_view raw_query, absl::string_view
   return found.value_or(fallback);
 }
 
+absl::StatusOr<bool> QueryBool(absl::string_view raw_query, absl::string_view name, bool fallback) {
+  auto args = ParseQuery(raw_query);
+  if (!args.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(args.status().message(), " (reading ", name, ")"));
+  }
+  std::optional<bool> found;
+  for (const auto& [k, v] : *args) {
+    if (k != name) continue;
+    if (found) return absl::InvalidArgumentError(absl::StrCat(name, " given more than once"));
+    if (v.empty() || v == "true" || v == "1") {
+      found = true;
+    } else if (v == "false" || v == "0") {
+      found = false;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(name, "=", absl::CHexEscape(v.substr(0, 32)),
+                                                     v.size() > 32 ? "..." : "",
+                                                     ": must be true or false"));
+    }
+  }
+  return found.value_or(fallback);
+}
+
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(absl::string_view listen,
                                                               std::vector<HttpRoute> routes,
                                                               WebConfig web, HttpOptions options) {

@@ -88,6 +88,9 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseQuery(
 // line naming the parameter (a duplicate, a sign, letters, 0, more than max).
 absl::StatusOr<size_t> QueryCount(absl::string_view raw_query, absl::string_view name,
                                   size_t fallback, size_t max);
+// The query parameter `name` as a boolean: true/1 or false/0 (an empty value, "?failed", is
+// true); `fallback` when absent. Anything else is a one-line error naming the parameter.
+absl::StatusOr<bool> QueryBool(absl::string_view raw_query, absl::string_view name, bool fallback);
 
 class HttpServer {
  public:

@@ -176,7 +176,9 @@ int RunTop(const Options& o) {
 }
 
 absl::StatusOr<v1::EventList> FetchEvents(const Options& o, int limit) {
-  return Fetch<v1::EventList>(o, absl::StrCat("/api/v1/events?limit=", limit), "events");
+  // The daemon filters failures itself, from a ring that successes cannot push them out of.
+  return Fetch<v1::EventList>(
+      o, absl::StrCat("/api/v1/events?limit=", limit, o.failed ? "&failed=true" : ""), "events");
 }
 
 // The events to show of a reply (newest first): the failed ones only with --failed.
@@ -191,8 +193,7 @@ std::vector<v1::ExitEvent> Select(const Options& o, const v1::EventList& list, s
 
 int RunEvents(const Options& o) {
   const RenderOptions r = RenderOptionsFor(o);
-  // With --failed the daemon is asked for more, since it does not filter.
-  const int fetch = o.failed ? std::max(o.limit, 1000) : o.limit;
+  const int fetch = o.limit;
   if (!o.follow) {
     auto list = FetchEvents(o, fetch);
     if (!list.ok()) return Fail(o, list.status());

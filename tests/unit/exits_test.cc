@@ -338,5 +338,40 @@ TEST(ExitStoreTest, ConcurrentAddsAndReads) {
   EXPECT_EQ(store.Newest().size(), 100u);
 }
 
+v1::ExitEvent Outcome(uint32_t pid, v1::Outcome outcome) {
+  v1::ExitEvent e;
+  e.set_pid(pid);
+  e.set_outcome(outcome);
+  return e;
+}
+
+// A busy node's successes must not push its crashes out before anyone asks.
+TEST(ExitStoreTest, FailuresOutliveAFloodOfSuccesses) {
+  ExitStore store(3);
+  store.Add(Outcome(1, v1::CRASHED));
+  store.Add(Outcome(2, v1::SUCCESS));
+  store.Add(Outcome(3, v1::FAILURE));
+  for (uint32_t pid = 10; pid < 1010; ++pid) store.Add(Outcome(pid, v1::SUCCESS));
+  EXPECT_THAT(Pids(store.Newest(0, /*failed_only=*/true)), ElementsAre(3, 1));
+  // All outcomes: the newest 3 exits, then the older failures, newest first, each once.
+  EXPECT_THAT(Pids(store.Newest()), ElementsAre(1009, 1008, 1007, 3, 1));
+  EXPECT_THAT(Pids(store.Newest(4)), ElementsAre(1009, 1008, 1007, 3));
+  EXPECT_EQ(store.size(), 5u);
+}
+
+TEST(ExitStoreTest, AFailureInBothRingsIsServedOnce) {
+  ExitStore store(4);
+  store.Add(Outcome(1, v1::SUCCESS));
+  store.Add(Outcome(2, v1::OOM_KILLED));
+  store.Add(Outcome(3, v1::SUCCESS));
+  EXPECT_THAT(Pids(store.Newest()), ElementsAre(3, 2, 1));
+  EXPECT_THAT(Pids(store.Newest(0, true)), ElementsAre(2));
+  EXPECT_EQ(store.size(), 3u);
+  // The failure ring is bounded too.
+  for (uint32_t pid = 10; pid < 20; ++pid) store.Add(Outcome(pid, v1::SIGNALED));
+  EXPECT_THAT(Pids(store.Newest(0, true)), ElementsAre(19, 18, 17, 16));
+  EXPECT_EQ(store.size(), 4u);
+}
+
 }  // namespace
 }  // namespace procscope

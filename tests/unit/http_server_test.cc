@@ -77,6 +77,25 @@ TEST(QueryCount, Limit) {
   EXPECT_LT(n.status().message().size(), 200u);
 }
 
+TEST(QueryBool, Failed) {
+  EXPECT_FALSE(*QueryBool("", "failed", false));
+  EXPECT_TRUE(*QueryBool("limit=5", "failed", true));
+  for (const char* yes : {"failed=true", "failed=1", "failed", "failed=", "limit=3&failed=true"}) {
+    auto b = QueryBool(yes, "failed", false);
+    ASSERT_TRUE(b.ok()) << yes;
+    EXPECT_TRUE(*b) << yes;
+  }
+  for (const char* no : {"failed=false", "failed=0"}) EXPECT_FALSE(*QueryBool(no, "failed", true));
+  for (const char* bad :
+       {"failed=yes", "failed=TRUE", "failed=2", "failed=1&failed=0", "failed=%00", "failed=%zz"}) {
+    auto b = QueryBool(bad, "failed", false);
+    EXPECT_FALSE(b.ok()) << bad;
+    if (!b.ok()) {
+      EXPECT_TRUE(absl::StrContains(b.status().message(), "failed")) << bad;
+    }
+  }
+}
+
 // One raw request over a fresh connection; returns everything the server sent.
 std::string Raw(int port, const std::string& request) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
