@@ -9,6 +9,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-14 llvm-14 libbpf-dev bpftool libelf-dev
   zlib1g-dev libabsl-dev libprotobuf-dev protobuf-compiler prometheus-cpp-dev libcivetweb-dev
   libssl-dev libmicrohttpd-dev libgnutls28-dev libyaml-cpp-dev libcurl4-openssl-dev libcrypt-dev
+  libre2-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev linux-perf stress-ng fio util-linux
   prometheus prometheus-process-exporter tmux curl jq
