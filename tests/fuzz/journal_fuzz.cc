@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+// The crash journal as procscoped finds it at start: whatever a crash, a bad disk or someone with
+// write access to the directory left in events.journal. Written against the public API only
+// (Journal::Open on a directory holding the input), so it outlives changes of the file format.
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "journal.h"
+
+namespace {
+
+std::string* g_dir = nullptr;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "journal-fuzz.XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) abort();
+  g_dir = new std::string(tmpl + "/j");
+  // Not removed at exit: libFuzzer ends with _exit; the directory is small and in $TMPDIR.
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::error_code ec;
+  std::filesystem::remove_all(*g_dir, ec);  // whatever the last run made (rotated, set aside)
+  std::filesystem::create_directories(*g_dir);
+  {
+    std::ofstream out(*g_dir + "/events.journal", std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  }
+  absl::StatusOr<procscope::Journal> j = procscope::Journal::Open(*g_dir, 64 << 10);
+  if (!j.ok()) {
+    if (j.status().message().empty()) __builtin_trap();  // an error says why
+    return 0;
+  }
+  size_t bytes = 0;
+  for (const procscope::v1::ExitEvent& e : j->Recovered()) bytes += e.ByteSizeLong();
+  // Recovery cannot invent records: each costs at least one byte of the file.
+  if (j->Recovered().size() > size) __builtin_trap();
+  // The recovered journal takes new records.
+  procscope::v1::ExitEvent e;
+  e.set_pid(1);
+  e.set_comm("fuzz");
+  if (!j->Append(e).ok() || !j->Flush().ok()) __builtin_trap();
+  (void)bytes;
+  return 0;
+}
