@@ -23,8 +23,11 @@ trap 'rm -rf "$tmp"' EXIT
 export TMPDIR=$tmp
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+# A dictionary next to the corpus (tests/fuzz/<target>.dict), if any: the config's flag names.
+dict=()
+[[ -f $corpus/../../$(basename "$corpus").dict ]] && dict=(-dict="$corpus/../../$(basename "$corpus").dict")
 set +e
-nice "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
+nice "$fuzzer" "${dict[@]}" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
   -print_final_stats=1 -artifact_prefix="$scratch/" "$scratch/new" "$corpus" >"$log" 2>&1
 rc=$?
 set -e
