@@ -32,7 +32,7 @@ absl::Status ValidateConfig(const Config& c) {
         absl::StrCat("--sample_interval=", absl::FormatDuration(c.sample_interval),
                      ": must be between 100ms and 1m"));
   }
-  if (auto ports = ListenToCivetPorts(c.listen); !ports.ok()) return ports.status();
+  if (auto listen = ParseListen(c.listen); !listen.ok()) return listen.status();
   if (c.export_options.top_k < 1 || c.export_options.top_k > 1000) {
     return absl::InvalidArgumentError(
         absl::StrCat("--top_k=", c.export_options.top_k, ": must be between 1 and 1000"));

@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "offenders.h"
 #include "process_table.h"
+#include "web_config.h"
 
 namespace procscope {
 
@@ -30,6 +31,9 @@ struct Config {
   std::string proc_root = "/proc";
   // Serving.
   std::string listen = ":9750";
+  // --web_config_file (exporter-toolkit's format): TLS and basic auth; re-read on SIGHUP.
+  std::string web_config_file;
+  WebConfig web;  // loaded from it by main; empty: plain HTTP, open to anyone
   // Process table, offenders, exposition (reloadable: offenders, export, include/exclude and
   // group expiry; group_by only at start).
   TableOptions table;

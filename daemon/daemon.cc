@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "prometheus/text_serializer.h"
 #include "report.h"
@@ -23,12 +24,20 @@ namespace {
 constexpr char kJson[] = "application/json";
 
 std::string ToJson(const google::protobuf::Message& m) {
+  // The last line of defence: a string that is not UTF-8 would fail the conversion (and log).
+  std::unique_ptr<google::protobuf::Message> fixed;
+  if (!StringsAreValidUtf8(m)) {
+    fixed.reset(m.New());
+    fixed->CopyFrom(m);
+    MakeStringsValidUtf8(fixed.get());
+  }
+  const google::protobuf::Message& valid = fixed ? *fixed : m;
   google::protobuf::util::JsonPrintOptions opts;
   opts.preserve_proto_field_names = true;
   opts.always_print_primitive_fields = true;  // a stable schema: zero fields are present too
   opts.add_whitespace = false;
   std::string out;
-  if (!google::protobuf::util::MessageToJsonString(m, &out, opts).ok()) return "{}";
+  if (!google::protobuf::util::MessageToJsonString(valid, &out, opts).ok()) return "{}";
   out.push_back('\n');
   return out;
 }
@@ -79,19 +88,27 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
   d->collector_ = *std::move(collector);
 
   if (!config.journal_dir.empty()) {
-    auto journal = Journal::Open(config.journal_dir, config.journal_max_bytes);
+    // Streamed: the group totals fold each record in and the store keeps only the newest
+    // --events_in_memory, so memory does not grow with the journal.
+    const absl::Time now = absl::Now();
+    Daemon* self = d.get();
+    auto journal =
+        Journal::Open(config.journal_dir, config.journal_max_bytes, [self, now](v1::ExitEvent&& e) {
+          {
+            std::lock_guard<std::mutex> l(self->mu_);
+            self->table_.RestoreExit(e, now);
+          }
+          self->exits_.Add(std::move(e));
+        });
     if (!journal.ok()) {
       return absl::Status(journal.status().code(),
-                          absl::StrCat("crash journal: ", journal.status().message(),
+                          absl::StrCat("crash journal: ",
+                                       absl::StripPrefix(journal.status().message(), "journal: "),
                                        " (set --journal_dir, or --journal_dir= to disable)"));
     }
     d->journal_.emplace(*std::move(journal));
-    const absl::Time now = absl::Now();
-    for (const v1::ExitEvent& e : d->journal_->Recovered()) {
-      d->exits_.Add(e);
-      d->table_.RestoreExit(e, now);
-    }
-    d->self_.journal_dropped_bytes = d->journal_->DroppedBytes();
+    d->self_.journal_damaged_bytes = d->journal_->DamagedBytes();
+    malloc_trim(0);  // the reader's buffers and the evicted records
   }
 
   Daemon* self = d.get();
@@ -103,9 +120,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config) {
           {"/api/v1/offenders", [self](absl::string_view) { return self->Offenders(); }},
           {"/api/v1/events", [self](absl::string_view q) { return self->Events(q); }},
           {"/api/v1/status", [self](absl::string_view) { return self->Status(); }},
-          {"/healthz", [self](absl::string_view) { return self->Healthz(); }},
-          {"/readyz", [self](absl::string_view) { return self->Readyz(); }},
-      });
+          // Open to all (kubelet probes send no credentials); they tell only "alive", "ready".
+          {"/healthz", [self](absl::string_view) { return self->Healthz(); }, /*open=*/true},
+          {"/readyz", [self](absl::string_view) { return self->Readyz(); }, /*open=*/true},
+      },
+      config.web);
   if (!http.ok()) return http.status();
   d->http_ = *std::move(http);
   d->last_loop_ = absl::Now();
@@ -156,9 +175,11 @@ void Daemon::OnExit(const ps_exit_event& e) {
   }
   if (!config_.quiet && rec.outcome() != v1::SUCCESS) printf("%s\n", FormatExit(e).c_str());
   if (journal_) {
-    if (absl::Status s = journal_->Append(rec); !s.ok()) {
-      fprintf(stderr, "procscoped: crash journal: %s\n", std::string(s.message()).c_str());
-    }
+    // A failure is counted and logged (rate-limited) by the journal.
+    (void)journal_->Append(rec);
+    std::lock_guard<std::mutex> l(mu_);
+    self_.journal_dropped_bytes = journal_->DroppedBytes();
+    self_.journal_dropped_records = journal_->DroppedRecords();
   }
   exits_.Add(std::move(rec));
 }
@@ -248,6 +269,18 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
       auto c = reloader();
       if (c.ok()) {
         Reconfigure(*c);
+        // Not under mu_: the old listener waits for its handlers, which take mu_.
+        if (!c->web_config_file.empty() || !config_.web_config_file.empty()) {
+          if (absl::Status s = http_->Reload(c->web); s.ok()) {
+            config_.web_config_file = c->web_config_file;
+            fprintf(
+                stderr, "procscoped: web config %s\n",
+                c->web_config_file.empty() ? "removed: plain HTTP, no authentication" : "reloaded");
+          } else {
+            fprintf(stderr, "procscoped: web config reload failed, keeping the running one: %s\n",
+                    std::string(s.message()).c_str());
+          }
+        }
       } else {
         fprintf(stderr, "procscoped: config reload failed, keeping the current one: %s\n",
                 std::string(c.status().message()).c_str());
@@ -272,7 +305,10 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
       next_report = std::max(next_report + config_.interval, now);
     }
     if (journal_ && now >= next_flush) {
-      (void)journal_->Flush();
+      (void)journal_->Flush();  // counted and logged by the journal
+      std::lock_guard<std::mutex> l(mu_);
+      self_.journal_dropped_bytes = journal_->DroppedBytes();
+      self_.journal_dropped_records = journal_->DroppedRecords();
       next_flush = now + absl::Seconds(1);
     }
     if (now >= next_expire) {
@@ -324,7 +360,7 @@ HttpResponse Daemon::Metrics() {
 
 HttpResponse Daemon::Processes() {
   v1::ProcessList list;
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   absl::flat_hash_map<ps_key, double> rate[std::size(kAllResources)];
   for (size_t res = 0; res < rankings_.size() && res < std::size(kAllResources); ++res) {
     for (const ResourceRate& rr : rankings_[res]) {
@@ -342,8 +378,8 @@ HttpResponse Daemon::Processes() {
     o->set_comm(ToValidUtf8(p.comm));
     o->set_exe(ToValidUtf8(p.identity.exe));
     o->set_group(ToValidUtf8(p.group));
-    o->set_container(p.identity.cgroup.container_id);
-    o->set_pod_uid(p.identity.cgroup.pod_uid);
+    o->set_container(ToValidUtf8(p.identity.cgroup.container_id));
+    o->set_pod_uid(ToValidUtf8(p.identity.cgroup.pod_uid));
     o->set_systemd_unit(ToValidUtf8(p.identity.cgroup.systemd_unit));
     o->set_uid(p.uid);
     o->set_user(ToValidUtf8(p.identity.user));
@@ -365,12 +401,13 @@ HttpResponse Daemon::Processes() {
     o->set_page_faults_per_second(get(Resource::kPageFaults, p.key));
     o->set_block_io_bytes_per_second(get(Resource::kBlockIo, p.key));
   }
+  l.unlock();  // serialise without holding the loop off
   return {200, kJson, ToJson(list)};
 }
 
 HttpResponse Daemon::Offenders() {
   v1::OffenderList list;
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   list.set_window_seconds(absl::ToDoubleSeconds(config_.offenders.window));
   for (const Offender& o : offenders_) {
     v1::Offender* out = list.add_offenders();
@@ -378,33 +415,30 @@ HttpResponse Daemon::Offenders() {
     out->set_pid(o.key.tgid);
     out->set_comm(ToValidUtf8(o.comm));
     out->set_group(ToValidUtf8(o.group));
-    out->set_container(o.container);
+    out->set_container(ToValidUtf8(o.container));
     out->set_rate(o.rate);
     out->set_unit(ResourceUnit(o.resource));
     out->set_share(o.share);
     out->set_reason(ToValidUtf8(o.reason));
     out->set_since_unix_ns(UnixNanos(o.since));
   }
+  l.unlock();  // serialise without holding the loop off
   return {200, kJson, ToJson(list)};
 }
 
 HttpResponse Daemon::Events(absl::string_view query) {
-  size_t limit = 100;
-  for (absl::string_view kv : absl::StrSplit(query, '&', absl::SkipEmpty())) {
-    if (absl::ConsumePrefix(&kv, "limit=")) {
-      if (!absl::SimpleAtoi(kv, &limit) || limit == 0) {
-        return {400, "text/plain; charset=utf-8", "limit must be a positive number\n"};
-      }
-    }
+  // At most what is kept in memory: one request cannot ask for more than is there.
+  auto limit = QueryCount(query, "limit", 100, kMaxEventsLimit);
+  if (!limit.ok()) {
+    return {400, "text/plain; charset=utf-8", absl::StrCat(limit.status().message(), "\n"), {}};
   }
-  v1::EventList list;
-  for (v1::ExitEvent& e : exits_.Newest(limit)) *list.add_events() = std::move(e);
-  return {200, kJson, ToJson(list)};
+  const size_t n = std::min(*limit, std::max<size_t>(config_.events_in_memory, 1));
+  return {200, kJson, EventListJson(exits_.Newest(n))};
 }
 
 HttpResponse Daemon::Status() {
   v1::DaemonStatus st;
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   st.set_version(self_.version);
   st.set_ready(ready_);
   st.set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - started_));
@@ -432,6 +466,7 @@ HttpResponse Daemon::Status() {
   st.set_group_by(kGroupBy[static_cast<int>(config_.table.group_by)]);
   st.set_offender_window_seconds(absl::ToDoubleSeconds(config_.offenders.window));
   st.set_num_cpus(static_cast<uint32_t>(std::max(1, config_.offenders.num_cpus)));
+  l.unlock();  // serialise without holding the loop off
   return {200, kJson, ToJson(st)};
 }
 
@@ -442,7 +477,12 @@ HttpResponse Daemon::Healthz() {
     return {503, "text/plain; charset=utf-8",
             absl::StrCat("collection loop stalled for ", absl::FormatDuration(since), "\n")};
   }
-  return {200, "text/plain; charset=utf-8", "ok\n"};
+  // How long ago the loop's last pass was, for tests and debugging (the body stays "ok").
+  return {
+      200,
+      "text/plain; charset=utf-8",
+      "ok\n",
+      {{"Procscope-Last-Pass-Age-Seconds", absl::StrFormat("%.3f", absl::ToDoubleSeconds(since))}}};
 }
 
 HttpResponse Daemon::Readyz() {

@@ -40,6 +40,9 @@ class Daemon {
 
   int http_port() const;
 
+  // /api/v1/events?limit=N accepts 1..this (--events_in_memory's maximum); more is a 400.
+  static constexpr size_t kMaxEventsLimit = 1000000;
+
   // What the endpoints serve (also used by tests).
   HttpResponse Metrics();
   HttpResponse Processes();

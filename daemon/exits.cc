@@ -6,6 +6,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/reflection.h"
+#include "google/protobuf/unknown_field_set.h"
+#include "google/protobuf/util/json_util.h"
 #include "records.h"
 
 namespace procscope {
@@ -54,11 +58,13 @@ v1::ExitEvent MakeExitEvent(const ps_exit_event& e, const ExitContext& ctx) {
   v1::ExitEvent out;
   out.set_pid(e.key.tgid);
   out.set_ppid(e.ppid);
+  // The group may be the raw comm (--group_by=comm) and cgroup names are anyone's choice in a
+  // delegated subtree: none of them may reach a proto string unchecked.
   out.set_comm(ToValidUtf8(CommFromKernel(e.comm)));
-  out.set_group(ctx.group);
-  out.set_container(ctx.cgroup.container_id);
-  out.set_pod_uid(ctx.cgroup.pod_uid);
-  out.set_systemd_unit(ctx.cgroup.systemd_unit);
+  out.set_group(ToValidUtf8(ctx.group));
+  out.set_container(ToValidUtf8(ctx.cgroup.container_id));
+  out.set_pod_uid(ToValidUtf8(ctx.cgroup.pod_uid));
+  out.set_systemd_unit(ToValidUtf8(ctx.cgroup.systemd_unit));
   out.set_uid(e.uid);
   out.set_outcome(ClassifyExit(e.exit_code, oom));
   if (status.signal == 0) out.set_exit_code(status.exit_code);
@@ -83,19 +89,137 @@ v1::ExitEvent MakeExitEvent(const ps_exit_event& e, const ExitContext& ctx) {
   return out;
 }
 
+namespace {
+
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+bool IsValidUtf8(const std::string& s) {
+  for (unsigned char c : s) {
+    if (c >= 0x80 || c == 0) return ToValidUtf8(s) == s;  // the slow path only past ASCII
+  }
+  return true;
+}
+
+// Visits every string field; `fix` false only checks. Returns whether one was invalid.
+bool VisitStrings(Message* m, const Message& cm, bool fix) {
+  const google::protobuf::Descriptor* d = cm.GetDescriptor();
+  const Reflection* r = cm.GetReflection();
+  bool invalid = false;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->type() == FieldDescriptor::TYPE_STRING) {
+      if (f->is_repeated()) {
+        for (int k = 0; k < r->FieldSize(cm, f); ++k) {
+          const std::string s = r->GetRepeatedString(cm, f, k);
+          if (IsValidUtf8(s)) continue;
+          invalid = true;
+          if (!fix) return true;
+          r->SetRepeatedString(m, f, k, ToValidUtf8(s));
+        }
+      } else if (r->HasField(cm, f)) {
+        std::string scratch;
+        const std::string& s = r->GetStringReference(cm, f, &scratch);
+        if (IsValidUtf8(s)) continue;
+        invalid = true;
+        if (!fix) return true;
+        r->SetString(m, f, ToValidUtf8(s));
+      }
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (f->is_repeated()) {
+        for (int k = 0; k < r->FieldSize(cm, f); ++k) {
+          const Message& sub = r->GetRepeatedMessage(cm, f, k);
+          if (!fix) {
+            if (VisitStrings(nullptr, sub, false)) return true;
+          } else if (VisitStrings(nullptr, sub, false)) {
+            Message* msub = r->MutableRepeatedMessage(m, f, k);
+            invalid |= VisitStrings(msub, *msub, true);
+          }
+        }
+      } else if (r->HasField(cm, f)) {
+        const Message& sub = r->GetMessage(cm, f);
+        if (!fix) {
+          if (VisitStrings(nullptr, sub, false)) return true;
+        } else if (VisitStrings(nullptr, sub, false)) {
+          Message* msub = r->MutableMessage(m, f);
+          invalid |= VisitStrings(msub, *msub, true);
+        }
+      }
+    }
+  }
+  return invalid;
+}
+
+}  // namespace
+
+bool StringsAreValidUtf8(const Message& m) { return !VisitStrings(nullptr, m, false); }
+
+bool MakeStringsValidUtf8(Message* m) { return VisitStrings(m, *m, true); }
+
+bool ParseExitEventLenient(absl::string_view bytes, v1::ExitEvent* out) {
+  if (bytes.size() > INT32_MAX) return false;
+  // Parsed first without the UTF-8 check, which would fail the record and log.
+  google::protobuf::UnknownFieldSet fields;
+  if (!fields.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return false;
+  const google::protobuf::Descriptor* d = v1::ExitEvent::descriptor();
+  bool fixed = false;
+  for (int i = 0; i < fields.field_count(); ++i) {
+    google::protobuf::UnknownField* f = fields.mutable_field(i);
+    if (f->type() != google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) continue;
+    const FieldDescriptor* fd = d->FindFieldByNumber(f->number());
+    if (fd == nullptr || fd->type() != FieldDescriptor::TYPE_STRING) continue;
+    if (IsValidUtf8(f->length_delimited())) continue;
+    *f->mutable_length_delimited() = ToValidUtf8(f->length_delimited());
+    fixed = true;
+  }
+  if (!fixed) return out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  std::string repaired;
+  return fields.SerializeToString(&repaired) && out->ParseFromString(repaired);
+}
+
 ExitStore::ExitStore(size_t capacity) : capacity_(capacity) {}
 
 void ExitStore::Add(v1::ExitEvent e) {
-  std::lock_guard<std::mutex> lock(mu_);
   if (capacity_ == 0) return;
-  events_.push_front(std::move(e));
-  while (events_.size() > capacity_) events_.pop_back();
+  auto shared = std::make_shared<const v1::ExitEvent>(std::move(e));
+  std::shared_ptr<const v1::ExitEvent> evicted;  // freed outside the lock
+  std::lock_guard<std::mutex> lock(mu_);
+  events_.push_front(std::move(shared));
+  while (events_.size() > capacity_) {
+    evicted = std::move(events_.back());
+    events_.pop_back();
+  }
 }
 
-std::vector<v1::ExitEvent> ExitStore::Newest(size_t limit) const {
+std::vector<SharedExitEvent> ExitStore::Newest(size_t limit) const {
   std::lock_guard<std::mutex> lock(mu_);
   const size_t n = limit == 0 ? events_.size() : std::min(limit, events_.size());
-  return std::vector<v1::ExitEvent>(events_.begin(), events_.begin() + n);
+  return std::vector<SharedExitEvent>(events_.begin(), events_.begin() + n);
+}
+
+std::string EventListJson(const std::vector<SharedExitEvent>& events) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = true;
+  opts.add_whitespace = false;
+  std::string out = "{\"events\":[";
+  std::string one;
+  bool first = true;
+  for (const SharedExitEvent& e : events) {
+    one.clear();
+    if (!google::protobuf::util::MessageToJsonString(*e, &one, opts).ok()) continue;
+    if (first) {
+      // Events are alike in size: one allocation near the final size, not a doubling past it.
+      out.reserve(out.size() + (one.size() + one.size() / 8 + 1) * events.size() + 4);
+    } else {
+      out.push_back(',');
+    }
+    first = false;
+    out += one;
+  }
+  out += "]}\n";
+  return out;
 }
 
 size_t ExitStore::size() const {

@@ -25,6 +25,10 @@
 
 ABSL_FLAG(std::string, listen, ":9750",
           "HTTP listener for /metrics and the API: :PORT (all interfaces), HOST:PORT or PORT");
+ABSL_FLAG(std::string, web_config_file, "",
+          "TLS and basic auth for every endpoint but /healthz and /readyz, in the web-config "
+          "YAML of Prometheus exporters (tls_server_config, basic_auth_users); re-read on SIGHUP. "
+          "Empty: plain HTTP, anyone who reaches the port reads it");
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "Time between terminal reports (100ms..1h)");
 ABSL_FLAG(int, top, 10, "Processes shown per terminal report, busiest CPU first");
 ABSL_FLAG(bool, quiet, false, "No terminal report (serve only)");
@@ -136,6 +140,12 @@ absl::StatusOr<Config> ConfigFromFlags() {
   }
   Config c;
   c.listen = absl::GetFlag(FLAGS_listen);
+  c.web_config_file = absl::GetFlag(FLAGS_web_config_file);
+  if (!c.web_config_file.empty()) {
+    auto web = procscope::LoadWebConfig(c.web_config_file);
+    if (!web.ok()) return web.status();
+    c.web = *std::move(web);
+  }
   c.interval = absl::GetFlag(FLAGS_interval);
   c.top = absl::GetFlag(FLAGS_top);
   c.quiet = absl::GetFlag(FLAGS_quiet);
@@ -219,8 +229,9 @@ int main(int argc, char** argv) {
     fprintf(stderr, "procscoped: %s\n", std::string(daemon.status().message()).c_str());
     return 1;
   }
-  fprintf(stderr, "procscoped: collecting; serving http://%s (port %d)\n", config->listen.c_str(),
-          (*daemon)->http_port());
+  fprintf(stderr, "procscoped: collecting; serving %s://%s (port %d)%s\n",
+          config->web.tls ? "https" : "http", config->listen.c_str(), (*daemon)->http_port(),
+          config->web.basic_auth_users.empty() ? "" : ", basic auth");
   absl::Status s = (*daemon)->Run(procscope::g_stop, procscope::g_reload,
                                   [] { return procscope::ConfigFromFlags(); });
   if (!s.ok()) {

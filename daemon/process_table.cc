@@ -109,7 +109,10 @@ absl::Status ValidateTableOptions(const TableOptions& o) {
   return absl::OkStatus();
 }
 
-std::string GroupName(GroupBy by, absl::string_view comm, const Identity& id, uint32_t uid) {
+namespace {
+
+// Raw group name: a comm, path or unit can hold any byte.
+std::string RawGroupName(GroupBy by, absl::string_view comm, const Identity& id, uint32_t uid) {
   switch (by) {
     case GroupBy::kComm:
       return std::string(comm);
@@ -123,6 +126,14 @@ std::string GroupName(GroupBy by, absl::string_view comm, const Identity& id, ui
       return id.user.empty() ? absl::StrCat(uid) : id.user;
   }
   return std::string(comm);
+}
+
+}  // namespace
+
+// Valid UTF-8, as the journal and the API store it: a live "x\xff" and the same group restored
+// from the journal after a restart are one group, not two colliding series.
+std::string GroupName(GroupBy by, absl::string_view comm, const Identity& id, uint32_t uid) {
+  return ToValidUtf8(RawGroupName(by, comm, id, uid));
 }
 
 ProcessTable::ProcessTable(TableOptions options, IdentitySource* identities)

@@ -65,6 +65,8 @@ enum Fam {
   kSeriesDropped,
   kSeriesLimit,
   kJournalDropped,
+  kJournalDroppedRecords,
+  kJournalDamaged,
   kBuildInfo,
   kNumFamilies,
 };
@@ -145,6 +147,10 @@ const FamilyDef kFamilies[kNumFamilies] = {
      "The series cap (--max_series): most sample lines one scrape may hold."},
     {"procscope_journal_dropped_bytes_total", kCounter,
      "Bytes of exit records the journal dropped (full or failing writes)."},
+    {"procscope_journal_dropped_records_total", kCounter,
+     "Exit records the journal dropped (full or failing writes)."},
+    {"procscope_journal_damaged_bytes_total", kCounter,
+     "Damaged bytes the journal skipped when it was read at start."},
     {"procscope_build_info", kGauge, "Always 1; the version label names the daemon's version."},
 };
 
@@ -273,6 +279,8 @@ Unit SelfUnit(const SelfState& s, uint64_t series_dropped_now, size_t max_series
   u.Add(kSeriesDropped, {}, static_cast<double>(s.series_dropped_total + series_dropped_now));
   u.Add(kSeriesLimit, {}, static_cast<double>(max_series));
   u.Add(kJournalDropped, {}, static_cast<double>(s.journal_dropped_bytes));
+  u.Add(kJournalDroppedRecords, {}, static_cast<double>(s.journal_dropped_records));
+  u.Add(kJournalDamaged, {}, static_cast<double>(s.journal_damaged_bytes));
   u.Add(kBuildInfo, {{"version", SanitizeLabelValue(s.version)}}, 1);
   return u;
 }

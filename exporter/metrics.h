@@ -25,6 +25,9 @@ struct SelfState {
   std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> map_entries;
   uint64_t exit_events = 0;  // handled since start
   uint64_t journal_dropped_bytes = 0;
+  // Exit records whose write failed; bytes skipped as damaged when the journal was read.
+  uint64_t journal_dropped_records = 0;
+  uint64_t journal_damaged_bytes = 0;
   double last_scrape_duration_seconds = 0;
   uint64_t series_dropped_total = 0;  // by the series cap, over all scrapes
   std::string version;

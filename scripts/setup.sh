@@ -13,6 +13,7 @@ PACKAGES=(
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev linux-perf stress-ng fio util-linux
   prometheus prometheus-process-exporter tmux curl jq
+  apache2-utils  # tests/integration/tls_test.sh: htpasswd makes the bcrypt hashes, as users do
   prometheus-alertmanager  # tests/deploy: amtool check-config, and a real Alertmanager
 )
 

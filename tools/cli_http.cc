@@ -1,16 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cli_http.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <curl/curl.h>
 
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <mutex>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -34,90 +30,29 @@ std::string ErrnoText(int err) {
   return s;
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// Milliseconds until `deadline`, at least 0.
-int RemainingMs(absl::Time deadline) {
-  return static_cast<int>(
-      std::clamp<int64_t>(absl::ToInt64Milliseconds(deadline - absl::Now()), 0, 1 << 30));
-}
-
-// Waits for `events` on fd until the deadline: true when ready, false on timeout.
-absl::StatusOr<bool> WaitFor(int fd, short events, absl::Time deadline) {
-  for (;;) {
-    pollfd p = {fd, events, 0};
-    const int n = poll(&p, 1, RemainingMs(deadline));
-    if (n > 0) return true;
-    if (n == 0) return false;
-    if (errno != EINTR) return absl::InternalError(absl::StrCat("poll: ", ErrnoText(errno)));
-    if (absl::Now() >= deadline) return false;
-  }
-}
-
 absl::Status Unreachable(const Endpoint& ep, absl::string_view why) {
   return absl::UnavailableError(
       absl::StrCat("cannot reach procscoped at ", ep.ToString(), " (", why, ")"));
 }
 
-// One connected, non-blocking socket to the endpoint, trying each address getaddrinfo gives.
-absl::StatusOr<int> Connect(const Endpoint& ep, absl::Time deadline, absl::Duration timeout) {
-  addrinfo hints = {};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  const std::string port = absl::StrCat(ep.port);
-  const int rc = getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0) {
-    return Unreachable(ep, absl::StrCat("cannot resolve ", ep.host, ": ", gai_strerror(rc)));
+struct Body {
+  std::string data;
+  bool too_big = false;
+};
+
+size_t OnData(char* ptr, size_t size, size_t n, void* cls) {
+  auto* body = static_cast<Body*>(cls);
+  if (body->data.size() + size * n > kMaxReply) {
+    body->too_big = true;
+    return 0;  // aborts the transfer
   }
-  std::unique_ptr<addrinfo, void (*)(addrinfo*)> owned(res, freeaddrinfo);
-  std::string last_error = "no address";
-  int fd = -1;
-  for (addrinfo* ai = res; ai != nullptr && fd < 0; ai = ai->ai_next) {
-    int s = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (s < 0) {
-      last_error = ErrnoText(errno);
-      continue;
-    }
-    if (connect(s, ai->ai_addr, ai->ai_addrlen) == 0) {
-      fd = s;
-      break;
-    }
-    if (errno != EINPROGRESS) {
-      last_error = ErrnoText(errno);
-      close(s);
-      continue;
-    }
-    auto ready = WaitFor(s, POLLOUT, deadline);
-    if (!ready.ok() || !*ready) {
-      close(s);
-      if (!ready.ok()) return ready.status();
-      return Unreachable(ep, absl::StrCat("no answer within ", absl::FormatDuration(timeout)));
-    }
-    int err = 0;
-    socklen_t len = sizeof(err);
-    getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) {
-      last_error = ErrnoText(err);
-      close(s);
-      continue;
-    }
-    fd = s;
-  }
-  if (fd < 0) return Unreachable(ep, last_error);
-  return fd;
+  body->data.append(ptr, size * n);
+  return size * n;
+}
+
+void CurlInitOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
 // Decodes a chunked body; false when it is malformed or cut short.
@@ -182,52 +117,92 @@ absl::StatusOr<HttpReply> ParseHttpResponse(absl::string_view raw) {
 
 absl::StatusOr<HttpReply> HttpGetReply(const Endpoint& endpoint, absl::string_view path,
                                        absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  auto fd_or = Connect(endpoint, deadline, timeout);
-  if (!fd_or.ok()) return fd_or.status();
-  Fd fd(*fd_or);
-  auto late = [&] {
-    return absl::DeadlineExceededError(absl::StrCat("procscoped at ", endpoint.ToString(),
-                                                    " did not answer GET ", path, " within ",
-                                                    absl::FormatDuration(timeout)));
-  };
-
-  const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", endpoint.ToString(),
-                                           "\r\nUser-Agent: procscope\r\nAccept: */*\r\n\r\n");
-  for (size_t sent = 0; sent < request.size();) {
-    auto ready = WaitFor(fd.get(), POLLOUT, deadline);
-    if (!ready.ok()) return ready.status();
-    if (!*ready) return late();
-    const ssize_t n = send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n < 0) return Unreachable(endpoint, ErrnoText(errno));
-    sent += static_cast<size_t>(n);
+  CurlInitOnce();
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) return absl::InternalError("curl_easy_init failed");
+  CURL* c = curl.get();
+  const std::string url = absl::StrCat(endpoint.Url(), path);
+  char error[CURL_ERROR_SIZE] = "";
+  Body body;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_0);  // one request, then close
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "procscope");
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(timeout)));
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &OnData);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(c, CURLOPT_NOPROXY, "*");  // procscoped is reached directly
+  if (!endpoint.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, endpoint.ca_file.c_str());
+  if (!endpoint.cert_file.empty()) {
+    curl_easy_setopt(c, CURLOPT_SSLCERT, endpoint.cert_file.c_str());
+    curl_easy_setopt(c, CURLOPT_SSLKEY, endpoint.key_file.c_str());
   }
-
-  std::string raw;
-  char buf[64 << 10];
-  for (;;) {
-    auto ready = WaitFor(fd.get(), POLLIN, deadline);
-    if (!ready.ok()) return ready.status();
-    if (!*ready) return late();
-    const ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n < 0) {
-      return absl::UnavailableError(absl::StrCat("lost the connection to procscoped at ",
-                                                 endpoint.ToString(), " (", ErrnoText(errno), ")"));
+  if (!endpoint.user.empty()) {
+    curl_easy_setopt(c, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    curl_easy_setopt(c, CURLOPT_USERNAME, endpoint.user.c_str());
+    curl_easy_setopt(c, CURLOPT_PASSWORD, endpoint.password.c_str());
+  }
+  const CURLcode rc = curl_easy_perform(c);
+  const std::string why = error[0] ? error : curl_easy_strerror(rc);
+  const std::string ep = endpoint.ToString();
+  switch (rc) {
+    case CURLE_OK:
+      break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return Unreachable(endpoint, absl::StrCat("cannot resolve ", endpoint.host));
+    case CURLE_COULDNT_CONNECT: {
+      long err = 0;
+      curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &err);
+      return Unreachable(endpoint, err != 0 ? ErrnoText(static_cast<int>(err)) : why);
     }
-    if (n == 0) break;
-    raw.append(buf, static_cast<size_t>(n));
-    if (raw.size() > kMaxReply) {
+    case CURLE_OPERATION_TIMEDOUT: {
+      curl_off_t connected_us = 0;
+      curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connected_us);
+      if (connected_us == 0) {
+        return Unreachable(endpoint,
+                           absl::StrCat("no answer within ", absl::FormatDuration(timeout)));
+      }
+      return absl::DeadlineExceededError(absl::StrCat("procscoped at ", ep, " did not answer GET ",
+                                                      path, " within ",
+                                                      absl::FormatDuration(timeout)));
+    }
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot verify the certificate of procscoped at ", ep, " (", why, "); ",
+                       endpoint.ca_file.empty() ? "give the CA that signed it with --ca_file=FILE"
+                                                : "is --ca_file the CA that signed it?"));
+    case CURLE_SSL_CACERT_BADFILE:
+      return absl::InvalidArgumentError(absl::StrCat("--ca_file=", endpoint.ca_file, ": ", why));
+    case CURLE_SSL_CERTPROBLEM:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--cert_file=", endpoint.cert_file, " / --key_file=", endpoint.key_file, ": ", why));
+    case CURLE_SSL_CONNECT_ERROR:
+      return absl::FailedPreconditionError(
+          absl::StrCat("TLS with procscoped at ", ep, " failed (", why, ")",
+                       endpoint.tls ? "" : "; if it serves http, drop https:// from --endpoint"));
+    case CURLE_WRITE_ERROR:
+      if (body.too_big) {
+        return absl::DataLossError(
+            absl::StrCat("the reply of ", ep, " is over 512 MiB: not procscoped?"));
+      }
+      [[fallthrough]];
+    default:
+      if (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) {
+        return absl::UnavailableError(
+            absl::StrCat("lost the connection to procscoped at ", ep, " (", why, ")",
+                         endpoint.tls ? "" : "; if it serves https, use --endpoint=https://..."));
+      }
       return absl::DataLossError(
-          absl::StrCat("the reply of ", endpoint.ToString(), " is over 512 MiB: not procscoped?"));
-    }
+          absl::StrCat("unexpected reply from ", ep, ": ", why, " (is it procscoped?",
+                       endpoint.tls ? ")" : " if it serves https, use --endpoint=https://...)"));
   }
-  auto reply = ParseHttpResponse(raw);
-  if (!reply.ok()) {
-    return absl::DataLossError(absl::StrCat("unexpected reply from ", endpoint.ToString(), ": ",
-                                            reply.status().message(), " (is it procscoped?)"));
-  }
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  HttpReply reply;
+  reply.status = static_cast<int>(status);
+  reply.body = std::move(body.data);
   return reply;
 }
 
@@ -241,6 +216,13 @@ absl::StatusOr<std::string> HttpGet(const Endpoint& endpoint, absl::string_view 
       if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = ' ';
     }
     std::string hint = reply->status == 404 ? " (not procscoped, or an older version?)" : "";
+    if (reply->status == 401) {
+      hint = endpoint.user.empty()
+                 ? " (procscoped wants a user and password: --user and --password_file)"
+                 : " (wrong --user or password)";
+    } else if (reply->status == 403) {
+      hint = " (a client certificate from the CA procscoped trusts: --cert_file and --key_file)";
+    }
     return absl::FailedPreconditionError(absl::StrCat(endpoint.ToString(), " answered ",
                                                       reply->status, " to GET ", path, hint,
                                                       excerpt.empty() ? "" : ": ", excerpt));

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// A minimal HTTP/1.0 GET client for procscoped's API: one request per connection, a deadline on
-// the whole exchange, and errors that say what went wrong in an operator's words.
+// The GET client for procscoped's API (libcurl: http and https, a CA, a client certificate, basic
+// auth): one request per connection, a deadline on the whole exchange, and errors that say what
+// went wrong in an operator's words.
 #ifndef PROCSCOPE_TOOLS_CLI_HTTP_H_
 #define PROCSCOPE_TOOLS_CLI_HTTP_H_
 
@@ -24,7 +25,7 @@ struct HttpReply {
 // transfer encoding or read-to-close).
 absl::StatusOr<HttpReply> ParseHttpResponse(absl::string_view raw);
 
-// GET http://endpoint/path. Errors: kUnavailable "cannot reach procscoped at HOST:PORT (why)"
+// GET http(s)://endpoint/path. Errors: kUnavailable "cannot reach procscoped at HOST:PORT (why)"
 // when no connection could be made, kDeadlineExceeded when the reply did not come in time,
 // kDataLoss for a reply that is not HTTP.
 absl::StatusOr<HttpReply> HttpGetReply(const Endpoint& endpoint, absl::string_view path,

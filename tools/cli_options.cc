@@ -14,7 +14,9 @@
 namespace procscope::cli {
 namespace {
 
-constexpr const char* kCommonFlags[] = {"endpoint", "timeout", "json", "color"};
+constexpr const char* kCommonFlags[] = {"endpoint",      "timeout",   "json",
+                                        "color",         "ca_file",   "user",
+                                        "password_file", "cert_file", "key_file"};
 
 std::vector<std::string> FlagsOf(Command c) {
   std::vector<std::string> f(std::begin(kCommonFlags), std::end(kCommonFlags));
@@ -69,6 +71,8 @@ std::string Endpoint::ToString() const {
   return absl::StrCat(host, ":", port);
 }
 
+std::string Endpoint::Url() const { return absl::StrCat(tls ? "https://" : "http://", ToString()); }
+
 absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view s) {
   const std::string original(s);
   auto bad = [&](absl::string_view why) {
@@ -76,12 +80,12 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view s) {
                               " (expected HOST:PORT, e.g. 127.0.0.1:9750)"));
   };
   s = absl::StripAsciiWhitespace(s);
+  Endpoint ep;
   absl::ConsumePrefix(&s, "http://");
+  if (absl::ConsumePrefix(&s, "https://")) ep.tls = true;
   absl::ConsumeSuffix(&s, "/");
   if (s.empty()) return bad("empty");
-  if (absl::StartsWith(s, "https://")) return bad("procscoped serves plain HTTP");
   if (absl::StrContains(s, '/')) return bad("a path is not allowed");
-  Endpoint ep;
   absl::string_view host = s, port;
   if (s.front() == '[') {
     const size_t close = s.find(']');
@@ -198,6 +202,27 @@ absl::StatusOr<Options> MakeOptions(Command c, const FlagValues& v,
   o.follow = v.follow;
   o.failed = v.failed;
   o.all = v.all;
+  o.endpoint.ca_file = v.ca_file;
+  o.endpoint.cert_file = v.cert_file;
+  o.endpoint.key_file = v.key_file;
+  o.endpoint.user = v.user;
+  o.password_file = v.password_file;
+  if (!o.endpoint.tls) {
+    for (const char* f : {"ca_file", "cert_file", "key_file"}) {
+      if (given.count(f)) {
+        return Usage(absl::StrCat("--", f, " needs an https:// --endpoint (e.g. https://",
+                                  o.endpoint.ToString(), ")"));
+      }
+    }
+  }
+  if (v.cert_file.empty() != v.key_file.empty()) {
+    return Usage("--cert_file and --key_file go together (the client certificate and its key)");
+  }
+  if (v.user.empty() != v.password_file.empty()) {
+    return Usage(
+        "--user and --password_file go together (the password is read from the file, never "
+        "from the command line)");
+  }
 
   if (o.watch && o.json) {
     return Usage("--watch and --json do not go together (--json is one document; poll it instead)");
@@ -246,7 +271,9 @@ std::string MainHelp() {
       "Every command takes --endpoint=HOST:PORT (default ",
       kDefaultEndpoint,
       "), --json, --color=auto|always|never\n"
-      "and --timeout. 'procscope <command> --help' lists its flags.\n"
+      "and --timeout; for a daemon with --web_config_file, --endpoint=https://HOST:PORT,\n"
+      "--ca_file, --user with --password_file, --cert_file with --key_file.\n"
+      "'procscope <command> --help' lists its flags.\n"
       "Exit codes: 0 ok, 1 runtime error (daemon not reachable, not root, ...), 2 usage error.\n");
 }
 
@@ -256,7 +283,12 @@ std::string CommandHelp(Command c) {
       "  --timeout=5s           give up on a request after this long\n"
       "  --json                 print JSON instead of a table (valid UTF-8, schema in "
       "docs/cli.md)\n"
-      "  --color=auto           auto (only on a terminal), always or never\n";
+      "  --color=auto           auto (only on a terminal), always or never\n"
+      "  --ca_file=FILE         https://: the CA that signed procscoped's certificate\n"
+      "  --user=NAME            basic auth user (with --password_file)\n"
+      "  --password_file=FILE   basic auth password, the file's first line\n"
+      "  --cert_file=FILE       https://: client certificate (with --key_file)\n"
+      "  --key_file=FILE        https://: the client certificate's key\n";
   switch (c) {
     case Command::kTop:
       return absl::StrCat(

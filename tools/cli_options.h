@@ -29,10 +29,19 @@ const char* CommandName(Command c);
 struct Endpoint {
   std::string host = "127.0.0.1";
   int port = kDefaultDaemonPort;
+  // How to talk to it (--web_config_file on the daemon): https://, the CA to trust, a client
+  // certificate, basic auth.
+  bool tls = false;
+  std::string ca_file = {};
+  std::string cert_file = {};
+  std::string key_file = {};
+  std::string user = {};
+  std::string password = {};     // read from --password_file by main
   std::string ToString() const;  // "127.0.0.1:9750", "[::1]:9750"
+  std::string Url() const;       // "http://127.0.0.1:9750", "https://[::1]:9750"
 };
-// "HOST:PORT", "[V6]:PORT", ":PORT" (loopback), "HOST" (port 9750), an optional "http://" and
-// trailing "/". The error names the flag.
+// "HOST:PORT", "[V6]:PORT", ":PORT" (loopback), "HOST" (port 9750), an optional "http://" or
+// "https://" and trailing "/". The error names the flag.
 absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view s);
 
 // What `top` sorts its process table by: one of the daemon's per-process rates.
@@ -60,6 +69,11 @@ struct FlagValues {
   bool follow = false;
   bool failed = false;
   bool all = false;
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  std::string user;
+  std::string password_file;
 };
 
 // Checked options of one invocation.
@@ -78,6 +92,7 @@ struct Options {
   bool follow = false;
   bool failed = false;
   bool all = false;
+  std::string password_file;  // main reads it into endpoint.password
 };
 
 // Fails when a flag in `given` (names as FlagNamesInArgv returns them) does not apply to `c`.

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -30,6 +31,11 @@
 
 ABSL_FLAG(std::string, endpoint, procscope::cli::kDefaultEndpoint,
           "Where procscoped serves its API: HOST:PORT, [IPv6]:PORT or :PORT");
+ABSL_FLAG(std::string, ca_file, "", "https:// endpoint: the CA certificate (PEM) to trust");
+ABSL_FLAG(std::string, user, "", "Basic auth user (the password comes from --password_file)");
+ABSL_FLAG(std::string, password_file, "", "Basic auth: a file whose first line is the password");
+ABSL_FLAG(std::string, cert_file, "", "https:// endpoint: client certificate (PEM)");
+ABSL_FLAG(std::string, key_file, "", "https:// endpoint: the client certificate's key (PEM)");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Give up on one request after this long");
 ABSL_FLAG(bool, json, false, "Print one JSON document instead of a table (schema: docs/cli.md)");
 ABSL_FLAG(std::string, color, "auto", "Colours: auto (only on a terminal), always or never");
@@ -352,10 +358,26 @@ int main(int argc, char** argv) {
   v.follow = absl::GetFlag(FLAGS_follow);
   v.failed = absl::GetFlag(FLAGS_failed);
   v.all = absl::GetFlag(FLAGS_all);
+  v.ca_file = absl::GetFlag(FLAGS_ca_file);
+  v.cert_file = absl::GetFlag(FLAGS_cert_file);
+  v.key_file = absl::GetFlag(FLAGS_key_file);
+  v.user = absl::GetFlag(FLAGS_user);
+  v.password_file = absl::GetFlag(FLAGS_password_file);
   auto options = cli::MakeOptions(*command, v, given);
   if (!options.ok()) {
     fprintf(stderr, "%s: %s\n", program.c_str(), std::string(options.status().message()).c_str());
     return 2;
+  }
+  if (!options->password_file.empty()) {
+    std::ifstream in(options->password_file);
+    std::string password;
+    if (!in || !std::getline(in, password)) {
+      fprintf(stderr, "%s: --password_file=%s: cannot read it\n", program.c_str(),
+              options->password_file.c_str());
+      return 2;
+    }
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    options->endpoint.password = std::move(password);
   }
   cli::InstallStopHandlers();
   switch (*command) {

@@ -121,10 +121,17 @@ TEST(EndpointTest, Forms) {
   EXPECT_EQ(e->ToString(), "[::1]:9750");
 }
 
+TEST(EndpointTest, Https) {
+  auto e = ParseEndpoint("https://host:9443/");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_TRUE(e->tls);
+  EXPECT_EQ(e->Url(), "https://host:9443");
+  EXPECT_EQ(ParseEndpoint("http://[::1]:1")->Url(), "http://[::1]:1");
+}
+
 TEST(EndpointTest, ErrorsNameTheFlagAndTheForm) {
-  for (const char* bad :
-       {"", "host:", "host:0", "host:65536", "host:http", "::1:9750", "[::1", "host:9750/metrics",
-        "https://host:9750", "ho st:1", "host:12345678901234567890"}) {
+  for (const char* bad : {"", "host:", "host:0", "host:65536", "host:http", "::1:9750", "[::1",
+                          "host:9750/metrics", "ho st:1", "host:12345678901234567890"}) {
     auto e = ParseEndpoint(bad);
     ASSERT_FALSE(e.ok()) << bad;
     EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
@@ -215,6 +222,33 @@ TEST(OptionsTest, RangesAndCombinations) {
   EXPECT_EQ(StandaloneWindow(absl::Seconds(6)), absl::Seconds(6));
   EXPECT_EQ(StandaloneWindow(absl::Minutes(5)), absl::Seconds(30));
   EXPECT_EQ(StandaloneWindow(absl::Seconds(5)), absl::Seconds(5));
+}
+
+TEST(OptionsTest, TlsAndAuthFlags) {
+  FlagValues v;
+  v.endpoint = "http://127.0.0.1:9750";
+  v.ca_file = "ca.pem";
+  auto o = MakeOptions(Command::kStatus, v, {"endpoint", "ca_file"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_TRUE(absl::StrContains(o.status().message(), "--ca_file needs an https:// --endpoint"));
+  v.endpoint = "https://127.0.0.1:9750";
+  v.user = "prom";
+  o = MakeOptions(Command::kStatus, v, {"endpoint", "ca_file", "user"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_TRUE(absl::StrContains(o.status().message(), "--user and --password_file go together"));
+  v.password_file = "pw";
+  v.cert_file = "c.pem";
+  o = MakeOptions(Command::kStatus, v, {"endpoint", "ca_file", "user", "password_file"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_TRUE(absl::StrContains(o.status().message(), "--cert_file and --key_file go together"));
+  v.key_file = "k.pem";
+  o = MakeOptions(Command::kStatus, v, {"endpoint"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->endpoint.tls);
+  EXPECT_EQ(o->endpoint.ca_file, "ca.pem");
+  EXPECT_EQ(o->endpoint.user, "prom");
+  EXPECT_EQ(o->password_file, "pw");
+  EXPECT_TRUE(CheckFlagsForCommand(Command::kTree, {"ca_file", "user", "password_file"}).ok());
 }
 
 TEST(OptionsTest, EveryCommandHasHelp) {
@@ -331,6 +365,27 @@ TEST(HttpClientTest, GetsTheBodyAndReportsOtherStatuses) {
   ASSERT_FALSE(missing.ok());
   EXPECT_TRUE(absl::StrContains(missing.status().message(), "answered 404 to GET /api/v1/nope"))
       << missing.status();
+}
+
+TEST(HttpClientTest, HttpsWithoutTheCaSaysSo) {
+  int port = 0;
+  const int fd = Listen(&port);
+  std::thread server([&] {  // a TLS server would send its certificate; this one sends junk
+    int c = accept(fd, nullptr, nullptr);
+    char buf[512];
+    (void)!read(c, buf, sizeof(buf));
+    (void)!write(c, "\x15\x03\x03\x00\x02\x02\x28", 7);  // a TLS alert: handshake failure
+    close(c);
+  });
+  Endpoint ep{"127.0.0.1", port};
+  ep.tls = true;
+  auto r = HttpGet(ep, "/healthz", absl::Seconds(2));
+  server.join();
+  close(fd);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "127.0.0.1:" + std::to_string(port)))
+      << r.status();
+  EXPECT_EQ(r.status().message().find('\n'), absl::string_view::npos);
 }
 
 TEST(HttpClientTest, JsonParseErrorsAreClear) {

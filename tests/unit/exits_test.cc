@@ -7,12 +7,14 @@
 #include <string.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "procscope.h"
 #include "procscope.pb.h"
@@ -178,6 +180,106 @@ TEST(MakeExitEventTest, HostileCommBecomesValidUtf8) {
   EXPECT_EQ(back.comm(), out.comm());
 }
 
+// --group_by=comm makes the group the raw comm, and cgroup directory names are anyone's in a
+// delegated subtree: every string of the record must come out valid UTF-8.
+TEST(MakeExitEventTest, EveryStringFieldBecomesValidUtf8) {
+  ps_exit_event e = Event();
+  memset(e.comm, 0, sizeof(e.comm));
+  memcpy(e.comm, "x\xff", 2);
+  ExitContext ctx = Context();
+  ctx.group = "x\xff";
+  ctx.cgroup.container_id = "c\xc3";
+  ctx.cgroup.pod_uid = "p\xed\xa0\x80";           // a UTF-16 surrogate
+  ctx.cgroup.systemd_unit = "u\xc0\xaf.service";  // overlong
+  const v1::ExitEvent out = MakeExitEvent(e, ctx);
+  EXPECT_TRUE(StringsAreValidUtf8(out));
+  EXPECT_EQ(out.comm(), "x\xEF\xBF\xBD");
+  EXPECT_EQ(out.group(), "x\xEF\xBF\xBD");
+  v1::ExitEvent back;
+  ASSERT_TRUE(back.ParseFromString(out.SerializeAsString()));
+  EXPECT_EQ(back.group(), out.group());
+  EXPECT_EQ(back.systemd_unit(), out.systemd_unit());
+}
+
+TEST(Utf8Test, EveryStringFieldOfAnyMessageIsFixed) {
+  v1::DaemonStatus st;
+  st.set_version("1\xff");
+  st.add_degraded_hooks("ok");
+  st.add_degraded_hooks("h\x80");
+  st.add_programs()->set_name("p\xfe");
+  (*st.mutable_kernel_stats())["k\xff"] = 1;
+  EXPECT_FALSE(StringsAreValidUtf8(st));
+  EXPECT_TRUE(MakeStringsValidUtf8(&st));
+  EXPECT_TRUE(StringsAreValidUtf8(st));
+  EXPECT_EQ(st.version(), "1\xEF\xBF\xBD");
+  EXPECT_EQ(st.degraded_hooks(0), "ok");
+  EXPECT_EQ(st.degraded_hooks(1), "h\xEF\xBF\xBD");
+  EXPECT_EQ(st.programs(0).name(), "p\xEF\xBF\xBD");
+  EXPECT_EQ(st.kernel_stats().count("k\xEF\xBF\xBD"), 1u);
+  EXPECT_FALSE(MakeStringsValidUtf8(&st)) << "nothing left to fix";
+}
+
+// Bytes of an ExitEvent with raw (invalid) strings, as journals before sanitising held them.
+std::string RawEvent(uint32_t pid, const std::string& comm, const std::string& group) {
+  std::string b;
+  b.push_back(0x08);  // pid, varint
+  b.push_back(static_cast<char>(pid & 0x7f));
+  b.push_back(0x1a);  // comm, length-delimited
+  b.push_back(static_cast<char>(comm.size()));
+  b += comm;
+  b.push_back(0x22);  // group
+  b.push_back(static_cast<char>(group.size()));
+  b += group;
+  return b;
+}
+
+TEST(ParseExitEventLenientTest, RepairsInvalidStringsInsteadOfFailing) {
+  const std::string raw = RawEvent(42, "x\xff", "g\xfe");
+  v1::ExitEvent strict;
+  EXPECT_FALSE(strict.ParseFromString(raw)) << "the failure this works around";
+  v1::ExitEvent e;
+  ASSERT_TRUE(ParseExitEventLenient(raw, &e));
+  EXPECT_EQ(e.pid(), 42u);
+  EXPECT_EQ(e.comm(), "x\xEF\xBF\xBD");
+  EXPECT_EQ(e.group(), "g\xEF\xBF\xBD");
+}
+
+TEST(ParseExitEventLenientTest, ValidAndGarbage) {
+  v1::ExitEvent in;
+  in.set_pid(7);
+  in.set_comm("fine");
+  v1::ExitEvent e;
+  ASSERT_TRUE(ParseExitEventLenient(in.SerializeAsString(), &e));
+  EXPECT_EQ(e.comm(), "fine");
+  EXPECT_FALSE(ParseExitEventLenient(std::string("\x03\xff\xff\xff", 4), &e));
+  EXPECT_FALSE(ParseExitEventLenient(std::string("\x1a\x40"
+                                                 "ab",
+                                                 4),
+                                     &e))
+      << "length past end";
+}
+
+TEST(EventListJsonTest, SameAsTheConverterOnTheWholeList) {
+  std::vector<SharedExitEvent> events;
+  v1::EventList list;
+  for (uint32_t pid = 1; pid <= 3; ++pid) {
+    v1::ExitEvent e = MakeExitEvent(Event(), Context());
+    e.set_pid(pid);
+    *list.add_events() = e;
+    events.push_back(std::make_shared<const v1::ExitEvent>(std::move(e)));
+  }
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = true;
+  std::string want;
+  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(list, &want, opts).ok());
+  EXPECT_EQ(EventListJson(events), want + "\n");
+  EXPECT_EQ(EventListJson({}), "{\"events\":[]}\n");
+  v1::EventList back;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(EventListJson(events), &back).ok());
+  EXPECT_EQ(back.events_size(), 3);
+}
+
 TEST(MakeExitEventTest, FullLengthCommWithoutNul) {
   ps_exit_event e = Event();
   memcpy(e.comm, "0123456789abcdef", PS_COMM_LEN);
@@ -190,9 +292,9 @@ v1::ExitEvent WithPid(uint32_t pid) {
   return e;
 }
 
-std::vector<uint32_t> Pids(const std::vector<v1::ExitEvent>& events) {
+std::vector<uint32_t> Pids(const std::vector<SharedExitEvent>& events) {
   std::vector<uint32_t> pids;
-  for (const v1::ExitEvent& e : events) pids.push_back(e.pid());
+  for (const SharedExitEvent& e : events) pids.push_back(e->pid());
   return pids;
 }
 

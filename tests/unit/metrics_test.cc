@@ -41,8 +41,9 @@ using ::testing::UnorderedElementsAre;
 constexpr char kFffd[] = "\xEF\xBF\xBD";  // U+FFFD
 
 // Series of the self-metrics of Self(): 2 per program (1), 7 drop reasons, 5 single counters
-// and gauges, 2 per map (1), scrape duration, series dropped, series limit, journal, build info.
-constexpr size_t kSelfLines = 2 + 7 + 5 + 2 + 5;
+// and gauges, 2 per map (1), scrape duration, series dropped, series limit, journal (3), build
+// info.
+constexpr size_t kSelfLines = 2 + 7 + 5 + 2 + 5 + 2;
 constexpr size_t kProcessLines = 10;
 constexpr size_t kGroupLines = 15 + PS_RUNQ_BUCKETS + 2;  // without exits and crashes
 
@@ -175,6 +176,8 @@ SelfState Self() {
   s.tracked_processes = 13;
   s.map_entries = {{"proc_io", {14, 16384}}};
   s.journal_dropped_bytes = 15;
+  s.journal_dropped_records = 16;
+  s.journal_damaged_bytes = 17;
   s.last_scrape_duration_seconds = 0.25;
   s.series_dropped_total = 16;
   s.version = "1.2.3";
@@ -354,6 +357,8 @@ TEST(BuildMetricsTest, ExactSeriesForSmallFixture) {
       R"(procscope_series_dropped_total 16)",
       R"(procscope_series_limit 20000)",
       R"(procscope_journal_dropped_bytes_total 15)",
+      R"(procscope_journal_dropped_records_total 16)",
+      R"(procscope_journal_damaged_bytes_total 17)",
       R"(procscope_build_info{version="1.2.3"} 1)",
   };
   EXPECT_THAT(SampleLines(text), ElementsAreArray(expected));
@@ -367,7 +372,7 @@ TEST(BuildMetricsTest, ExactSeriesForSmallFixture) {
     if (f.size() == 4 && f[1] == "TYPE") types[f[2]] = f[3];
     if (f.size() == 4 && f[1] == "HELP" && f[3].size() > 10) helped.insert(f[2]);
   }
-  EXPECT_EQ(types.size(), 36u);
+  EXPECT_EQ(types.size(), 38u);
   for (const auto& [name, type] : types) {
     EXPECT_EQ(helped.count(name), 1u) << name;
     EXPECT_EQ(type == "counter", absl::EndsWith(name, "_total")) << name;
@@ -540,7 +545,7 @@ TEST(BuildMetricsTest, HostileNamesCannotInjectSeries) {
 
   const size_t series = kSelfLines + n * (1 + kProcessLines + kGroupLines + 2);
   EXPECT_EQ(SampleLines(text).size(), series);
-  EXPECT_EQ(Lines(text).size(), series + 2 * 36);  // HELP and TYPE of every family
+  EXPECT_EQ(Lines(text).size(), series + 2 * 38);  // HELP and TYPE of every family
   EXPECT_EQ(fx.dropped, 0u);
   EXPECT_EQ(ToValidUtf8(text), text);
   EXPECT_THAT(text, Not(::testing::HasSubstr("\ninjected")));

@@ -251,6 +251,10 @@ TEST_F(ProcessTableTest, GroupNamesPerGrouping) {
   EXPECT_EQ(GroupName(GroupBy::kUnit, "app", gone, 0), "none");
   EXPECT_EQ(GroupName(GroupBy::kUser, "app", app, 1000), "alice");
   EXPECT_EQ(GroupName(GroupBy::kUser, "app", gone, 1000), "1000");
+  // Invalid UTF-8 becomes U+FFFD, as the journal stores it, so a live group and the same group
+  // restored after a restart are one.
+  EXPECT_EQ(GroupName(GroupBy::kComm, "x\xff", app, 0), "x\xEF\xBF\xBD");
+  EXPECT_EQ(GroupName(GroupBy::kExe, "x\xff", gone, 0), "[x\xEF\xBF\xBD]");
 }
 
 TEST(ProcessTableOptionsTest, BadRegexAndGroupingAreClearErrors) {
