@@ -35,13 +35,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::ofstream out(*g_dir + "/events.journal", std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   }
-  absl::StatusOr<procscope::Journal> j = procscope::Journal::Open(*g_dir, 64 << 10);
+  // The pure parser first: records and damaged bytes are bounded by the input.
+  const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
+  uint64_t parsed = 0;
+  const uint64_t damaged =
+      procscope::ParseJournalBytes(bytes, [&](procscope::v1::ExitEvent&&) { ++parsed; });
+  if (damaged > size || parsed > size) __builtin_trap();
+  // Then the daemon's path: Open recovers the file (setting damaged bytes aside).
+  uint64_t recovered = 0;
+  absl::StatusOr<procscope::Journal> j = procscope::Journal::Open(
+      *g_dir, 64 << 10, [&](procscope::v1::ExitEvent&&) { ++recovered; }, [](absl::string_view) {});
   if (!j.ok()) {
     if (j.status().message().empty()) __builtin_trap();  // an error says why
     return 0;
   }
-  // Recovery cannot invent records: each costs at least one byte of the file.
-  if (j->Recovered().size() > size) __builtin_trap();
+  // Recovery cannot invent records, and finds what the parser finds.
+  if (recovered != parsed || j->RecoveredRecords() != recovered) __builtin_trap();
   // The recovered journal takes new records.
   procscope::v1::ExitEvent e;
   e.set_pid(1);
