@@ -13,6 +13,13 @@ namespace {
 // cannot bring the process back.
 constexpr absl::Duration kForgetAfter = absl::Minutes(1);
 
+// An --include/--exclude pattern; quiet, since a bad one is reported by ValidateTableOptions.
+std::unique_ptr<RE2> CompileFilter(const std::string& pattern) {
+  RE2::Options options;
+  options.set_log_errors(false);
+  return std::make_unique<RE2>(pattern, options);
+}
+
 void AddCounters(ps_counters& dst, const ps_counters& c, const ps_counters& base) {
   dst.cpu_ns += c.cpu_ns - base.cpu_ns;
   dst.runq_ns += c.runq_ns - base.runq_ns;
@@ -81,15 +88,14 @@ absl::StatusOr<GroupBy> ParseGroupBy(absl::string_view s) {
 }
 
 absl::Status ValidateTableOptions(const TableOptions& o) {
-  // std::regex reports a bad pattern only by throwing; this is the one place we catch.
   for (const auto& [name, re] :
        {std::pair<const char*, const std::string&>{"include", o.include_regex},
         {"exclude", o.exclude_regex}}) {
-    try {
-      std::regex compiled(re);
-    } catch (const std::regex_error& e) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", name, "=", re, ": not a valid regular expression: ", e.what()));
+    if (re.empty()) continue;
+    const std::unique_ptr<RE2> compiled = CompileFilter(re);
+    if (!compiled->ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", name, "=", re, ": not a valid regular expression: ", compiled->error()));
     }
   }
   if (o.group_idle_expiry < absl::Seconds(1)) {
@@ -133,17 +139,17 @@ std::string GroupName(GroupBy by, absl::string_view comm, const Identity& id, ui
 ProcessTable::ProcessTable(TableOptions options, IdentitySource* identities)
     : options_(std::move(options)), identities_(identities) {
   // Validated by ValidateTableOptions before we get here.
-  if (!options_.include_regex.empty()) include_ = std::regex(options_.include_regex);
-  if (!options_.exclude_regex.empty()) exclude_ = std::regex(options_.exclude_regex);
+  if (!options_.include_regex.empty()) include_ = CompileFilter(options_.include_regex);
+  if (!options_.exclude_regex.empty()) exclude_ = CompileFilter(options_.exclude_regex);
 }
 
 bool ProcessTable::Excluded(absl::string_view comm, const Identity& id) const {
-  auto matches = [&](const std::regex& re) {
-    return std::regex_search(comm.begin(), comm.end(), re) ||
-           (!id.exe.empty() && std::regex_search(id.exe, re));
+  auto matches = [&](const RE2& re) {
+    return RE2::PartialMatch(re2::StringPiece(comm.data(), comm.size()), re) ||
+           (!id.exe.empty() && RE2::PartialMatch(id.exe, re));
   };
-  if (!options_.exclude_regex.empty() && matches(exclude_)) return true;
-  if (!options_.include_regex.empty() && !matches(include_)) return true;
+  if (exclude_ != nullptr && matches(*exclude_)) return true;
+  if (include_ != nullptr && !matches(*include_)) return true;
   return false;
 }
 
@@ -338,8 +344,8 @@ void ProcessTable::Reconfigure(const TableOptions& options) {
   options_ = options;
   options_.group_by = group_by;
   options_.boot_to_unix = boot_to_unix;
-  include_ = options_.include_regex.empty() ? std::regex() : std::regex(options_.include_regex);
-  exclude_ = options_.exclude_regex.empty() ? std::regex() : std::regex(options_.exclude_regex);
+  include_ = options_.include_regex.empty() ? nullptr : CompileFilter(options_.include_regex);
+  exclude_ = options_.exclude_regex.empty() ? nullptr : CompileFilter(options_.exclude_regex);
   excluded_.clear();  // judged again under the new filters at the next pass
 }
 

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 #include <deque>
-#include <regex>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +17,7 @@
 #include "model.h"
 #include "procfs.h"
 #include "procscope.pb.h"
+#include "re2/re2.h"
 #include "records.h"
 
 namespace procscope {
@@ -38,7 +39,7 @@ struct TableOptions {
   absl::Duration boot_to_unix;  // add to a boot-time instant to get Unix time
 };
 
-// Checks the regexes (ECMAScript syntax) and durations; the message names the setting.
+// Checks the regexes (RE2 syntax) and durations; the message names the setting.
 absl::Status ValidateTableOptions(const TableOptions& o);
 
 // The group name of a process under a grouping: comm; exe (or "[comm]" when unknown: kernel
@@ -105,7 +106,9 @@ class ProcessTable {
 
   TableOptions options_;
   IdentitySource* identities_;
-  std::regex include_, exclude_;
+  // RE2: linear time and no recursion, whatever the pattern and however long the exe path
+  // (std::regex overflowed the stack on a 4,096-byte path). Null: no filter.
+  std::unique_ptr<RE2> include_, exclude_;
   absl::flat_hash_map<ps_key, Entry> live_;
   // Per group: totals of its exited processes (and of what processes did in it before they
   // moved to another group), exits and crashes, last activity. Live processes are added on read.

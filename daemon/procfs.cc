@@ -82,6 +82,27 @@ std::string ReadLinkAt(int dirfd, const char* name) {
   return "";
 }
 
+// The name of `uid` in a passwd(5) file, or the number when the file does not name it (the file
+// is missing, or the user comes from NSS). Read on each call: new processes are rare enough, and
+// users added later then resolve too.
+std::string UserName(const std::string& passwd_path, uint32_t uid) {
+  absl::StatusOr<std::string> passwd = ReadFileAt(AT_FDCWD, passwd_path, passwd_path);
+  if (passwd.ok()) {
+    if (std::string name = UserNameInPasswd(*passwd, uid); !name.empty()) return name;
+  }
+  return absl::StrCat(uid);
+}
+
+uint64_t NsPerTick() {
+  static const uint64_t ns_per_tick = [] {
+    const long hz = sysconf(_SC_CLK_TCK);
+    return uint64_t{1'000'000'000} / static_cast<uint64_t>(hz > 0 ? hz : 100);
+  }();
+  return ns_per_tick;
+}
+
+}  // namespace
+
 // Field 22 (starttime, clock ticks after boot) of /proc/<pid>/stat. The comm (field 2) is
 // inside parentheses and may itself hold spaces and ')', so fields are counted from the last ')'.
 absl::StatusOr<uint64_t> ParseStartTicks(absl::string_view stat, absl::string_view display) {
@@ -120,35 +141,26 @@ absl::StatusOr<uint32_t> ParseRealUid(absl::string_view status, absl::string_vie
   return absl::DataLossError(absl::StrCat(display, ": no Uid line"));
 }
 
-// The name of `uid` in a passwd(5) file, or the number when the file does not name it (the file
-// is missing, or the user comes from NSS). Read on each call: new processes are rare enough, and
-// users added later then resolve too.
-std::string UserName(const std::string& passwd_path, uint32_t uid) {
-  absl::StatusOr<std::string> passwd = ReadFileAt(AT_FDCWD, passwd_path, passwd_path);
-  if (passwd.ok()) {
-    for (absl::string_view line : absl::StrSplit(*passwd, '\n', absl::SkipEmpty())) {
-      // name:password:uid:gid:gecos:home:shell
-      std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(':', 3));
-      uint32_t entry_uid = 0;
-      if (f.size() < 3 || f[0].empty() || absl::StartsWith(f[0], "#") ||
-          !absl::SimpleAtoi(f[2], &entry_uid) || entry_uid != uid) {
-        continue;
-      }
-      return std::string(f[0]);
+std::string UserNameInPasswd(absl::string_view passwd, uint32_t uid) {
+  for (absl::string_view line : absl::StrSplit(passwd, '\n', absl::SkipEmpty())) {
+    // name:password:uid:gid:gecos:home:shell
+    std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(':', 3));
+    uint32_t entry_uid = 0;
+    if (f.size() < 3 || f[0].empty() || absl::StartsWith(f[0], "#") ||
+        !absl::SimpleAtoi(f[2], &entry_uid) || entry_uid != uid) {
+      continue;
     }
+    return std::string(f[0]);
   }
-  return absl::StrCat(uid);
+  return "";
 }
 
-uint64_t NsPerTick() {
-  static const uint64_t ns_per_tick = [] {
-    const long hz = sysconf(_SC_CLK_TCK);
-    return uint64_t{1'000'000'000} / static_cast<uint64_t>(hz > 0 ? hz : 100);
-  }();
-  return ns_per_tick;
+std::string JoinCmdline(std::string cmdline) {
+  // Drop every trailing NUL (the terminator, and padding left by processes that rewrote argv).
+  while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
+  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+  return cmdline;
 }
-
-}  // namespace
 
 Procfs::Procfs(std::string proc_root, std::string passwd_path)
     : root_(std::move(proc_root)), passwd_path_(std::move(passwd_path)) {}
@@ -192,10 +204,7 @@ absl::StatusOr<std::string> Procfs::ReadCmdline(pid_t pid) {
   if (pid <= 0) return absl::NotFoundError(absl::StrCat("no process has pid ", pid));
   const std::string path = absl::StrCat(root_, "/", pid, "/cmdline");
   ASSIGN_OR_RETURN(std::string cmdline, ReadFileAt(AT_FDCWD, path, path));
-  // Drop every trailing NUL (the terminator, and padding left by processes that rewrote argv).
-  while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
-  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-  return cmdline;
+  return JoinCmdline(std::move(cmdline));
 }
 
 }  // namespace procscope

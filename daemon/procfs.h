@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "model.h"
 
 namespace procscope {
@@ -40,6 +41,17 @@ class Procfs : public IdentitySource {
   std::string root_;
   std::string passwd_path_;
 };
+
+// The pure parsers of what Procfs reads (untrusted text: a process chooses its own comm and
+// argv), exposed for tests and fuzzing (tests/fuzz/). `display` names the file in errors.
+// Field 22 (starttime, clock ticks after boot) of /proc/<pid>/stat.
+absl::StatusOr<uint64_t> ParseStartTicks(absl::string_view stat, absl::string_view display);
+// The real uid: the first number of the "Uid:" line of /proc/<pid>/status.
+absl::StatusOr<uint32_t> ParseRealUid(absl::string_view status, absl::string_view display);
+// The name of `uid` in the text of a passwd(5) file, or "" if it does not name it.
+std::string UserNameInPasswd(absl::string_view passwd, uint32_t uid);
+// /proc/<pid>/cmdline (NUL-separated args) as one line: args joined by spaces.
+std::string JoinCmdline(std::string cmdline);
 
 }  // namespace procscope
 

@@ -20,7 +20,9 @@ std::string HumanBytes(double b) {
     b /= 1024;
     ++u;
   }
-  return absl::StrFormat(u == 0 ? "%.0f%s" : "%.1f%s", b, units[u]);
+  // Two calls, not a ?: format: clang checks StrFormat's format at compile time, so it must be
+  // a literal.
+  return u == 0 ? absl::StrFormat("%.0f%s", b, units[u]) : absl::StrFormat("%.1f%s", b, units[u]);
 }
 
 // The escaped form of `raw`, cut to at most `width` characters without splitting an escape.

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -19,6 +20,8 @@ namespace procscope {
 namespace {
 
 constexpr size_t kMaxFileBytes = 1 << 20;
+// bcrypt cost 14 is about 1 s per check here; 10 (htpasswd's usual) about 60 ms.
+constexpr int kMaxBcryptCost = 14;
 
 absl::Status Error(const YAML::Node& at, absl::string_view what) {
   const YAML::Mark m = at.Mark();
@@ -222,6 +225,14 @@ absl::Status ParseUsers(const YAML::Node& n, WebConfig* c) {
     const bool bcrypt =
         hash->size() == 60 && (absl::StartsWith(*hash, "$2a$") || absl::StartsWith(*hash, "$2b$") ||
                                absl::StartsWith(*hash, "$2y$"));
+    // The cost is 2^N rounds, paid on every login that misses the cache and by the probe below:
+    // refuse one that would take seconds (fuzzing found $2y$31$ hanging the parse for hours).
+    int cost = 0;
+    if (bcrypt && (!absl::SimpleAtoi(hash->substr(4, 2), &cost) || cost > kMaxBcryptCost)) {
+      return Error(kv.second, absl::StrCat("basic_auth_users: user '", user, "': bcrypt cost '",
+                                           hash->substr(4, 2), "' is not a number up to ",
+                                           kMaxBcryptCost, " (htpasswd -nBC 10 \"\" makes one)"));
+    }
     // crypt_r answers "*0"/"*1" for a setting it cannot use (bad cost or salt).
     auto data = std::make_unique<crypt_data>();
     const char* probe = bcrypt ? crypt_r("", hash->c_str(), data.get()) : nullptr;
@@ -266,9 +277,34 @@ absl::Status ParseHttpServer(const YAML::Node& n, WebConfig* c) {
   return absl::OkStatus();
 }
 
+// Control bytes of an error message as \xNN: the message quotes the file (keys, names, and
+// yaml-cpp's own errors, which quote the offending character), and must stay one line.
+absl::Status OneLine(const absl::Status& s) {
+  std::string out;
+  for (const char ch : s.message()) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+    } else {
+      out += ch;
+    }
+  }
+  return absl::Status(s.code(), out);
+}
+
+absl::StatusOr<WebConfig> ParseWebConfigText(absl::string_view yaml, absl::string_view base_dir);
+
 }  // namespace
 
 absl::StatusOr<WebConfig> ParseWebConfig(absl::string_view yaml, absl::string_view base_dir) {
+  absl::StatusOr<WebConfig> c = ParseWebConfigText(yaml, base_dir);
+  if (!c.ok()) return OneLine(c.status());
+  return c;
+}
+
+namespace {
+
+absl::StatusOr<WebConfig> ParseWebConfigText(absl::string_view yaml, absl::string_view base_dir) {
   WebConfig c;
   YAML::Node root;
   try {  // yaml-cpp reports syntax errors, and wrong node types, by throwing
@@ -302,6 +338,8 @@ absl::StatusOr<WebConfig> ParseWebConfig(absl::string_view yaml, absl::string_vi
   }
   return c;
 }
+
+}  // namespace
 
 absl::StatusOr<WebConfig> LoadWebConfig(const std::string& path) {
   const size_t slash = path.rfind('/');

@@ -9,9 +9,11 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-14 llvm-14 libbpf-dev bpftool libelf-dev
   zlib1g-dev libabsl-dev libprotobuf-dev protobuf-compiler prometheus-cpp-dev libcivetweb-dev
   libssl-dev libmicrohttpd-dev libgnutls28-dev libyaml-cpp-dev libcurl4-openssl-dev libcrypt-dev
+  libre2-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev linux-perf stress-ng fio util-linux
   prometheus prometheus-process-exporter tmux curl jq
+  libclang-rt-14-dev  # tests/fuzz: libFuzzer and the sanitizer runtimes (clang-14 only recommends it)
   apache2-utils  # tests/integration/tls_test.sh: htpasswd makes the bcrypt hashes, as users do
   prometheus-alertmanager  # tests/deploy: amtool check-config, and a real Alertmanager
   procps strace ca-certificates  # ps/pgrep in the tests; the SystemCallFilter check; npm's TLS

@@ -673,7 +673,9 @@ TEST_F(JournalTest, StreamingRecoveryOfA20MBJournal) {
   EXPECT_EQ(count, written);
   EXPECT_EQ(j->RecoveredRecords(), written);
   EXPECT_TRUE(in_order);
+#ifndef __SANITIZE_ADDRESS__  // ASan's quarantine keeps freed memory resident (build.sanitizers)
   EXPECT_LT(rss_peak - rss_before, 8u << 20) << "the reader held more than a window";
+#endif
 }
 
 TEST_F(JournalTest, DirectoryUnderARegularFile) {

@@ -235,6 +235,17 @@ TEST_F(ProcessTableTest, FiltersLeaveProcessesOutOfTableAndGroups) {
   EXPECT_EQ(only_db.Processes()[0].comm, "db");
 }
 
+// std::regex matched recursively and overflowed the stack on a path this long (any user can run
+// a binary from a deep directory); RE2 matches in linear time.
+TEST_F(ProcessTableTest, FiltersMatchLongExePathsWithoutRecursion) {
+  const std::string deep = "/" + std::string(4090, 'b') + "/a";
+  ids_.ids[30] = Id(deep, "", "carol", "deep.service");
+  ProcessTable t = Make(GroupBy::kExe, /*include=*/"(b|c)*/a$", /*exclude=*/"");
+  t.ApplySamples({S(10, 1, "app", 100), S(30, 3, "deep", 50)}, kT0);
+  ASSERT_EQ(t.Processes().size(), 1u);
+  EXPECT_EQ(t.Processes()[0].identity.exe, deep);
+}
+
 TEST_F(ProcessTableTest, IdleExitedGroupsExpire) {
   ProcessTable t = Make();
   t.ApplySamples({S(10, 1, "app", 100), S(20, 2, "db", 50)}, kT0);

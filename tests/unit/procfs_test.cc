@@ -237,6 +237,30 @@ std::string ReadAll(const std::string& path) {
   return ss.str();
 }
 
+// The pure parsers on their own (tests/fuzz/ feeds them arbitrary bytes).
+TEST(ProcfsParsersTest, StartTicksCountsFieldsFromTheLastParenthesis) {
+  std::string stat = "7 (a) (b) R";
+  for (int field = 4; field <= 21; ++field) stat += " 0";
+  stat += " 4242 99\n";
+  absl::StatusOr<uint64_t> ticks = ParseStartTicks(stat, "stat");
+  ASSERT_TRUE(ticks.ok()) << ticks.status();
+  EXPECT_EQ(*ticks, 4242u);
+  EXPECT_EQ(ParseStartTicks("7 (x R 1 2", "stat").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ParseStartTicks("7 (x) R 1 2", "stat").status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(ProcfsParsersTest, UidPasswdAndCmdline) {
+  EXPECT_EQ(*ParseRealUid("Name:\tx\nUid:\t1000\t0\t0\t0\n", "status"), 1000u);
+  EXPECT_FALSE(ParseRealUid("Uid:\tabc\n", "status").ok());
+  EXPECT_FALSE(ParseRealUid("Name:\tx\n", "status").ok());
+  const std::string passwd = "# comment\nroot:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/:/bin/sh\n";
+  EXPECT_EQ(UserNameInPasswd(passwd, 1000), "alice");
+  EXPECT_EQ(UserNameInPasswd(passwd, 0), "root");
+  EXPECT_EQ(UserNameInPasswd(passwd, 7), "");
+  EXPECT_EQ(JoinCmdline(std::string("a\0b c\0\0\0", 9)), "a b c");
+  EXPECT_EQ(JoinCmdline(""), "");
+}
+
 TEST(RealProcTest, ReadsThisProcess) {
   const std::string stat = ReadAll("/proc/self/stat");
   std::vector<std::string> fields =
