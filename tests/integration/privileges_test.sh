@@ -58,7 +58,7 @@ start() {
   mkdir -p "$TMP/$name"
   chmod 0777 "$TMP/$name"
   : >"$TMP/$name/out"
-  "${wrap[@]}" "$TMP/procscoped" --quiet --listen=127.0.0.1:0 --config="$TMP/procscoped.conf" \
+  "${wrap[@]}" "$TMP/procscoped" --quiet --listen=127.0.0.1:0 --pin_path= --config="$TMP/procscoped.conf" \
       --journal_dir="$TMP/$name/journal" "$@" >"$TMP/$name/out" 2>&1 &
   DPID=$!; PIDS+=("$DPID")
   wait_ready "$TMP/$name/out" "$DPID"
@@ -180,6 +180,24 @@ pass "DaemonSet's start set ($ds) as uid 0: CapEff=CapPrm=$RUN, CapBnd stays $DS
 works pod "$TMP/ps-priv-other"
 pass "pod: the same features work"
 stop pod
+
+# --- the DaemonSet's start set with pinning: kill -9, a restart adopts the pinned state, drops ---
+PIN=/sys/fs/bpf/procscope-priv-test-$$
+"$TMP/procscoped" --unpin --pin_path="$PIN" >/dev/null 2>&1 || true
+start pinned setpriv --inh-caps="-all,$ds" --ambient-caps="-all,$ds" --bounding-set="-all,$ds" \
+    --no-new-privs -- --sample_interval=200ms --pin_path="$PIN"
+check_threads "$RUN" "$DS_START"
+kill -KILL "$DPID"; wait "$DPID" 2>/dev/null || true
+start adopted setpriv --inh-caps="-all,$ds" --ambient-caps="-all,$ds" --bounding-set="-all,$ds" \
+    --no-new-privs -- --sample_interval=200ms --pin_path="$PIN"
+grep -q "adopted pinned BPF state" "$TMP/adopted/out" ||
+  { "$TMP/procscoped" --unpin --pin_path="$PIN" >/dev/null 2>&1; cat "$TMP/adopted/out"; fail "pod restart: the pinned state was not adopted"; }
+check_threads "$RUN" "$DS_START"
+works adopted "$TMP/ps-priv-other"
+stop adopted
+"$TMP/procscoped" --unpin --pin_path="$PIN" >/dev/null 2>&1 || fail "--unpin $PIN"
+[[ ! -e "$PIN" ]] || fail "$PIN is left after --unpin"
+pass "pod with --pin_path: after kill -9 the restart adopts the pinned state with the start set, drops to $RUN, and works"
 
 # --- the measurement: without CAP_SYS_PTRACE only other users' executables are lost -------------
 start none -- --bpf_stats --keep_capabilities=none
