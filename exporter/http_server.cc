@@ -227,50 +227,54 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseQuery(
   return out;
 }
 
-absl::StatusOr<size_t> QueryCount(absl::string_view raw_query, absl::string_view name,
-                                  size_t fallback, size_t max) {
+namespace {
+
+// The value of the query parameter `name` (nullopt when absent); a second one is an error.
+absl::StatusOr<std::optional<std::string>> QueryValue(absl::string_view raw_query,
+                                                      absl::string_view name) {
   auto args = ParseQuery(raw_query);
   if (!args.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(args.status().message(), " (reading ", name, ")"));
   }
-  std::optional<size_t> found;
-  for (const auto& [k, v] : *args) {
+  std::optional<std::string> found;
+  for (auto& [k, v] : *args) {
     if (k != name) continue;
     if (found) return absl::InvalidArgumentError(absl::StrCat(name, " given more than once"));
-    uint64_t n = 0;
-    // Digits only: SimpleAtoi would take "+5", " 5" and, for an unsigned, wrap "-1".
-    if (!IsDigits(v) || !absl::SimpleAtoi(v, &n) || n < 1 || n > max) {
-      return absl::InvalidArgumentError(absl::StrCat(name, "=", absl::CHexEscape(v.substr(0, 32)),
-                                                     v.size() > 32 ? "..." : "",
-                                                     ": must be a whole number from 1 to ", max));
-    }
-    found = static_cast<size_t>(n);
+    found = std::move(v);
   }
-  return found.value_or(fallback);
+  return found;
+}
+
+// "name=VALUE: why", the value cut short and escaped.
+absl::Status BadValue(absl::string_view name, absl::string_view v, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(name, "=", absl::CHexEscape(v.substr(0, 32)),
+                                                 v.size() > 32 ? "..." : "", ": ", why));
+}
+
+}  // namespace
+
+absl::StatusOr<size_t> QueryCount(absl::string_view raw_query, absl::string_view name,
+                                  size_t fallback, size_t max) {
+  auto v = QueryValue(raw_query, name);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return fallback;
+  uint64_t n = 0;
+  // Digits only: SimpleAtoi would take "+5", " 5" and, for an unsigned, wrap "-1".
+  if (!IsDigits(**v) || !absl::SimpleAtoi(**v, &n) || n < 1 || n > max) {
+    return BadValue(name, **v, absl::StrCat("must be a whole number from 1 to ", max));
+  }
+  return static_cast<size_t>(n);
 }
 
 absl::StatusOr<bool> QueryBool(absl::string_view raw_query, absl::string_view name, bool fallback) {
-  auto args = ParseQuery(raw_query);
-  if (!args.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(args.status().message(), " (reading ", name, ")"));
-  }
-  std::optional<bool> found;
-  for (const auto& [k, v] : *args) {
-    if (k != name) continue;
-    if (found) return absl::InvalidArgumentError(absl::StrCat(name, " given more than once"));
-    if (v.empty() || v == "true" || v == "1") {
-      found = true;
-    } else if (v == "false" || v == "0") {
-      found = false;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(name, "=", absl::CHexEscape(v.substr(0, 32)),
-                                                     v.size() > 32 ? "..." : "",
-                                                     ": must be true or false"));
-    }
-  }
-  return found.value_or(fallback);
+  auto v = QueryValue(raw_query, name);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return fallback;
+  const std::string& s = **v;
+  if (s.empty() || s == "true" || s == "1") return true;
+  if (s == "false" || s == "0") return false;
+  return BadValue(name, s, "must be true or false");
 }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(absl::string_view listen,
