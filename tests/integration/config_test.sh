@@ -20,7 +20,7 @@ scratch procscope-cfg
 # rejects ARGS...: procscoped exits 2 with one line on stderr; sets $out.
 rejects() {
   local rc=0
-  out=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --quiet "$@" 2>&1 </dev/null) || rc=$?
+  out=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --pin_path= --quiet "$@" 2>&1 </dev/null) || rc=$?
   [[ $rc -eq 2 ]] || fail "$*: exit $rc, want 2: ${out:0:300}"
   [[ $(printf '%s\n' "$out" | wc -l) -eq 1 ]] || fail "$*: not one line: ${out:0:300}"
   [[ ${#out} -lt 300 ]] || fail "$*: ${#out} bytes of error: ${out:0:300}"
@@ -86,18 +86,18 @@ pass "range, negative, inf/nan and --proc_root errors show the given value and f
 
 # A load error that is not EPERM/EACCES: a valid BTF file with nothing but "int" in it.
 printf '\x9f\xeb\x01\x00\x18\x00\x00\x00\x00\x00\x00\x00\x10\x00\x00\x00\x10\x00\x00\x00\x05\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01\x04\x00\x00\x00\x20\x00\x00\x00\x00int\x00' >"$TMP/int.btf"
-rc=0; out=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --quiet --btf="$TMP/int.btf" 2>&1) || rc=$?
+rc=0; out=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --pin_path= --quiet --btf="$TMP/int.btf" 2>&1) || rc=$?
 [[ $rc -eq 1 && "$out" == *"loading the BPF programs failed"* ]] || fail "bad --btf: exit $rc: $out"
 [[ "$out" != *"(;"* && "$out" == *"--verbose"* ]] || fail "bad --btf message: $out"
 echo junk >"$TMP/junk.btf"
-rc=0; out=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --quiet --btf="$TMP/junk.btf" 2>&1) || rc=$?
+rc=0; out=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --pin_path= --quiet --btf="$TMP/junk.btf" 2>&1) || rc=$?
 [[ $rc -ne 0 && "$out" == *"not a valid BTF file"* && "$out" != *"Unknown error"* ]] || fail "junk --btf: $out"
 pass "a load error names its cause: $out"
 
 # Bad config at start.
 printf 'top_k=5\nno_such_setting=1\n' >"$TMP/bad.conf"
 set +e
-out=$("$PROCSCOPED" --config="$TMP/bad.conf" --listen=127.0.0.1:0 --journal_dir= 2>&1)
+out=$("$PROCSCOPED" --config="$TMP/bad.conf" --listen=127.0.0.1:0 --journal_dir= --pin_path= 2>&1)
 rc=$?
 set -e
 [[ $rc -eq 2 ]] || fail "bad config: exit $rc, want 2: $out"
@@ -106,7 +106,7 @@ set -e
 pass "a bad config file is one line naming file:line, exit 2"
 printf 'offender_window=1s\n' >"$TMP/bad2.conf"
 set +e
-out=$("$PROCSCOPED" --config="$TMP/bad2.conf" --listen=127.0.0.1:0 --journal_dir= 2>&1)
+out=$("$PROCSCOPED" --config="$TMP/bad2.conf" --listen=127.0.0.1:0 --journal_dir= --pin_path= 2>&1)
 rc=$?
 set -e
 [[ $rc -eq 2 && "$out" == *"window"* ]] || fail "out-of-range value: exit $rc: $out"
