@@ -21,15 +21,6 @@ before_cleanup() {
   if [[ -n "$DPID" ]] && kill -9 "$DPID" 2>/dev/null; then wait "$DPID" 2>/dev/null || true; fi
 }
 
-metrics() { curl -sf "http://127.0.0.1:$PORT/metrics"; }
-exits() {
-  metrics | awk -v g="group=\"$1\"" '/^procscope_group_exits_total/ && index($0, g) {s += $2}
-    END {print s + 0}'
-}
-dropped() {
-  metrics | awk '/^procscope_kernel_events_dropped_total/ && /reason="ringbuf"/ {print $2 + 0; f=1}
-    END {if (!f) print 0}'
-}
 cpu_of() {
   curl -sf "http://127.0.0.1:$PORT/api/v1/processes" |
     jq -r --argjson p "$1" '[.processes[] | select(.pid == $p) | .cpu_seconds] | first // empty'

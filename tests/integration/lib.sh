@@ -40,3 +40,33 @@ cleanup_scratch() {
   wait 2>/dev/null || true
   rm -rf "$TMP"
 }
+
+# Reading the procscoped at $PORT.
+metrics() { curl -sf "http://127.0.0.1:$PORT/metrics"; }
+# exits GROUP: the group's exits of every outcome.
+exits() {
+  metrics | awk -v g="group=\"$1\"" '/^procscope_group_exits_total/ && index($0, g) {s += $2}
+    END {print s + 0}'
+}
+# dropped: exit events the kernel side could not queue (ring buffer full).
+dropped() {
+  metrics | awk '/^procscope_kernel_events_dropped_total/ && /reason="ringbuf"/ {print $2 + 0; f=1}
+    END {if (!f) print 0}'
+}
+
+# Asking the Prometheus at $PPORT.
+query() {  # PromQL -> JSON result array
+  curl -sf --get "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1" |
+    jq -c '.data.result'
+}
+# wait_for DESCRIPTION PROMQL JQ: until the jq filter on the result prints true (60 s); on failure
+# shows the last result and what before_wait_fail (if defined) prints.
+wait_for() {
+  for _ in $(seq 60); do
+    if [[ $(query "$2" 2>/dev/null | jq "$3" 2>/dev/null) == true ]]; then pass "$1"; return 0; fi
+    sleep 1
+  done
+  echo "last result: $(query "$2" || true)"
+  if declare -F before_wait_fail >/dev/null; then before_wait_fail; fi
+  fail "$1"
+}

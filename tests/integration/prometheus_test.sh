@@ -46,17 +46,6 @@ promtool check config "$TMP/prometheus.yml" >/dev/null || fail "promtool check c
 "$PROMETHEUS" --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/tsdb" \
     --web.listen-address="127.0.0.1:$PPORT" --log.level=warn >"$TMP/prometheus.out" 2>&1 &
 PIDS+=($!)
-query() {  # PromQL -> JSON result array
-  curl -sf --get "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1" |
-    jq -c '.data.result'
-}
-wait_for() {  # description, PromQL, jq filter that must print true
-  for _ in $(seq 60); do
-    if [[ $(query "$2" 2>/dev/null | jq "$3" 2>/dev/null) == true ]]; then pass "$1"; return 0; fi
-    sleep 1
-  done
-  echo "last result: $(query "$2")"; fail "$1"
-}
 
 wait_for "the target is up" 'up{job="procscope"}' '.[0].value[1] == "1"'
 wait_for "psbusy is the top CPU group" \

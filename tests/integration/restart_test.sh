@@ -36,16 +36,6 @@ start() {
   DPID=$!
   wait_ready "$TMP/out" "$DPID"
 }
-metrics() { curl -sf "http://127.0.0.1:$PORT/metrics"; }
-# exits GROUP: the group's exits of every outcome.
-exits() {
-  metrics | awk -v g="group=\"$1\"" '/^procscope_group_exits_total/ && index($0, g) {s += $2}
-    END {print s + 0}'
-}
-dropped() {
-  metrics | awk '/^procscope_kernel_events_dropped_total/ && /reason="ringbuf"/ {print $2 + 0; f=1}
-    END {if (!f) print 0}'
-}
 # wait_exits GROUP N: until the group has N exits (10 s).
 wait_exits() {
   for _ in $(seq 100); do [[ $(exits "$1") -ge $2 ]] && return 0; sleep 0.1; done

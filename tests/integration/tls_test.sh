@@ -116,17 +116,7 @@ promtool check config prometheus.yml >/dev/null || fail "promtool check config"
 "$PROMETHEUS" --config.file=prometheus.yml --storage.tsdb.path=tsdb \
     --web.listen-address="127.0.0.1:$PPORT" --log.level=warn >prometheus.out 2>&1 &
 PIDS+=($!)
-query() {
-  curl -sf --get "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1" |
-    jq -c '.data.result'
-}
-wait_for() {  # description, PromQL, jq filter that must print true
-  for _ in $(seq 60); do
-    if [[ $(query "$2" 2>/dev/null | jq "$3" 2>/dev/null) == true ]]; then pass "$1"; return 0; fi
-    sleep 1
-  done
-  echo "last result: $(query "$2" || true)"; cat prometheus.out; fail "$1"
-}
+before_wait_fail() { cat prometheus.out; }
 wait_for "Prometheus scrapes over TLS with basic auth: up == 1" 'up{job="procscope"}' \
   '.[0].value[1] == "1"'
 wait_for "a procscope metric is stored" 'procscope_tracked_processes{job="procscope"}' \
