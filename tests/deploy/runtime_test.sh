@@ -106,7 +106,7 @@ WANT_EXE=$TMP/ps-rt-sleeper
 start unit "$NOBODY" "$ALL" || { cat "$TMP/unit/out"; fail "unit: procscoped did not start with $ALL as uid $NOBODY"; }
 grep -q '^CapEff:.*' "/proc/$DPID/status"
 pass "unit: uid $NOBODY with only $ALL (no_new_privs) loads the collector and is ready"
-curl -sf "http://127.0.0.1:$PORT/metrics" | grep -q '^procscope_build_info{' || fail "unit: no procscope_build_info"
+curl -sf "http://127.0.0.1:$PORT/metrics" | grep -c '^procscope_build_info{' >/dev/null || fail "unit: no procscope_build_info"
 pass "unit: /metrics serves"
 got=$(exe_of "$SLEEPER")
 [[ "$got" == "$WANT_EXE" ]] || fail "unit: exe of root's pid $SLEEPER is '$got', want $WANT_EXE"

@@ -83,7 +83,10 @@ for p in /api/v1/processes /api/v1/events /api/v1/status /api/v1/offenders; do
   [[ $(code --cacert ca.pem "$URL$p") == 401 ]] || fail "$p without credentials: not 401"
 done
 pass "the API needs the credentials too"
-curl -sf --cacert ca.pem -u "prom:$PASSWORD" "$URL/metrics" | grep -q '^procscope_tracked_processes ' ||
+# Into a file first: grep -q stops reading at its match, and under pipefail curl's SIGPIPE
+# would fail the pipeline.
+curl -sf --cacert ca.pem -u "prom:$PASSWORD" -o m.txt "$URL/metrics" &&
+  grep -q '^procscope_tracked_processes ' m.txt ||
   fail "right password: no metrics"
 pass "right password: 200 with metrics"
 [[ $(code --cacert ca.pem "$URL/healthz") == 200 && $(code --cacert ca.pem "$URL/readyz") == 200 ]] ||
@@ -169,8 +172,8 @@ pass "client-certificate mode rejects a client without a certificate"
 [[ $(code --cacert ca.pem --cert rogue.pem --key rogue.key "$URL/metrics") =~ ^(000|403)$ ]] ||
   fail "client-certificate mode: a certificate from another CA was accepted"
 pass "client-certificate mode rejects a certificate from another CA"
-curl -sf --cacert ca.pem --cert client.pem --key client.key "$URL/metrics" |
-  grep -q '^procscope_tracked_processes ' || fail "client-certificate mode: the CA's client rejected"
+curl -sf --cacert ca.pem --cert client.pem --key client.key -o m.txt "$URL/metrics" &&
+  grep -q '^procscope_tracked_processes ' m.txt || fail "client-certificate mode: the CA's client rejected"
 pass "client-certificate mode accepts the CA's client certificate"
 "$CLI" status --endpoint="$URL" --ca_file=ca.pem --cert_file=client.pem --key_file=client.key \
     >cli.out 2>&1 || { cat cli.out; fail "CLI with a client certificate failed"; }
