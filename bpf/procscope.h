@@ -120,4 +120,37 @@ struct ps_meta {
 	__u64 hash;    /* of the pinned maps' definitions and key/value BTF types */
 };
 
+/*
+ * The records that cross to user space, pinned: clang -target bpf and the C++ compiler both check
+ * these, so a field added, moved or padded differently fails the build on either side instead of
+ * being misread. Changing a number here means a layout change: bump PS_LAYOUT_VERSION.
+ */
+#ifdef __cplusplus
+#define PS_ABI_ASSERT(cond) static_assert(cond, #cond)
+#else
+#define PS_ABI_ASSERT(cond) _Static_assert(cond, #cond)
+#endif
+#define PS_ABI_OFFSET(type, field, off) PS_ABI_ASSERT(__builtin_offsetof(struct type, field) == (off))
+PS_ABI_ASSERT(sizeof(struct ps_key) == 16);
+PS_ABI_ASSERT(sizeof(struct ps_counters) == 8 * (6 + PS_RUNQ_BUCKETS));
+PS_ABI_ASSERT(sizeof(struct ps_io) == 56);
+PS_ABI_ASSERT(sizeof(struct ps_proc_rec) == 328);
+PS_ABI_OFFSET(ps_proc_rec, ppid, 16);
+PS_ABI_OFFSET(ps_proc_rec, flags, 28);
+PS_ABI_OFFSET(ps_proc_rec, cgroup_id, 32);
+PS_ABI_OFFSET(ps_proc_rec, rss_bytes, 40);
+PS_ABI_OFFSET(ps_proc_rec, comm, 48);
+PS_ABI_OFFSET(ps_proc_rec, c, 64);
+PS_ABI_OFFSET(ps_proc_rec, io, 272);
+PS_ABI_ASSERT(sizeof(struct ps_exit_event) == 336);
+PS_ABI_OFFSET(ps_exit_event, cgroup_id, 24);
+PS_ABI_OFFSET(ps_exit_event, exit_ns, 32);
+PS_ABI_OFFSET(ps_exit_event, exit_code, 40);
+PS_ABI_OFFSET(ps_exit_event, flags, 44);
+PS_ABI_OFFSET(ps_exit_event, rss_max_bytes, 48);
+PS_ABI_OFFSET(ps_exit_event, comm, 56);
+PS_ABI_OFFSET(ps_exit_event, c, 72);
+PS_ABI_OFFSET(ps_exit_event, io, 280);
+PS_ABI_ASSERT(sizeof(struct ps_meta) == 16);
+
 #endif /* PROCSCOPE_BPF_PROCSCOPE_H_ */

@@ -400,17 +400,6 @@ class ExitRing {
 };
 }  // namespace
 
-const char* StatName(int index) {
-  static const char* const kNames[] = {
-      "drop_ringbuf",          "drop_task_storage", "drop_io_map",   "drop_requests",
-      "drop_inode_owner",      "drop_oom_map",      "drop_handover", "io_unattributed_ops",
-      "io_unattributed_bytes", "io_orphan_ops",     "exits",
-  };
-  // A stat added to procscope.h needs its name here (a sized array would leave a null slot).
-  static_assert(std::size(kNames) == PS_STAT_MAX, "a ps_stat without a name");
-  const char* name = index >= 0 && index < PS_STAT_MAX ? kNames[index] : nullptr;
-  return name != nullptr ? name : "unknown";
-}
 
 struct Collector::Impl {
   procscope_bpf* skel = nullptr;
@@ -822,11 +811,11 @@ void Collector::CommitExits() { impl_->ring.Commit(); }
 
 bool Collector::CommitBacklogHigh() const { return impl_->ring.BacklogHigh(); }
 
-absl::StatusOr<Stats> Collector::ReadStats() {
+absl::StatusOr<KernelStats> Collector::ReadStats() {
   const int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return absl::InternalError("cannot count the possible CPUs");
   std::vector<uint64_t> values(static_cast<size_t>(ncpu));
-  Stats out{};
+  KernelStats out{};
   const int fd = bpf_map__fd(impl_->skel->maps.stats);
   for (uint32_t i = 0; i < PS_STAT_MAX; ++i) {
     if (bpf_map_lookup_elem(fd, &i, values.data()) != 0) {
@@ -876,14 +865,13 @@ absl::StatusOr<size_t> Collector::ProcIoEntries() {
   return CountEntries(impl_->skel->maps.proc_io);
 }
 
-absl::StatusOr<std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>>>
-Collector::MapEntries() {
-  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> out;
+absl::StatusOr<std::vector<MapFill>> Collector::MapEntries() {
+  std::vector<MapFill> out;
   for (const bpf_map* m :
        {impl_->skel->maps.proc_io, impl_->skel->maps.requests, impl_->skel->maps.inode_owner,
         impl_->skel->maps.oom_victims, impl_->skel->maps.leader_handover}) {
     ASSIGN_OR_RETURN(size_t n, CountEntries(m));
-    out.push_back({bpf_map__name(m), {n, bpf_map__max_entries(m)}});
+    out.push_back({bpf_map__name(m), n, bpf_map__max_entries(m)});
   }
   return out;
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "model.h"
 #include "procscope.h"
 #include "records.h"
 
@@ -52,17 +53,6 @@ struct PinState {
   std::string message;
 };
 
-// One attached program and what the kernel says it costs (kernel.bpf_stats_enabled=1).
-struct ProgramStats {
-  std::string name;
-  std::string hook;    // tracepoint name
-  std::string attach;  // "tp_btf", "raw_tp" or "iter"
-  uint64_t run_time_ns = 0;
-  uint64_t run_cnt = 0;
-};
-
-using Stats = std::array<uint64_t, PS_STAT_MAX>;
-
 class Collector {
  public:
   // Checks privileges and kernel support, loads, registers the processes that already exist and
@@ -86,7 +76,7 @@ class Collector {
   bool CommitBacklogHigh() const;
 
   // Drop counters and unattributed I/O, summed over CPUs.
-  absl::StatusOr<Stats> ReadStats();
+  absl::StatusOr<KernelStats> ReadStats();
 
   // Attached programs and their cost.
   std::vector<ProgramStats> Programs() const;
@@ -94,9 +84,9 @@ class Collector {
   // Entries in the per-process I/O map (for leak checks).
   absl::StatusOr<size_t> ProcIoEntries();
 
-  // For each hash map that can fill up: name, entries now, max_entries. Walks the keys (about
-  // 0.5 us per entry): call it every few seconds, not per scrape.
-  absl::StatusOr<std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>>> MapEntries();
+  // For each hash map that can fill up: its fill. Walks the keys (about 0.5 us per entry): call
+  // it every few seconds, not per scrape.
+  absl::StatusOr<std::vector<MapFill>> MapEntries();
 
   // Pinning and adoption, as decided by Create.
   const PinState& Pinning() const;
@@ -115,9 +105,6 @@ class Collector {
 // and their maps go once no process holds them. Returns how many objects were removed (0 when
 // nothing is pinned there). Fails while a running collector uses the directory.
 absl::StatusOr<int> UnpinCollector(const std::string& pin_path);
-
-// Human name of a stats index ("drop_ringbuf", ...), also used for metric labels.
-const char* StatName(int index);
 
 }  // namespace procscope
 

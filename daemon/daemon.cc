@@ -474,15 +474,13 @@ HttpResponse Daemon::Status() {
     o->set_ns_per_run(p.run_cnt ? static_cast<double>(p.run_time_ns) / p.run_cnt : 0);
   }
   for (int i = 0; i < PS_STAT_MAX; ++i) {
-    const char* name = StatName(i);  // never null; a null would throw in std::string
-    (*st.mutable_kernel_stats())[name != nullptr ? name : absl::StrCat("stat_", i)] =
-        self_.kernel_stats[i];
+    (*st.mutable_kernel_stats())[StatName(i)] = self_.kernel_stats[i];
   }
-  for (const auto& [name, fill] : self_.map_entries) {
+  for (const MapFill& fill : self_.map_entries) {
     v1::DaemonStatus::MapFill* m = st.add_maps();
-    m->set_name(name);
-    m->set_entries(fill.first);
-    m->set_max_entries(fill.second);
+    m->set_name(fill.name);
+    m->set_entries(fill.entries);
+    m->set_max_entries(fill.max_entries);
   }
   for (const std::string& h : collector_->Degraded()) st.add_degraded_hooks(h);
   static const char* const kGroupBy[] = {"comm", "exe", "container", "unit", "user"};

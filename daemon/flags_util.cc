@@ -22,6 +22,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "fd.h"
+#include "file.h"
 
 namespace procscope {
 namespace {
@@ -89,50 +91,38 @@ void PrintHelp(const char* program, bool full) {
 // The file's bytes, if it is a regular file of at most kMaxConfigBytes. O_NONBLOCK: a FIFO
 // must not hang the daemon (it is refused after fstat).
 absl::Status ReadRegularFile(const std::string& path, std::string& out) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) {
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!fd.valid()) {
     return absl::NotFoundError(
         absl::StrCat("--config=", Excerpt(path), ": cannot read it: ", strerror(errno)));
   }
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    const int err = errno;
-    close(fd);
-    return absl::InternalError(absl::StrCat("--config=", Excerpt(path), ": ", strerror(err)));
+  if (fstat(fd.get(), &st) != 0) {
+    return absl::InternalError(absl::StrCat("--config=", Excerpt(path), ": ", strerror(errno)));
   }
   if (!S_ISREG(st.st_mode)) {
-    close(fd);
     return absl::InvalidArgumentError(
         absl::StrCat("--config=", Excerpt(path), ": ",
                      S_ISDIR(st.st_mode) ? "a directory" : "not a regular file",
                      "; give the config file itself"));
   }
   if (st.st_size > kMaxConfigBytes) {
-    close(fd);
     return absl::InvalidArgumentError(absl::StrCat("--config=", Excerpt(path), ": ", st.st_size,
                                                    " bytes; a config file may have at most ",
                                                    kMaxConfigBytes, " bytes"));
   }
-  out.clear();
-  char buf[1 << 14];
-  for (;;) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      close(fd);
-      return absl::InternalError(
-          absl::StrCat("--config=", Excerpt(path), ": reading it: ", strerror(err)));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > static_cast<size_t>(kMaxConfigBytes)) {
-      close(fd);
-      return absl::InvalidArgumentError(absl::StrCat("--config=", Excerpt(path), ": grew past ",
-                                                     kMaxConfigBytes, " bytes while read"));
-    }
+  absl::StatusOr<std::string> text =
+      ReadToEof(fd.get(), path, static_cast<size_t>(kMaxConfigBytes));
+  if (absl::IsOutOfRange(text.status())) {
+    return absl::InvalidArgumentError(absl::StrCat("--config=", Excerpt(path), ": grew past ",
+                                                   kMaxConfigBytes, " bytes while read"));
   }
-  close(fd);
+  if (!text.ok()) {
+    return absl::InternalError(absl::StrCat(
+        "--config=", Excerpt(path), ": reading it: ",
+        absl::StripPrefix(text.status().message(), absl::StrCat("read ", path, ": "))));
+  }
+  out = *std::move(text);
   return absl::OkStatus();
 }
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "text.h"
 
 namespace procscope {
 namespace {
@@ -39,20 +40,6 @@ const char* What(Resource r) {
   return "unknown";
 }
 
-// "512 B/s", "12.5 MiB/s".
-std::string HumanBytesPerSecond(double v) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  if (v < 1023.5) return absl::StrFormat("%.0f B/s", v);
-  int i = 1;
-  v /= 1024;
-  // 1023.95 would print as "1024.0": move to the next unit instead.
-  while (v >= 1023.95 && i + 1 < static_cast<int>(std::size(kUnits))) {
-    v /= 1024;
-    ++i;
-  }
-  return absl::StrFormat("%.1f %s/s", v, kUnits[i]);
-}
-
 std::string FormatRate(Resource r, double rate) {
   switch (r) {
     case Resource::kCpu:
@@ -60,7 +47,7 @@ std::string FormatRate(Resource r, double rate) {
       return absl::StrFormat("%.2f cores", rate);
     case Resource::kMemoryGrowth:
     case Resource::kBlockIo:
-      return HumanBytesPerSecond(rate);
+      return HumanBytes(rate, " ") + "/s";
     case Resource::kPageFaults:
       return absl::StrFormat("%.0f faults/s", rate);
     case Resource::kCrashes:

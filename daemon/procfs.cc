@@ -21,53 +21,12 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "cgroup_path.h"
+#include "fd.h"
+#include "file.h"
 #include "status_macros.h"
 
 namespace procscope {
 namespace {
-
-// Closes a descriptor on every return path.
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// ENOENT and ESRCH both mean the process is gone (ESRCH: it died while we read its files).
-absl::Status ErrnoStatus(int err, absl::string_view what) {
-  if (err == ENOENT || err == ESRCH) {
-    return absl::NotFoundError(absl::StrCat(what, ": ", strerror(err)));
-  }
-  return absl::ErrnoToStatus(err, what);
-}
-
-// Reads a whole file. Procfs files report size 0, so read to EOF rather than trust fstat.
-absl::StatusOr<std::string> ReadFileAt(int dirfd, const std::string& name,
-                                       absl::string_view display) {
-  const int fd = openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", display));
-  ScopedFd guard(fd);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("read ", display));
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
 
 // The target of a symlink, or "" if it has none (kernel threads, zombies, no permission).
 std::string ReadLinkAt(int dirfd, const char* name) {

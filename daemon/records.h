@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "procscope.h"
+#include "text.h"  // EscapeForDisplay, ToValidUtf8: most users of the records print them
 
 namespace procscope {
 
@@ -45,14 +46,6 @@ std::string SignalName(int signal);
 
 // The comm bytes of a fixed-size kernel array, up to the first NUL.
 std::string CommFromKernel(const char (&comm)[PS_COMM_LEN]);
-
-// A process name made safe for a terminal or a log line: printable ASCII is kept, and every
-// other byte (control characters, backslash, double quote, invalid UTF-8) becomes \xNN.
-std::string EscapeForDisplay(absl::string_view raw);
-
-// `raw` as valid UTF-8: every byte that is not part of a well-formed UTF-8 sequence (and every
-// NUL) becomes U+FFFD. For JSON and label values, which must be UTF-8.
-std::string ToValidUtf8(absl::string_view raw);
 
 }  // namespace procscope
 

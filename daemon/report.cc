@@ -5,24 +5,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "text.h"
 
 namespace procscope {
 namespace {
 
 double Rate(uint64_t now, uint64_t before, double seconds) {
   return now >= before && seconds > 0 ? static_cast<double>(now - before) / seconds : 0;
-}
-
-std::string HumanBytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1023.95 && u < 4) {  // so that 1048575 B shows as 1.0MiB, not 1024.0KiB
-    b /= 1024;
-    ++u;
-  }
-  // Two calls, not a ?: format: clang checks StrFormat's format at compile time, so it must be
-  // a literal.
-  return u == 0 ? absl::StrFormat("%.0f%s", b, units[u]) : absl::StrFormat("%.1f%s", b, units[u]);
 }
 
 // The escaped form of `raw`, cut to at most `width` characters without splitting an escape.

@@ -18,7 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "records.h"
+#include "text.h"
 
 namespace procscope {
 namespace {
@@ -274,9 +274,10 @@ Unit SelfUnit(const SelfState& s, uint64_t series_dropped_now, size_t max_series
   u.Add(kOrphanOps, {}, static_cast<double>(s.kernel_stats[PS_STAT_IO_ORPHAN_OPS]));
   u.Add(kExitEvents, {}, static_cast<double>(s.exit_events));
   u.Add(kTrackedProcesses, {}, static_cast<double>(s.tracked_processes));
-  for (const auto& [map, fill] : s.map_entries) {
-    u.Add(kMapEntries, {{"map", SanitizeLabelValue(map)}}, static_cast<double>(fill.first));
-    u.Add(kMapMaxEntries, {{"map", SanitizeLabelValue(map)}}, static_cast<double>(fill.second));
+  for (const MapFill& m : s.map_entries) {
+    u.Add(kMapEntries, {{"map", SanitizeLabelValue(m.name)}}, static_cast<double>(m.entries));
+    u.Add(kMapMaxEntries, {{"map", SanitizeLabelValue(m.name)}},
+          static_cast<double>(m.max_entries));
   }
   u.Add(kScrapeDuration, {}, s.last_scrape_duration_seconds);
   u.Add(kSeriesDropped, {}, static_cast<double>(s.series_dropped_total + series_dropped_now));

@@ -10,7 +10,6 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "collector.h"
 #include "model.h"
 #include "prometheus/metric_family.h"
 
@@ -19,10 +18,9 @@ namespace procscope {
 // The state of the daemon itself, for the self-metrics.
 struct SelfState {
   std::vector<ProgramStats> programs;  // BPF run time and run count per program
-  Stats kernel_stats{};                // drops and unattributed I/O (enum ps_stat)
+  KernelStats kernel_stats{};          // drops and unattributed I/O (enum ps_stat)
   uint64_t tracked_processes = 0;
-  // BPF map name -> (entries now, max_entries), for the maps that can fill up.
-  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> map_entries;
+  std::vector<MapFill> map_entries;     // the BPF maps that can fill up
   uint64_t exit_events = 0;  // handled since start
   uint64_t journal_dropped_bytes = 0;
   // Exit records whose write failed; bytes skipped as damaged when the journal was read.
@@ -55,7 +53,7 @@ std::vector<prometheus::MetricFamily> BuildMetrics(const ExportInput& in,
                                                    const ExportOptions& options,
                                                    uint64_t* series_dropped);
 
-// A label value that is valid UTF-8 (ToValidUtf8 in daemon/records.h) and has no control
+// A label value that is valid UTF-8 (ToValidUtf8 in common/text.h) and has no control
 // characters (they become U+FFFD too); the text format's own escaping of backslash, double quote
 // and newline is done by prometheus-cpp.
 std::string SanitizeLabelValue(absl::string_view raw);

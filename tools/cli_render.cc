@@ -98,19 +98,6 @@ std::string Cell(absl::string_view raw, size_t width) {
   return s;
 }
 
-std::string HumanBytes(double bytes) {
-  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-  if (!(bytes >= 0)) bytes = 0;  // also NaN
-  if (bytes < 1023.5) return absl::StrFormat("%.0fB", bytes);
-  double v = bytes / 1024;
-  size_t i = 0;
-  while (v >= 1023.95 && i + 1 < std::size(kUnits)) {
-    v /= 1024;
-    ++i;
-  }
-  return absl::StrFormat("%.1f%s", v, kUnits[i]);
-}
-
 std::string HumanDuration(double seconds) {
   if (!(seconds >= 0)) seconds = 0;
   if (seconds < 10) return absl::StrFormat("%.3fs", seconds);

@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "cli_options.h"
 #include "procscope.pb.h"
+#include "text.h"
 
 namespace procscope::cli {
 
@@ -38,9 +39,8 @@ std::string Paint(absl::string_view text, const char* sgr, bool color);
 
 // A table cell: EscapeForDisplay'd, cut to `width` (the last kept char becomes '~') and padded.
 std::string Cell(absl::string_view raw, size_t width);
-// Human units: "1.7MiB", "512B"; "4.0MiB/s"; durations "0.004s", "12.3s", "5m03s", "2h01m",
-// "3d04h"; shares "50.0%" ("-" when negative: not meaningful).
-std::string HumanBytes(double bytes);
+// Human units (bytes: HumanBytes in common/text.h): durations "0.004s", "12.3s", "5m03s",
+// "2h01m", "3d04h"; shares "50.0%" ("-" when negative: not meaningful).
 std::string HumanDuration(double seconds);
 std::string Percent(double share);
 // A rate in the unit the daemon names ("cores", "bytes/s", "faults/s", "crashes/min").

@@ -163,9 +163,9 @@ void Status(Fleet& fleet, const DaemonClient& daemon) {
     if (auto it = by_pid.find(static_cast<uint32_t>(w.pid)); it != by_pid.end()) {
       const v1::Process& p = *it->second;
       rates = absl::StrFormat("%5.2f %12s %11.0f %12s", p.cpu_cores(),
-                              HumanBytes(p.memory_growth_bytes_per_second()) + "/s",
+                              HumanBytes(p.memory_growth_bytes_per_second(), " ") + "/s",
                               p.page_faults_per_second(),
-                              HumanBytes(p.block_io_bytes_per_second()) + "/s");
+                              HumanBytes(p.block_io_bytes_per_second(), " ") + "/s");
     }
     const auto f = flags.find(static_cast<uint32_t>(w.pid));
     Print(absl::StrFormat("%-11s %7d %-12s %s  %s", w.comm, w.pid, InjectionName(w.injection),

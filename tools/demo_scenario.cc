@@ -38,7 +38,7 @@ double RateOf(const v1::Process& p, const std::string& resource) {
 std::string FormatRate(const std::string& resource, double rate) {
   if (resource == "cpu" || resource == "runqueue_wait") return absl::StrFormat("%.2f cores", rate);
   if (resource == "page_faults") return absl::StrFormat("%.0f faults/s", rate);
-  return absl::StrCat(HumanBytes(rate), "/s");
+  return absl::StrCat(HumanBytes(rate, " "), "/s");
 }
 
 std::string Seconds(absl::Duration d) {
@@ -132,16 +132,6 @@ const char* VerdictName(Verdict v) {
   return "?";
 }
 
-std::string HumanBytes(double bytes) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (bytes >= 1024 && i + 1 < 5) {
-    bytes /= 1024;
-    ++i;
-  }
-  return i == 0 ? absl::StrFormat("%.0f B", bytes) : absl::StrFormat("%.1f %s", bytes, kUnits[i]);
-}
-
 ScenarioResult RunScenario(Fleet& fleet, const DaemonClient& daemon, Injection what,
                            const std::string& worker_name, const ScenarioOptions& options,
                            const std::atomic<int>& stop) {
@@ -224,7 +214,7 @@ ScenarioResult RunScenario(Fleet& fleet, const DaemonClient& daemon, Injection w
               "procscope recorded ", e.comm(), " (pid ", e.pid(), ") ",
               what == Injection::kCrash ? "killed by " : "oom_killed, ", e.signal_name(), " after ",
               Seconds(absl::Now() - start), " (outcome ", v1::Outcome_Name(e.outcome()),
-              ", peak RSS ", HumanBytes(static_cast<double>(e.peak_resident_memory_bytes())), ")");
+              ", peak RSS ", HumanBytes(static_cast<double>(e.peak_resident_memory_bytes()), " "), ")");
           break;
         }
       }

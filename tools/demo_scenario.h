@@ -12,6 +12,7 @@
 #include "demo_api.h"
 #include "demo_fleet.h"
 #include "demo_worker.h"
+#include "text.h"
 
 namespace procscope::demo {
 
@@ -47,9 +48,6 @@ void HoldAndClear(Fleet& fleet, const std::string& worker, const ScenarioOptions
 // most `max`. Returns "" when settled, else what is still flagged.
 std::string Settle(Fleet& fleet, const DaemonClient& daemon, absl::Duration min, absl::Duration max,
                    const std::atomic<int>& stop);
-
-// "12.0 MiB" style.
-std::string HumanBytes(double bytes);
 
 }  // namespace procscope::demo
 

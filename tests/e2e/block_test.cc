@@ -203,7 +203,7 @@ class Phase {
 
  private:
   absl::Time start_;
-  std::optional<Stats> stats_;
+  std::optional<KernelStats> stats_;
 };
 
 // Device latency is charged per request from issue to completion: positive, and a request's

@@ -28,7 +28,7 @@
 #include "gtest/gtest.h"
 #include "procscope.h"
 #include "prometheus/text_serializer.h"
-#include "records.h"
+#include "text.h"
 
 namespace procscope {
 namespace {
@@ -174,7 +174,7 @@ SelfState Self() {
   for (int i = 0; i < PS_STAT_MAX; ++i) s.kernel_stats[i] = i + 1;
   s.exit_events = 12;
   s.tracked_processes = 13;
-  s.map_entries = {{"proc_io", {14, 16384}}};
+  s.map_entries = {{"proc_io", 14, 16384}};
   s.journal_dropped_bytes = 15;
   s.journal_dropped_records = 16;
   s.journal_damaged_bytes = 17;
@@ -528,7 +528,7 @@ TEST(BuildMetricsTest, HostileNamesCannotInjectSeries) {
   };
   Fixture fx;
   fx.self.version = "1\"} injected 1\n";
-  fx.self.map_entries = {{"m\"} injected 1\n", {1, 2}}};
+  fx.self.map_entries = {{"m\"} injected 1\n", 1, 2}};
   uint32_t pid = 1;
   for (const std::string& name : hostile) {
     fx.processes.push_back(Process(pid, name, name, pid));
@@ -647,7 +647,7 @@ TEST_F(PromtoolTest, RealisticExpositionHasNoProblems) {
                       {"handle_exit", "sched_process_exit", "tp_btf", 555, 7},
                       {"handle_rq_complete", "block_rq_complete", "raw_tp", 9999, 42},
                       {"dump_task", "iter/task", "iter", 0, 0}};
-  fx.self.map_entries = {{"proc_io", {10, 16384}}, {"requests", {3, 8192}}};
+  fx.self.map_entries = {{"proc_io", 10, 16384}, {"requests", 3, 8192}};
   const std::string names[] = {
       "systemd",           "nginx",    "postgres",  "bash",        "kworker/0:1",         "a\"b\\c",
       "x\"} injected 1\n", "\xff\xfe", "tab\there", "caf\xC3\xA9", "12345678901234567890"};

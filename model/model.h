@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// What procscoped knows, as plain structs: live processes, groups, offenders. The process table
-// fills them; the exporter, the HTTP API and the offender detector read them.
-#ifndef PROCSCOPE_DAEMON_MODEL_H_
-#define PROCSCOPE_DAEMON_MODEL_H_
+// What procscoped knows, as plain structs every part shares: live processes, groups, offenders,
+// resource rates, the BPF side's program costs, drop counters and map fill. The collector and the
+// process table fill them; the exporter, the HTTP API, the offender detector and the CLI read
+// them. Nothing here depends on the BPF skeleton, libbpf or the daemon.
+#ifndef PROCSCOPE_MODEL_MODEL_H_
+#define PROCSCOPE_MODEL_MODEL_H_
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -69,14 +73,39 @@ struct GroupInfo {
   absl::Time last_active;                   // last time it had a live process or an exit
 };
 
+// One attached BPF program and what the kernel says it costs (kernel.bpf_stats_enabled=1).
+struct ProgramStats {
+  std::string name;
+  std::string hook;    // tracepoint name
+  std::string attach;  // "tp_btf", "raw_tp" or "iter"
+  uint64_t run_time_ns = 0;
+  uint64_t run_cnt = 0;
+};
+
+// The `stats` per-CPU array summed over CPUs, indexed by enum ps_stat: drop counters of every
+// lossy path and I/O that could not be charged to a process.
+using KernelStats = std::array<uint64_t, PS_STAT_MAX>;
+
+// Name of a stats index ("drop_ringbuf", ...), used for metric labels and the status API. Never
+// null: an index out of range is "unknown" (and a ps_stat without a name does not compile).
+const char* StatName(int index);
+
+// How full one BPF hash map is that can fill up.
+struct MapFill {
+  std::string name;
+  uint64_t entries = 0;
+  uint64_t max_entries = 0;
+};
+
 // Resources the offender detector ranks.
 enum class Resource { kCpu, kRunqueueWait, kMemoryGrowth, kPageFaults, kBlockIo, kCrashes };
-const char* ResourceName(Resource r);  // "cpu", "runqueue_wait", "memory_growth", ...
-const char* ResourceUnit(Resource r);  // "cores", "cores", "bytes/s", "faults/s", "bytes/s",
-                                       // "crashes/min"
-inline constexpr Resource kAllResources[] = {Resource::kCpu,          Resource::kRunqueueWait,
-                                             Resource::kMemoryGrowth, Resource::kPageFaults,
-                                             Resource::kBlockIo,      Resource::kCrashes};
+inline constexpr size_t kNumResources = 6;  // checked against the name table in model.cc
+const char* ResourceName(Resource r);       // "cpu", "runqueue_wait", "memory_growth", ...
+const char* ResourceUnit(Resource r);       // "cores", "cores", "bytes/s", "faults/s", "bytes/s",
+                                            // "crashes/min"
+inline constexpr Resource kAllResources[kNumResources] = {
+    Resource::kCpu,        Resource::kRunqueueWait, Resource::kMemoryGrowth,
+    Resource::kPageFaults, Resource::kBlockIo,      Resource::kCrashes};
 
 // One process's rate of one resource over the offender window.
 struct ResourceRate {
@@ -99,4 +128,4 @@ struct Offender {
 
 }  // namespace procscope
 
-#endif  // PROCSCOPE_DAEMON_MODEL_H_
+#endif  // PROCSCOPE_MODEL_MODEL_H_
