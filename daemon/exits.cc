@@ -33,6 +33,8 @@ v1::Outcome ClassifyExit(uint32_t wait_status, bool oom_killed) {
   }
 }
 
+// A new v1::Outcome needs a name here (and in ClassifyExit's callers' docs).
+static_assert(v1::Outcome_MAX == v1::OOM_KILLED, "a v1::Outcome without a name in OutcomeName");
 const char* OutcomeName(v1::Outcome o) {
   switch (o) {
     case v1::SUCCESS:

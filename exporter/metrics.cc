@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <set>
@@ -80,7 +81,8 @@ struct FamilyDef {
 constexpr MetricType kCounter = MetricType::Counter;
 constexpr MetricType kGauge = MetricType::Gauge;
 
-const FamilyDef kFamilies[kNumFamilies] = {
+// Indexed by Fam. Unsized, so that a Fam without a definition fails the size check below.
+constexpr FamilyDef kFamilies[] = {
     {"procscope_group_cpu_seconds_total", kCounter,
      "On-CPU time of the processes of the group, live and exited, in seconds."},
     {"procscope_group_runqueue_wait_seconds_total", kCounter,
@@ -153,6 +155,8 @@ const FamilyDef kFamilies[kNumFamilies] = {
      "Damaged bytes the journal skipped when it was read at start."},
     {"procscope_build_info", kGauge, "Always 1; the version label names the daemon's version."},
 };
+
+static_assert(std::size(kFamilies) == kNumFamilies, "a metric family (Fam) without a definition");
 
 double Seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
 
