@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <iterator>
 #include <mutex>
 
 #include "absl/strings/ascii.h"
@@ -24,28 +25,24 @@ int64_t MonotonicNanos() {
 
 }  // namespace
 
+// Indexed by LogLevel; "warn" is accepted as well when parsing.
+constexpr const char* kLevelNames[] = {"debug", "info", "warning", "error"};
+static_assert(std::size(kLevelNames) == static_cast<size_t>(LogLevel::kError) + 1,
+              "a LogLevel without a name");
+
 absl::StatusOr<LogLevel> ParseLogLevel(absl::string_view s) {
   const std::string v = absl::AsciiStrToLower(s);
-  if (v == "debug") return LogLevel::kDebug;
-  if (v == "info") return LogLevel::kInfo;
-  if (v == "warning" || v == "warn") return LogLevel::kWarning;
-  if (v == "error") return LogLevel::kError;
+  for (size_t i = 0; i < std::size(kLevelNames); ++i) {
+    if (v == kLevelNames[i]) return static_cast<LogLevel>(i);
+  }
+  if (v == "warn") return LogLevel::kWarning;
   return absl::InvalidArgumentError(
       absl::StrCat("--log_level=", s, ": want debug, info, warning or error"));
 }
 
 const char* LogLevelName(LogLevel level) {
-  switch (level) {
-    case LogLevel::kDebug:
-      return "debug";
-    case LogLevel::kInfo:
-      return "info";
-    case LogLevel::kWarning:
-      return "warning";
-    case LogLevel::kError:
-      return "error";
-  }
-  return "info";
+  const size_t i = static_cast<size_t>(level);
+  return i < std::size(kLevelNames) ? kLevelNames[i] : "info";
 }
 
 void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
