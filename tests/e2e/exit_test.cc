@@ -93,6 +93,17 @@ void ExpectSameStatus(const ps_exit_event& e, int status) {
   EXPECT_EQ(s.exit_code, WIFEXITED(status) ? WEXITSTATUS(status) : 0);
 }
 
+// An exit by `signal` (with or without a core dump): the event says what wait(2) said, and it is
+// not flagged as an OOM kill.
+void ExpectSignalExit(const std::optional<ps_exit_event>& e, int status, int signal, bool core) {
+  ASSERT_TRUE(e.has_value()) << "no exit event";
+  ExpectSameStatus(*e, status);
+  const ExitStatus s = DecodeExitStatus(e->exit_code);
+  EXPECT_EQ(s.signal, signal);
+  EXPECT_EQ(s.core_dumped, core);
+  EXPECT_EQ(e->flags & PS_EXIT_OOM_KILLED, 0u);
+}
+
 // Every event seen for one process incarnation.
 int CountEvents(pid_t ppid, pid_t pid, uint64_t start_ns) {
   int n = 0;
@@ -352,12 +363,7 @@ TEST(ExitTest, SegfaultWithCoreDumpSetsCoreFlag) {
   if (CoreFileInCwd()) {
     EXPECT_TRUE(core_file);
   }
-  ASSERT_TRUE(e.has_value());
-  ExpectSameStatus(*e, status);
-  const ExitStatus s = DecodeExitStatus(e->exit_code);
-  EXPECT_EQ(s.signal, SIGSEGV);
-  EXPECT_TRUE(s.core_dumped);
-  EXPECT_EQ(e->flags & PS_EXIT_OOM_KILLED, 0u);
+  ASSERT_NO_FATAL_FAILURE(ExpectSignalExit(e, status, SIGSEGV, /*core=*/true));
   EXPECT_EQ(CommFromKernel(e->comm), UniqueComm("sc"));
   std::printf("  event status 0x%x, wait4 status 0x%x\n", e->exit_code, status);
 }
@@ -372,11 +378,7 @@ TEST(ExitTest, SegfaultWithoutCoreDumpHasNoCoreFlag) {
   ASSERT_EQ(WTERMSIG(status), SIGSEGV);
   EXPECT_FALSE(WCOREDUMP(status));
   EXPECT_FALSE(core_file);
-  ASSERT_TRUE(e.has_value());
-  ExpectSameStatus(*e, status);
-  const ExitStatus s = DecodeExitStatus(e->exit_code);
-  EXPECT_EQ(s.signal, SIGSEGV);
-  EXPECT_FALSE(s.core_dumped);
+  ASSERT_NO_FATAL_FAILURE(ExpectSignalExit(e, status, SIGSEGV, /*core=*/false));
   std::printf("  event status 0x%x, wait4 status 0x%x\n", e->exit_code, status);
 }
 
@@ -393,14 +395,9 @@ TEST(ExitTest, SigkillIsSignalNineWithoutCoreOrOomFlag) {
   const int status = c.Wait();
   ASSERT_TRUE(WIFSIGNALED(status));
   ASSERT_EQ(WTERMSIG(status), SIGKILL);
-  auto e = CollectorEnv::Get()->WaitExit(c.pid(), absl::Seconds(10));
-  ASSERT_TRUE(e.has_value());
-  ExpectSameStatus(*e, status);
-  const ExitStatus s = DecodeExitStatus(e->exit_code);
-  EXPECT_EQ(s.signal, SIGKILL);
-  EXPECT_FALSE(s.core_dumped);
   // Killed by us, not by the OOM killer.
-  EXPECT_EQ(e->flags & PS_EXIT_OOM_KILLED, 0u);
+  ExpectSignalExit(CollectorEnv::Get()->WaitExit(c.pid(), absl::Seconds(10)), status, SIGKILL,
+                   /*core=*/false);
 }
 
 TEST(ExitTest, AbortIsSigabrt) {
@@ -414,13 +411,8 @@ TEST(ExitTest, AbortIsSigabrt) {
   const int status = c.Wait();
   ASSERT_TRUE(WIFSIGNALED(status));
   ASSERT_EQ(WTERMSIG(status), SIGABRT);
-  auto e = CollectorEnv::Get()->WaitExit(c.pid(), absl::Seconds(10));
-  ASSERT_TRUE(e.has_value());
-  ExpectSameStatus(*e, status);
-  const ExitStatus s = DecodeExitStatus(e->exit_code);
-  EXPECT_EQ(s.signal, SIGABRT);
-  EXPECT_FALSE(s.core_dumped);
-  EXPECT_EQ(e->flags & PS_EXIT_OOM_KILLED, 0u);
+  ExpectSignalExit(CollectorEnv::Get()->WaitExit(c.pid(), absl::Seconds(10)), status, SIGABRT,
+                   /*core=*/false);
 }
 
 TEST(ExitTest, OomKillIsFlagged) {

@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "collector.h"
 #include "gtest/gtest.h"
@@ -90,6 +92,30 @@ class Child {
   int ready_[2] = {-1, -1};
   bool reaped_ = false;
 };
+
+// The arrange/act most e2e tests share. The child has done its setup and said Ready; `read`
+// (pid -> std::optional<Reading>) takes the first reading; the child is let Go through its
+// measured step until it is Ready again (within `timeout`); `read` takes the second reading.
+template <typename Reading>
+struct Step {
+  Reading before;
+  Reading after;
+};
+template <typename Read>
+auto MeasureStep(Child& child, Read read, absl::Duration timeout = absl::Seconds(10))
+    -> absl::StatusOr<Step<typename decltype(read(pid_t{}))::value_type>> {
+  if (!child.WaitReady()) return absl::DeadlineExceededError("the child did not get ready");
+  auto before = read(child.pid());
+  if (!before.has_value()) return absl::NotFoundError("no reading before the step");
+  child.Go();
+  if (!child.WaitReady(timeout)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("the step did not finish within ", absl::FormatDuration(timeout)));
+  }
+  auto after = read(child.pid());
+  if (!after.has_value()) return absl::NotFoundError("no reading after the step");
+  return Step<typename decltype(read(pid_t{}))::value_type>{*std::move(before), *std::move(after)};
+}
 
 // Ground truth from /proc.
 struct Schedstat {

@@ -369,13 +369,10 @@ TEST(SchedTest, VoluntarySwitchesCountEverySleep) {
     helper.join();
     return 0;
   });
-  ASSERT_TRUE(child.WaitReady());
-  auto before = TakeSnapshot(child.pid());
-  ASSERT_TRUE(before.has_value());
-  child.Go();
-  ASSERT_TRUE(child.WaitReady());
-  auto after = TakeSnapshot(child.pid());
-  ASSERT_TRUE(after.has_value());
+  auto step = MeasureStep(child, TakeSnapshot);
+  ASSERT_TRUE(step.ok()) << step.status();
+  const Snapshot* before = &step->before;
+  const Snapshot* after = &step->after;
 
   for (const Snapshot* s : {&*before, &*after}) {
     EXPECT_EQ(s->sample.counters.vol_cs, s->cs.voluntary);
@@ -490,13 +487,10 @@ TEST(SchedTest, LoneChildBarelyWaitsOnTheRunQueue) {
       c.WaitGo();
       return 0;
     });
-    ASSERT_TRUE(child.WaitReady());
-    auto s0 = TakeSnapshot(child.pid());
-    ASSERT_TRUE(s0.has_value());
-    child.Go();
-    ASSERT_TRUE(child.WaitReady());
-    auto s1 = TakeSnapshot(child.pid());
-    ASSERT_TRUE(s1.has_value());
+    auto step = MeasureStep(child, TakeSnapshot);
+    ASSERT_TRUE(step.ok()) << step.status();
+    const Snapshot* s0 = &step->before;
+    const Snapshot* s1 = &step->after;
     runq = s1->sample.counters.runq_ns - s0->sample.counters.runq_ns;
     cpu_time = s1->sample.counters.cpu_ns - s0->sample.counters.cpu_ns;
     Report(absl::StrCat("runq_ns alone on cpu ", cpu), runq, s1->sched.runq_ns - s0->sched.runq_ns);
@@ -529,13 +523,10 @@ TEST(SchedTest, MinorFaultsOfTouchedAnonymousMemory) {
     munmap(m, kBytes);
     return 0;
   });
-  ASSERT_TRUE(child.WaitReady());
-  auto before = TakeSnapshot(child.pid());
-  ASSERT_TRUE(before.has_value());
-  child.Go();
-  ASSERT_TRUE(child.WaitReady()) << "child status " << child.Wait();
-  auto after = TakeSnapshot(child.pid());
-  ASSERT_TRUE(after.has_value());
+  auto step = MeasureStep(child, TakeSnapshot);
+  ASSERT_TRUE(step.ok()) << step.status();
+  const Snapshot* before = &step->before;
+  const Snapshot* after = &step->after;
 
   const uint64_t delta = after->sample.counters.min_flt - before->sample.counters.min_flt;
   const uint64_t truth = after->stat.min_flt - before->stat.min_flt;
@@ -621,13 +612,10 @@ TEST(SchedTest, MajorFaultsOfAnUncachedFile) {
     close(f);
     return 0;
   });
-  ASSERT_TRUE(child.WaitReady());
-  auto before = TakeSnapshot(child.pid());
-  ASSERT_TRUE(before.has_value());
-  child.Go();
-  ASSERT_TRUE(child.WaitReady()) << "child status " << child.Wait();
-  auto after = TakeSnapshot(child.pid());
-  ASSERT_TRUE(after.has_value());
+  auto step = MeasureStep(child, TakeSnapshot);
+  ASSERT_TRUE(step.ok()) << step.status();
+  const Snapshot* before = &step->before;
+  const Snapshot* after = &step->after;
 
   const uint64_t delta = after->sample.counters.maj_flt - before->sample.counters.maj_flt;
   const uint64_t truth = after->stat.maj_flt - before->stat.maj_flt;
