@@ -323,21 +323,18 @@ TEST(BlockIo, BufferedWriteFsyncChargedToWriter) {
     c.WaitGo();
     return 0;
   });
-  ASSERT_TRUE(child.WaitReady());
-  auto base = LiveIo(child.pid());
-  ASSERT_TRUE(base.has_value());
-  Phase phase;
-  child.Go();
-  ASSERT_TRUE(child.WaitReady(kIoTimeout)) << "write + fsync did not finish";
-  auto live = LiveIo(child.pid());
-  ASSERT_TRUE(live.has_value());
+  std::optional<Phase> phase;
+  auto step = MeasureStep(child, LiveIo, kIoTimeout, [&] { phase.emplace(); });
+  ASSERT_TRUE(step.ok()) << "write + fsync did not finish: " << step.status();
+  const ps_io* base = &step->before;
+  const ps_io* live = &step->after;
   const ps_io d = Delta(*live, *base);
   {
-    SCOPED_TRACE(absl::StrCat("live: ", Str(d), "; ", phase.Unattributed()));
+    SCOPED_TRACE(absl::StrCat("live: ", Str(d), "; ", phase->Unattributed()));
     EXPECT_GE(d.write_bytes, kSize);
     EXPECT_LE(d.write_bytes, kSize + kWriteSlack);
     EXPECT_GT(d.write_ops, 0u);
-    ExpectLatencySane(d.write_lat_ns, d.write_ops, phase.Elapsed(), "write latency");
+    ExpectLatencySane(d.write_lat_ns, d.write_ops, phase->Elapsed(), "write latency");
     EXPECT_GE(d.dirtied_bytes, kSize);
     EXPECT_LE(d.dirtied_bytes, kSize + kMaxFolio);
   }
@@ -468,21 +465,18 @@ TEST(BlockIo, ColdReadChargedToReader) {
     c.WaitGo();
     return 0;
   });
-  ASSERT_TRUE(child.WaitReady());
-  auto base = LiveIo(child.pid());
-  ASSERT_TRUE(base.has_value());
-  Phase phase;
-  child.Go();
-  ASSERT_TRUE(child.WaitReady(kIoTimeout)) << "cold read did not finish";
-  auto live = LiveIo(child.pid());
-  ASSERT_TRUE(live.has_value());
+  std::optional<Phase> phase;
+  auto step = MeasureStep(child, LiveIo, kIoTimeout, [&] { phase.emplace(); });
+  ASSERT_TRUE(step.ok()) << "cold read did not finish: " << step.status();
+  const ps_io* base = &step->before;
+  const ps_io* live = &step->after;
   const ps_io d = Delta(*live, *base);
   {
-    SCOPED_TRACE(absl::StrCat("live: ", Str(d), "; ", phase.Unattributed()));
+    SCOPED_TRACE(absl::StrCat("live: ", Str(d), "; ", phase->Unattributed()));
     EXPECT_GE(d.read_bytes, kSize);
     EXPECT_LE(d.read_bytes, kSize + kReadSlack);
     EXPECT_GT(d.read_ops, 0u);
-    ExpectLatencySane(d.read_lat_ns, d.read_ops, phase.Elapsed(), "read latency");
+    ExpectLatencySane(d.read_lat_ns, d.read_ops, phase->Elapsed(), "read latency");
     EXPECT_EQ(d.write_bytes, 0u) << "a reader writes nothing";
   }
 

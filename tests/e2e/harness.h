@@ -96,17 +96,20 @@ class Child {
 // The arrange/act most e2e tests share. The child has done its setup and said Ready; `read`
 // (pid -> std::optional<Reading>) takes the first reading; the child is let Go through its
 // measured step until it is Ready again (within `timeout`); `read` takes the second reading.
+// `before_go` runs between the first reading and the go-ahead (to start a stopwatch there).
 template <typename Reading>
 struct Step {
   Reading before;
   Reading after;
 };
 template <typename Read>
-auto MeasureStep(Child& child, Read read, absl::Duration timeout = absl::Seconds(10))
+auto MeasureStep(Child& child, Read read, absl::Duration timeout = absl::Seconds(10),
+                 const std::function<void()>& before_go = nullptr)
     -> absl::StatusOr<Step<typename decltype(read(pid_t{}))::value_type>> {
   if (!child.WaitReady()) return absl::DeadlineExceededError("the child did not get ready");
   auto before = read(child.pid());
   if (!before.has_value()) return absl::NotFoundError("no reading before the step");
+  if (before_go) before_go();
   child.Go();
   if (!child.WaitReady(timeout)) {
     return absl::DeadlineExceededError(
