@@ -62,12 +62,16 @@ absl::Status CheckProcRoot(const std::string& path) {
 }
 
 absl::StatusOr<AttachMode> ParseAttachMode(absl::string_view s) {
-  if (s == "auto") return AttachMode::kAuto;
-  if (s == "tp_btf") return AttachMode::kTpBtf;
-  if (s == "raw_tp") return AttachMode::kRawTp;
+  if (std::optional<AttachMode> m = ValueOf(kAttachModeNames, s)) return *m;
   return absl::InvalidArgumentError(
-      absl::StrCat("--attach=", s, ": must be one of auto, tp_btf, raw_tp"));
+      absl::StrCat("--attach=", s, ": ", MustBeOneOf(kAttachModeNames)));
 }
+
+bool AbslParseFlag(absl::string_view text, AttachMode* out, std::string* error) {
+  return ParseEnumFlag(kAttachModeNames, text, out, error);
+}
+
+std::string AbslUnparseFlag(AttachMode m) { return AttachModeName(m); }
 
 absl::Status ValidateConfig(const Config& c) {
   if (c.interval < absl::Milliseconds(100) || c.interval > absl::Hours(1)) {

@@ -4,6 +4,8 @@
 #ifndef PROCSCOPE_DAEMON_CONFIG_H_
 #define PROCSCOPE_DAEMON_CONFIG_H_
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -12,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "collector.h"
+#include "enum_names.h"
 #include "metrics.h"
 #include "offenders.h"
 #include "privileges.h"
@@ -49,8 +52,24 @@ struct Config {
   CapMask keep_capabilities = kRunCapabilities;
 };
 
-// Parses --attach: "auto", "tp_btf" or "raw_tp".
+// AttachMode's names. Its enum (collector.h) ends at kRawTp: a new mode goes before it or
+// moves this count, and then fails the build until kAttachModeNames names it.
+inline constexpr size_t kAttachModeCount = static_cast<size_t>(AttachMode::kRawTp) + 1;
+inline constexpr std::array<EnumName<AttachMode>, kAttachModeCount> kAttachModeNames = {{
+    {AttachMode::kAuto, "auto"},
+    {AttachMode::kTpBtf, "tp_btf"},
+    {AttachMode::kRawTp, "raw_tp"},
+}};
+static_assert(IsEnumTable(kAttachModeNames, kAttachModeCount),
+              "kAttachModeNames must name every AttachMode");
+constexpr const char* AttachModeName(AttachMode m) { return NameOf(kAttachModeNames, m); }
+
+// Parses --attach: "auto", "tp_btf" or "raw_tp"; the error names the flag and the valid values.
 absl::StatusOr<AttachMode> ParseAttachMode(absl::string_view s);
+
+// --attach as an Abseil flag of type AttachMode.
+bool AbslParseFlag(absl::string_view text, AttachMode* out, std::string* error);
+std::string AbslUnparseFlag(AttachMode m);
 
 // --proc_root: an existing procfs mount.
 absl::Status CheckProcRoot(const std::string& path);

@@ -483,8 +483,7 @@ HttpResponse Daemon::Status() {
     m->set_max_entries(fill.max_entries);
   }
   for (const std::string& h : collector_->Degraded()) st.add_degraded_hooks(h);
-  static const char* const kGroupBy[] = {"comm", "exe", "container", "unit", "user"};
-  st.set_group_by(kGroupBy[static_cast<int>(config_.table.group_by)]);
+  st.set_group_by(GroupByName(config_.table.group_by));
   st.set_offender_window_seconds(absl::ToDoubleSeconds(config_.offenders.window));
   st.set_num_cpus(static_cast<uint32_t>(std::max(1, config_.offenders.num_cpus)));
   l.unlock();  // serialise without holding the loop off

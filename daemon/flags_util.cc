@@ -47,6 +47,8 @@ bool ReadsElsewhere(absl::string_view name) {
   return name == "flagfile" || name == "fromenv" || name == "tryfromenv";
 }
 
+constexpr char kCustomType[] = "a valid value";
+
 // What a flag's value must look like, for errors (Abseil's own message quotes the whole value).
 std::string Expected(const absl::CommandLineFlag& f) {
   if (f.IsOfType<bool>()) return "true or false";
@@ -56,14 +58,26 @@ std::string Expected(const absl::CommandLineFlag& f) {
   }
   if (f.IsOfType<double>() || f.IsOfType<float>()) return "a number";
   if (f.IsOfType<absl::Duration>()) return "a duration such as 500ms, 2s or 1m";
-  return "a valid value";
+  return kCustomType;
 }
 
-// Parses `value` into `f`; the error names the flag and quotes an Excerpt of the value.
+// Parses `value` into `f`; the error names the flag and quotes an Excerpt of the value. A flag
+// of a custom type (an enum: --attach, --group_by) says itself what it takes ("must be one of
+// ..."); Abseil puts it after "Illegal value '<value>' specified for flag '<name>'; ", which
+// quotes the whole value, so only that reason is kept.
 bool SetFlag(absl::CommandLineFlag& f, absl::string_view value, std::string* error) {
-  std::string ignored;
-  if (f.ParseFrom(value, &ignored)) return true;
-  *error = absl::StrCat("--", f.Name(), "=", Excerpt(value), ": not ", Expected(f));
+  std::string abseil_error;
+  if (f.ParseFrom(value, &abseil_error)) return true;
+  std::string expected = Expected(f);
+  absl::string_view reason = abseil_error;
+  if (expected == kCustomType &&
+      absl::ConsumePrefix(&reason, absl::StrCat("Illegal value '", value, "' specified for flag '",
+                                                f.Name(), "'; ")) &&
+      !reason.empty()) {
+    *error = absl::StrCat("--", f.Name(), "=", Excerpt(value), ": ", reason);
+  } else {
+    *error = absl::StrCat("--", f.Name(), "=", Excerpt(value), ": not ", expected);
+  }
   return false;
 }
 

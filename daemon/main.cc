@@ -22,6 +22,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "flags_util.h"
+#include "group_by.h"
 #include "privileges.h"
 
 ABSL_FLAG(std::string, listen, ":9750",
@@ -37,14 +38,14 @@ ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
           "Stop after this long (e.g. 30s); 0 runs until SIGINT/SIGTERM");
 ABSL_FLAG(absl::Duration, sample_interval, absl::Seconds(1),
           "Time between passes over all processes (100ms..1m)");
-ABSL_FLAG(std::string, attach, "auto",
+ABSL_FLAG(procscope::AttachMode, attach, procscope::AttachMode::kAuto,
           "Tracepoint attach type: auto (tp_btf, else raw_tp), tp_btf or raw_tp");
 ABSL_FLAG(std::string, btf, "", "Kernel BTF file to use instead of /sys/kernel/btf/vmlinux");
 ABSL_FLAG(bool, verbose, false, "Print libbpf's messages, the verifier log included");
 ABSL_FLAG(bool, bpf_stats, false,
           "Measure each BPF program's run time (procscope_bpf_program_* metrics); ~35 ns per run");
 ABSL_FLAG(std::string, proc_root, "/proc", "Where procfs is mounted (a host's /proc in a pod)");
-ABSL_FLAG(std::string, group_by, "comm",
+ABSL_FLAG(procscope::GroupBy, group_by, procscope::GroupBy::kComm,
           "What groups processes: comm, exe, container, unit (systemd) or user");
 ABSL_FLAG(absl::Duration, group_idle_expiry, absl::Minutes(10),
           "Series of a group with no live process and no exit for this long are dropped");
@@ -142,9 +143,7 @@ absl::StatusOr<Config> ConfigFromFlagsInner() {
   c.quiet = absl::GetFlag(FLAGS_quiet);
   c.duration = absl::GetFlag(FLAGS_duration);
   c.sample_interval = absl::GetFlag(FLAGS_sample_interval);
-  auto mode = ParseAttachMode(absl::GetFlag(FLAGS_attach));
-  if (!mode.ok()) return mode.status();
-  c.collector.attach = *mode;
+  c.collector.attach = absl::GetFlag(FLAGS_attach);
   c.collector.btf_path = absl::GetFlag(FLAGS_btf);
   c.collector.verbose = absl::GetFlag(FLAGS_verbose);
   c.collector.bpf_stats = absl::GetFlag(FLAGS_bpf_stats);
@@ -153,9 +152,7 @@ absl::StatusOr<Config> ConfigFromFlagsInner() {
   c.collector.ring_buffer_bytes =
       ring == (4 << 20) ? 0 : static_cast<uint32_t>(std::clamp<int64_t>(ring, 1, UINT32_MAX));
   c.proc_root = absl::GetFlag(FLAGS_proc_root);
-  auto group_by = ParseGroupBy(absl::GetFlag(FLAGS_group_by));
-  if (!group_by.ok()) return group_by.status();
-  c.table.group_by = *group_by;
+  c.table.group_by = absl::GetFlag(FLAGS_group_by);
   c.table.group_idle_expiry = absl::GetFlag(FLAGS_group_idle_expiry);
   c.table.include_regex = absl::GetFlag(FLAGS_include);
   c.table.exclude_regex = absl::GetFlag(FLAGS_exclude);

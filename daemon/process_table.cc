@@ -77,16 +77,6 @@ void Forget(Map& m, absl::Time now) {
 
 }  // namespace
 
-absl::StatusOr<GroupBy> ParseGroupBy(absl::string_view s) {
-  if (s == "comm") return GroupBy::kComm;
-  if (s == "exe") return GroupBy::kExe;
-  if (s == "container") return GroupBy::kContainer;
-  if (s == "unit") return GroupBy::kUnit;
-  if (s == "user") return GroupBy::kUser;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--group_by=", s, ": must be one of comm, exe, container, unit, user"));
-}
-
 absl::Status ValidateTableOptions(const TableOptions& o) {
   for (const auto& [name, re] :
        {std::pair<const char*, const std::string&>{"include", o.include_regex},

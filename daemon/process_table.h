@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "group_by.h"
 #include "model.h"
 #include "procfs.h"
 #include "procscope.pb.h"
@@ -21,9 +22,6 @@
 #include "records.h"
 
 namespace procscope {
-
-enum class GroupBy { kComm, kExe, kContainer, kUnit, kUser };
-absl::StatusOr<GroupBy> ParseGroupBy(absl::string_view s);  // "comm", "exe", "container", ...
 
 struct TableOptions {
   GroupBy group_by = GroupBy::kComm;

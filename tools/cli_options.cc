@@ -113,36 +113,23 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view s) {
 }
 
 absl::StatusOr<SortKey> ParseSortKey(absl::string_view s) {
-  if (s == "cpu") return SortKey::kCpu;
-  if (s == "runq") return SortKey::kRunq;
-  if (s == "mem") return SortKey::kMem;
-  if (s == "faults") return SortKey::kFaults;
-  if (s == "io") return SortKey::kIo;
-  return Usage(absl::StrCat("--sort=", s, ": must be one of cpu, runq, mem, faults, io"));
-}
-
-const char* SortKeyName(SortKey k) {
-  switch (k) {
-    case SortKey::kCpu:
-      return "cpu";
-    case SortKey::kRunq:
-      return "runq";
-    case SortKey::kMem:
-      return "mem";
-    case SortKey::kFaults:
-      return "faults";
-    case SortKey::kIo:
-      return "io";
-  }
-  return "?";
+  if (std::optional<SortKey> k = ValueOf(kSortKeyNames, s)) return *k;
+  return Usage(absl::StrCat("--sort=", s, ": ", MustBeOneOf(kSortKeyNames)));
 }
 
 absl::StatusOr<ColorMode> ParseColorMode(absl::string_view s) {
-  if (s == "auto") return ColorMode::kAuto;
-  if (s == "always") return ColorMode::kAlways;
-  if (s == "never") return ColorMode::kNever;
-  return Usage(absl::StrCat("--color=", s, ": must be one of auto, always, never"));
+  if (std::optional<ColorMode> m = ValueOf(kColorModeNames, s)) return *m;
+  return Usage(absl::StrCat("--color=", s, ": ", MustBeOneOf(kColorModeNames)));
 }
+
+bool AbslParseFlag(absl::string_view text, SortKey* out, std::string* error) {
+  return ParseEnumFlag(kSortKeyNames, text, out, error);
+}
+std::string AbslUnparseFlag(SortKey k) { return SortKeyName(k); }
+bool AbslParseFlag(absl::string_view text, ColorMode* out, std::string* error) {
+  return ParseEnumFlag(kColorModeNames, text, out, error);
+}
+std::string AbslUnparseFlag(ColorMode m) { return ColorModeName(m); }
 
 bool UseColor(ColorMode mode, bool stdout_is_tty, const char* term_env, const char* no_color_env) {
   switch (mode) {
@@ -181,12 +168,8 @@ absl::StatusOr<Options> MakeOptions(Command c, const FlagValues& v,
   }
   o.timeout = v.timeout;
   o.json = v.json;
-  auto color = ParseColorMode(v.color);
-  if (!color.ok()) return color.status();
-  o.color = *color;
-  auto sort = ParseSortKey(v.sort);
-  if (!sort.ok()) return sort.status();
-  o.sort = *sort;
+  o.color = v.color;
+  o.sort = v.sort;
   if (v.limit < 1 || v.limit > 100000) {
     return Usage(absl::StrCat("--limit=", v.limit, ": must be between 1 and 100000"));
   }

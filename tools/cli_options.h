@@ -5,6 +5,8 @@
 #ifndef PROCSCOPE_TOOLS_CLI_OPTIONS_H_
 #define PROCSCOPE_TOOLS_CLI_OPTIONS_H_
 
+#include <array>
+#include <cstddef>
 #include <optional>
 #include <set>
 #include <string>
@@ -13,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "enum_names.h"
 
 namespace procscope::cli {
 
@@ -44,13 +47,38 @@ struct Endpoint {
 // "https://" and trailing "/". The error names the flag.
 absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view s);
 
-// What `top` sorts its process table by: one of the daemon's per-process rates.
-enum class SortKey { kCpu, kRunq, kMem, kFaults, kIo };
-absl::StatusOr<SortKey> ParseSortKey(absl::string_view s);
-const char* SortKeyName(SortKey k);  // "cpu", "runq", ...
+// What `top` sorts its process table by: one of the daemon's per-process rates. kLast names the
+// last enumerator: a new one moves it, and then fails the build until kSortKeyNames names it.
+enum class SortKey { kCpu, kRunq, kMem, kFaults, kIo, kLast = kIo };
+inline constexpr size_t kSortKeyCount = static_cast<size_t>(SortKey::kLast) + 1;
+inline constexpr std::array<EnumName<SortKey>, kSortKeyCount> kSortKeyNames = {{
+    {SortKey::kCpu, "cpu"},
+    {SortKey::kRunq, "runq"},
+    {SortKey::kMem, "mem"},
+    {SortKey::kFaults, "faults"},
+    {SortKey::kIo, "io"},
+}};
+static_assert(IsEnumTable(kSortKeyNames, kSortKeyCount), "kSortKeyNames must name every SortKey");
+absl::StatusOr<SortKey> ParseSortKey(absl::string_view s);  // the error names --sort
+constexpr const char* SortKeyName(SortKey k) { return NameOf(kSortKeyNames, k); }  // "cpu", ...
 
-enum class ColorMode { kAuto, kAlways, kNever };
-absl::StatusOr<ColorMode> ParseColorMode(absl::string_view s);
+enum class ColorMode { kAuto, kAlways, kNever, kLast = kNever };
+inline constexpr size_t kColorModeCount = static_cast<size_t>(ColorMode::kLast) + 1;
+inline constexpr std::array<EnumName<ColorMode>, kColorModeCount> kColorModeNames = {{
+    {ColorMode::kAuto, "auto"},
+    {ColorMode::kAlways, "always"},
+    {ColorMode::kNever, "never"},
+}};
+static_assert(IsEnumTable(kColorModeNames, kColorModeCount),
+              "kColorModeNames must name every ColorMode");
+absl::StatusOr<ColorMode> ParseColorMode(absl::string_view s);  // the error names --color
+constexpr const char* ColorModeName(ColorMode m) { return NameOf(kColorModeNames, m); }
+
+// --sort and --color as Abseil flags of these types (the error lists the valid values).
+bool AbslParseFlag(absl::string_view text, SortKey* out, std::string* error);
+std::string AbslUnparseFlag(SortKey k);
+bool AbslParseFlag(absl::string_view text, ColorMode* out, std::string* error);
+std::string AbslUnparseFlag(ColorMode m);
 // kAuto: colours only when stdout is a terminal, TERM is not "dumb" and NO_COLOR is unset.
 bool UseColor(ColorMode mode, bool stdout_is_tty, const char* term_env, const char* no_color_env);
 
@@ -59,8 +87,8 @@ struct FlagValues {
   std::string endpoint = kDefaultEndpoint;
   absl::Duration timeout = absl::Seconds(5);
   bool json = false;
-  std::string color = "auto";
-  std::string sort = "cpu";
+  ColorMode color = ColorMode::kAuto;
+  SortKey sort = SortKey::kCpu;
   int limit = kDefaultLimit;
   bool watch = false;
   absl::Duration interval = absl::Seconds(2);

@@ -38,8 +38,10 @@ ABSL_FLAG(std::string, cert_file, "", "https:// endpoint: client certificate (PE
 ABSL_FLAG(std::string, key_file, "", "https:// endpoint: the client certificate's key (PEM)");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Give up on one request after this long");
 ABSL_FLAG(bool, json, false, "Print one JSON document instead of a table (schema: docs/cli.md)");
-ABSL_FLAG(std::string, color, "auto", "Colours: auto (only on a terminal), always or never");
-ABSL_FLAG(std::string, sort, "cpu", "top: sort by cpu, runq, mem, faults or io");
+ABSL_FLAG(procscope::cli::ColorMode, color, procscope::cli::ColorMode::kAuto,
+          "Colours: auto (only on a terminal), always or never");
+ABSL_FLAG(procscope::cli::SortKey, sort, procscope::cli::SortKey::kCpu,
+          "top: sort by cpu, runq, mem, faults or io");
 ABSL_FLAG(int, limit, procscope::cli::kDefaultLimit, "top: processes shown; events: events shown");
 ABSL_FLAG(bool, watch, false, "top: refresh in place every --interval until q or Ctrl-C");
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "top --watch / events --follow: period");

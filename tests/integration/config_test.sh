@@ -84,6 +84,19 @@ rejects --proc_root="$TMP"
 [[ "$out" == *"not a procfs"* ]] || fail "--proc_root not procfs: $out"
 pass "range, negative, inf/nan and --proc_root errors show the given value and file:line"
 
+# Enum flags (Abseil custom flag types): a bad value lists the valid ones, escaped, from the
+# command line or with file:line from the file.
+rejects --attach=kprobe
+[[ "$out" == "procscoped: --attach=kprobe: must be one of auto, tp_btf, raw_tp" ]] || fail "--attach: $out"
+rejects --group_by $'pod\e[2J'
+[[ "$out" == 'procscoped: --group_by=pod\x1b[2J: must be one of comm, exe, container, unit, user' ]] ||
+  fail "--group_by: $out"
+printf 'attach=raw_tp\ngroup_by=Comm\n' >"$TMP/enum.conf"
+rejects --config="$TMP/enum.conf"
+[[ "$out" == *"enum.conf:2: --group_by=Comm: must be one of comm, exe, container, unit, user" ]] ||
+  fail "group_by from a file: $out"
+pass "a bad --attach/--group_by lists the valid values (from a file: file:line): $out"
+
 # A load error that is not EPERM/EACCES: a valid BTF file with nothing but "int" in it.
 printf '\x9f\xeb\x01\x00\x18\x00\x00\x00\x00\x00\x00\x00\x10\x00\x00\x00\x10\x00\x00\x00\x05\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01\x04\x00\x00\x00\x20\x00\x00\x00\x00int\x00' >"$TMP/int.btf"
 rc=0; out=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --pin_path= --quiet --btf="$TMP/int.btf" 2>&1) || rc=$?

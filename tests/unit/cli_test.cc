@@ -153,6 +153,37 @@ TEST(OptionsTest, SortAndColorValues) {
   EXPECT_FALSE(ParseColorMode("yes").ok());
 }
 
+// --sort and --color are flags of their enum types: each name parses and unparses, and a bad
+// value's error lists every valid one (the flag parser puts "--sort=<value>: " in front).
+TEST(OptionsTest, SortAndColorAreEnumFlags) {
+  for (const auto& [key, name] : kSortKeyNames) {
+    SortKey parsed = SortKey::kCpu;
+    std::string error;
+    ASSERT_TRUE(AbslParseFlag(name, &parsed, &error)) << name << ": " << error;
+    EXPECT_EQ(parsed, key);
+    EXPECT_EQ(AbslUnparseFlag(key), name);
+  }
+  for (const auto& [mode, name] : kColorModeNames) {
+    ColorMode parsed = ColorMode::kAuto;
+    std::string error;
+    ASSERT_TRUE(AbslParseFlag(name, &parsed, &error)) << name << ": " << error;
+    EXPECT_EQ(parsed, mode);
+    EXPECT_EQ(AbslUnparseFlag(mode), name);
+  }
+  SortKey key = SortKey::kMem;
+  std::string error;
+  EXPECT_FALSE(AbslParseFlag("disk", &key, &error));
+  EXPECT_EQ(error, "must be one of cpu, runq, mem, faults, io");
+  EXPECT_EQ(key, SortKey::kMem);
+  ColorMode mode = ColorMode::kNever;
+  EXPECT_FALSE(AbslParseFlag("yes", &mode, &error));
+  EXPECT_EQ(error, "must be one of auto, always, never");
+  EXPECT_EQ(ParseColorMode("yes").status().message(),
+            "--color=yes: must be one of auto, always, never");
+  EXPECT_EQ(ParseSortKey("disk").status().message(),
+            "--sort=disk: must be one of cpu, runq, mem, faults, io");
+}
+
 TEST(OptionsTest, ColorAutoOnlyOnATerminal) {
   EXPECT_TRUE(UseColor(ColorMode::kAuto, true, "xterm", nullptr));
   EXPECT_FALSE(UseColor(ColorMode::kAuto, false, "xterm", nullptr));

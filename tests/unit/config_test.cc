@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tier 1: settings validation and --attach parsing (daemon/config.h).
+// Tier 1: settings validation, --attach and --group_by parsing (daemon/config.h, group_by.h).
 #include "config.h"
 
 #include <sys/stat.h>
@@ -14,11 +14,13 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "collector.h"
 #include "flags_util.h"
+#include "group_by.h"
 #include "gtest/gtest.h"
 #include "privileges.h"
 
@@ -26,6 +28,8 @@
 ABSL_FLAG(int, cfgtest_int, 10, "test");
 ABSL_FLAG(absl::Duration, cfgtest_duration, absl::Seconds(2), "test");
 ABSL_FLAG(std::string, cfgtest_string, "default", "test");
+ABSL_FLAG(procscope::AttachMode, cfgtest_attach, procscope::AttachMode::kAuto, "test");
+ABSL_FLAG(procscope::GroupBy, cfgtest_group_by, procscope::GroupBy::kComm, "test");
 
 namespace procscope {
 namespace {
@@ -350,6 +354,72 @@ TEST(CheckFlagArgumentTest, BadValueIsQuotedShortAndEscaped) {
   EXPECT_EQ(CheckFlagArgument("--cfgtest_duration=2x"),
             "--cfgtest_duration=2x: not a duration such as 500ms, 2s or 1m");
   EXPECT_EQ(CheckFlagArgument("--cfgtest_int=7"), "");
+}
+
+// --attach and --group_by are flags of their enum types (AbslParseFlag): every name parses to its
+// enumerator and back, and a bad value is one escaped line that lists the valid ones.
+TEST(EnumFlagTest, EveryNameRoundTrips) {
+  for (const auto& [mode, name] : kAttachModeNames) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(AbslUnparseFlag(mode), name);
+    EXPECT_STREQ(AttachModeName(mode), name);
+    AttachMode parsed = AttachMode::kAuto;
+    std::string error;
+    ASSERT_TRUE(AbslParseFlag(name, &parsed, &error)) << error;
+    EXPECT_EQ(parsed, mode);
+    EXPECT_EQ(*ParseAttachMode(name), mode);
+  }
+  for (const auto& [by, name] : kGroupByNames) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(AbslUnparseFlag(by), name);
+    EXPECT_STREQ(GroupByName(by), name);
+    GroupBy parsed = GroupBy::kComm;
+    std::string error;
+    ASSERT_TRUE(AbslParseFlag(name, &parsed, &error)) << error;
+    EXPECT_EQ(parsed, by);
+    EXPECT_EQ(*ParseGroupBy(name), by);
+  }
+  EXPECT_EQ(kAttachModeNames.size(), 3u);
+  EXPECT_EQ(kGroupByNames.size(), 5u);
+  EXPECT_STREQ(GroupByName(static_cast<GroupBy>(99)), "?");  // a bad cast does not read past
+}
+
+TEST(EnumFlagTest, BadValueListsTheValidOnes) {
+  EXPECT_EQ(CheckFlagArgument("--cfgtest_attach=kprobe"),
+            "--cfgtest_attach=kprobe: must be one of auto, tp_btf, raw_tp");
+  EXPECT_EQ(CheckFlagArgument("--cfgtest_group_by=pod"),
+            "--cfgtest_group_by=pod: must be one of comm, exe, container, unit, user");
+  EXPECT_EQ(CheckFlagArgument("--cfgtest_group_by=Comm"),
+            "--cfgtest_group_by=Comm: must be one of comm, exe, container, unit, user");
+  const std::string err = CheckFlagArgument("--cfgtest_group_by=\x1b[2J" + std::string(500, 'p'));
+  EXPECT_TRUE(Contains(err, "--cfgtest_group_by=\\x1b[2Jppp")) << err;
+  EXPECT_TRUE(Contains(err, "bytes): must be one of comm, exe, container, unit, user")) << err;
+  ExpectSafeOneLine(err);
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_group_by), GroupBy::kComm);  // a bad value sets nothing
+  EXPECT_EQ(CheckFlagArgument("--cfgtest_group_by=unit"), "");
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_group_by), GroupBy::kUnit);
+  absl::SetFlag(&FLAGS_cfgtest_group_by, GroupBy::kComm);
+  // --help shows the default by name.
+  EXPECT_EQ(absl::FindCommandLineFlag("cfgtest_attach")->DefaultValue(), "auto");
+  EXPECT_EQ(absl::FindCommandLineFlag("cfgtest_group_by")->DefaultValue(), "comm");
+}
+
+TEST_F(ConfigFileTest, EnumFlagsFromTheFile) {
+  const std::string path = Write("e.conf", "cfgtest_attach=raw_tp\ncfgtest_group_by = user\n");
+  ASSERT_TRUE(ApplyConfigFile(path, {}, origins_).ok());
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_attach), AttachMode::kRawTp);
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_group_by), GroupBy::kUser);
+  const std::string bad = Write("f.conf", "cfgtest_attach=auto\ncfgtest_group_by=pod\n");
+  const absl::Status s = ApplyConfigFile(bad, {}, origins_);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_EQ(s.message(), bad +
+                             ":2: --cfgtest_group_by=pod: must be one of comm, exe, container, "
+                             "unit, user");
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_attach), AttachMode::kRawTp);  // a bad file changes nothing
+  // A line removed from the file goes back to the default.
+  ASSERT_TRUE(ApplyConfigFile(Write("g.conf", "\n"), {}, origins_).ok());
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_attach), AttachMode::kAuto);
+  EXPECT_EQ(absl::GetFlag(FLAGS_cfgtest_group_by), GroupBy::kComm);
 }
 
 TEST(ExcerptTest, EscapesAndCuts) {
