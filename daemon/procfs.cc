@@ -3,7 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,14 +44,39 @@ std::string ReadLinkAt(int dirfd, const char* name) {
   return "";
 }
 
-// The name of `uid` in a passwd(5) file, or the number when the file does not name it (the file
-// is missing, or the user comes from NSS). Read on each call: new processes are rare enough, and
-// users added later then resolve too.
-std::string UserName(const std::string& passwd_path, uint32_t uid) {
-  absl::StatusOr<std::string> passwd = ReadFileAt(AT_FDCWD, passwd_path, passwd_path);
-  if (passwd.ok()) {
-    if (std::string name = UserNameInPasswd(*passwd, uid); !name.empty()) return name;
+// The name of the first entry for `uid` in `f` (read from where it is), or "". glibc skips
+// comments and lines it cannot parse; a line longer than the buffer is retried with a bigger
+// one (fgetpwent_r rewinds to the line's start on ERANGE), up to 1 MiB, then skipped.
+std::string NameInPasswdStream(FILE* f, uint32_t uid) {
+  constexpr size_t kMaxLine = 1 << 20;
+  std::vector<char> buf(1024);
+  struct passwd pw;
+  struct passwd* entry = nullptr;
+  for (;;) {
+    const int err = fgetpwent_r(f, &pw, buf.data(), buf.size(), &entry);
+    if (err == ERANGE && buf.size() < kMaxLine) {
+      buf.resize(buf.size() * 2);
+      continue;
+    }
+    if (err == ERANGE) {  // a line of over 1 MiB: not a user; skip to the next line
+      int c;
+      while ((c = getc(f)) != EOF && c != '\n') {
+      }
+      if (c == EOF) return "";
+      continue;
+    }
+    if (err != 0 || entry == nullptr) return "";  // ENOENT: the end; or a read error
+    if (pw.pw_uid != uid || pw.pw_name == nullptr) continue;
+    const char first = pw.pw_name[0];
+    if (first == '\0' || first == '+' || first == '-') continue;  // unnamed, NIS compat
+    return pw.pw_name;
   }
+}
+
+// The name of `uid` in a passwd(5) file, or the number when the file does not name it (the file
+// is missing, or the user comes from NSS).
+std::string UserName(UserNames& users, uint32_t uid) {
+  if (std::string name = users.Lookup(uid); !name.empty()) return name;
   return absl::StrCat(uid);
 }
 
@@ -101,17 +129,65 @@ absl::StatusOr<uint32_t> ParseRealUid(absl::string_view status, absl::string_vie
 }
 
 std::string UserNameInPasswd(absl::string_view passwd, uint32_t uid) {
-  for (absl::string_view line : absl::StrSplit(passwd, '\n', absl::SkipEmpty())) {
-    // name:password:uid:gid:gecos:home:shell
-    std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(':', 3));
-    uint32_t entry_uid = 0;
-    if (f.size() < 3 || f[0].empty() || absl::StartsWith(f[0], "#") ||
-        !absl::SimpleAtoi(f[2], &entry_uid) || entry_uid != uid) {
-      continue;
-    }
-    return std::string(f[0]);
+  if (passwd.empty()) return "";
+  // fmemopen only reads the buffer ("r"): the cast drops a const it does not need.
+  FILE* f = fmemopen(const_cast<char*>(passwd.data()), passwd.size(), "r");
+  if (f == nullptr) return "";
+  std::string name = NameInPasswdStream(f, uid);
+  fclose(f);
+  return name;
+}
+
+UserNames::UserNames(std::string passwd_path) : path_(std::move(passwd_path)) {}
+
+bool UserNames::Stamp::operator==(const Stamp& o) const {
+  return exists == o.exists && dev == o.dev && ino == o.ino && size == o.size &&
+         mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec &&
+         ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec;
+}
+
+UserNames::Stamp UserNames::StampOf(int stat_result, const struct stat& st) {
+  Stamp s;
+  if (stat_result != 0) return s;  // missing (or unreadable): one stamp for all such states
+  s.exists = true;
+  s.dev = st.st_dev;
+  s.ino = st.st_ino;
+  s.size = st.st_size;
+  s.mtime = st.st_mtim;
+  s.ctime = st.st_ctim;
+  return s;
+}
+
+std::string UserNames::Lookup(uint32_t uid) {
+  struct stat st;
+  const int rc = stat(path_.c_str(), &st);
+  const Stamp now = StampOf(rc, st);
+  absl::MutexLock lock(&mu_);
+  if (!(now == stamp_)) {
+    names_.clear();
+    stamp_ = now;
   }
-  return "";
+  if (const auto it = names_.find(uid); it != names_.end()) return it->second;
+  std::string name;
+  if (FILE* f = fopen(path_.c_str(), "re"); f != nullptr) {
+    ++file_reads_;
+    // The file may have changed since the stat: cache what was read under its own stamp.
+    struct stat opened;
+    const Stamp read_stamp = StampOf(fstat(fileno(f), &opened), opened);
+    if (!(read_stamp == stamp_)) {
+      names_.clear();
+      stamp_ = read_stamp;
+    }
+    name = NameInPasswdStream(f, uid);
+    fclose(f);
+  }
+  names_[uid] = name;
+  return name;
+}
+
+uint64_t UserNames::file_reads() const {
+  absl::MutexLock lock(&mu_);
+  return file_reads_;
 }
 
 std::string JoinCmdline(std::string cmdline) {
@@ -122,7 +198,7 @@ std::string JoinCmdline(std::string cmdline) {
 }
 
 Procfs::Procfs(std::string proc_root, std::string passwd_path)
-    : root_(std::move(proc_root)), passwd_path_(std::move(passwd_path)) {}
+    : root_(std::move(proc_root)), users_(std::move(passwd_path)) {}
 
 absl::StatusOr<Identity> Procfs::Read(pid_t pid, uint64_t start_ns) {
   if (pid <= 0) return absl::NotFoundError(absl::StrCat("no process has pid ", pid));
@@ -149,7 +225,7 @@ absl::StatusOr<Identity> Procfs::Read(pid_t pid, uint64_t start_ns) {
   const std::string status_path = absl::StrCat(dir, "/status");
   ASSIGN_OR_RETURN(const std::string status, ReadFileAt(dirfd, "status", status_path));
   ASSIGN_OR_RETURN(const uint32_t uid, ParseRealUid(status, status_path));
-  id.user = UserName(passwd_path_, uid);
+  id.user = UserName(users_, uid);
 
   ASSIGN_OR_RETURN(const std::string cgroup,
                    ReadFileAt(dirfd, "cgroup", absl::StrCat(dir, "/cgroup")));

@@ -4,12 +4,18 @@
 #ifndef PROCSCOPE_DAEMON_PROCFS_H_
 #define PROCSCOPE_DAEMON_PROCFS_H_
 
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
+#include <cstdint>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "model.h"
 
 namespace procscope {
@@ -22,6 +28,39 @@ class IdentitySource {
   // The identity of process `pid` whose start time is `start_ns` (boot-time ns, as in ps_key):
   // NotFound if no such process (gone, or the pid now belongs to another process).
   virtual absl::StatusOr<Identity> Read(pid_t pid, uint64_t start_ns) = 0;
+};
+
+// uid -> user name from a passwd(5) file, read with glibc's fgetpwent_r (the file only: users
+// from NSS, e.g. LDAP, keep their number). Each uid is looked up in the file once and cached, a
+// uid the file does not name too, until the file changes (its inode, size, mtime or ctime, checked
+// with one stat per lookup): then the cache is dropped, so a user added later gets a name.
+class UserNames {
+ public:
+  explicit UserNames(std::string passwd_path);
+
+  // The name of `uid`, or "" when the file does not name it (or cannot be read).
+  std::string Lookup(uint32_t uid) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // How many times the file was read (for tests: what the cache saved).
+  uint64_t file_reads() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Stamp {
+    bool exists = false;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    timespec mtime = {};
+    timespec ctime = {};
+    bool operator==(const Stamp& o) const;
+  };
+  static Stamp StampOf(int stat_result, const struct stat& st);
+
+  const std::string path_;
+  mutable absl::Mutex mu_;
+  Stamp stamp_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint32_t, std::string> names_ ABSL_GUARDED_BY(mu_);  // "": not in the file
+  uint64_t file_reads_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 class Procfs : public IdentitySource {
@@ -39,7 +78,7 @@ class Procfs : public IdentitySource {
 
  private:
   std::string root_;
-  std::string passwd_path_;
+  UserNames users_;
 };
 
 // The pure parsers of what Procfs reads (untrusted text: a process chooses its own comm and
@@ -48,7 +87,9 @@ class Procfs : public IdentitySource {
 absl::StatusOr<uint64_t> ParseStartTicks(absl::string_view stat, absl::string_view display);
 // The real uid: the first number of the "Uid:" line of /proc/<pid>/status.
 absl::StatusOr<uint32_t> ParseRealUid(absl::string_view status, absl::string_view display);
-// The name of `uid` in the text of a passwd(5) file, or "" if it does not name it.
+// The name of `uid` in the text of a passwd(5) file, or "" if it does not name it: the first
+// entry with that uid, parsed as UserNames parses the file (fgetpwent_r), skipping entries with
+// an empty name and NIS compat entries ("+name", "-name").
 std::string UserNameInPasswd(absl::string_view passwd, uint32_t uid);
 // /proc/<pid>/cmdline (NUL-separated args) as one line: args joined by spaces.
 std::string JoinCmdline(std::string cmdline);

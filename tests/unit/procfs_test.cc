@@ -4,7 +4,11 @@
 #include "procfs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -164,6 +168,53 @@ TEST_F(FakeProcTest, MissingPasswdFileGivesTheNumber) {
   EXPECT_EQ(id->user, "1000");
 }
 
+// The passwd file is read with fgetpwent_r, once per uid: the same uid (named or not) again
+// costs a stat, not a read, until the file changes.
+TEST_F(FakeProcTest, UserNamesAreCachedPerUidUntilTheFileChanges) {
+  UserNames users(passwd_);
+  EXPECT_EQ(users.Lookup(1000), "alice");
+  EXPECT_EQ(users.Lookup(1001), "bob");  // not the commented-out line before it
+  EXPECT_EQ(users.file_reads(), 2u);
+  EXPECT_EQ(users.Lookup(1000), "alice");
+  EXPECT_EQ(users.Lookup(4000), "");
+  EXPECT_EQ(users.Lookup(4000), "");
+  EXPECT_EQ(users.file_reads(), 3u);  // one read for 4000, then cached as unnamed too
+
+  // A user added later (useradd appends): the size changed, so 4000 is looked up again.
+  std::ofstream(passwd_, std::ios::app) << "carol:x:4000:4000::/home/carol:/bin/sh\n";
+  EXPECT_EQ(users.Lookup(4000), "carol");
+  EXPECT_EQ(users.Lookup(1000), "alice");
+  EXPECT_EQ(users.file_reads(), 5u);
+
+  // Renamed in place, same size and inode: the new mtime alone drops the cache.
+  std::stringstream read;
+  read << std::ifstream(passwd_).rdbuf();
+  std::string text = read.str();
+  text.replace(text.find("alice:"), 6, "alicf:");
+  Write(passwd_, text);
+  const timespec later[2] = {{time(nullptr) + 100, 0}, {time(nullptr) + 100, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, passwd_.c_str(), later, 0), 0) << strerror(errno);
+  EXPECT_EQ(users.Lookup(1000), "alicf");
+
+  // Removed: every uid is unnamed; back again: named.
+  fs::rename(passwd_, passwd_ + ".moved");
+  EXPECT_EQ(users.Lookup(1000), "");
+  fs::rename(passwd_ + ".moved", passwd_);
+  EXPECT_EQ(users.Lookup(1000), "alicf");
+}
+
+TEST_F(FakeProcTest, UserAddedLaterGetsANameFromTheSameProcfs) {
+  AddProcess(20, "app", 1, 4000, "0::/\n");
+  Procfs procfs(root_, passwd_);
+  absl::StatusOr<Identity> id = procfs.Read(20, NsPerTick());
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(id->user, "4000");
+  std::ofstream(passwd_, std::ios::app) << "carol:x:4000:4000::/home/carol:/bin/sh\n";
+  id = procfs.Read(20, NsPerTick());
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(id->user, "carol");
+}
+
 TEST_F(FakeProcTest, MalformedStatIsAnError) {
   struct Bad {
     std::string stat;
@@ -257,6 +308,18 @@ TEST(ProcfsParsersTest, UidPasswdAndCmdline) {
   EXPECT_EQ(UserNameInPasswd(passwd, 1000), "alice");
   EXPECT_EQ(UserNameInPasswd(passwd, 0), "root");
   EXPECT_EQ(UserNameInPasswd(passwd, 7), "");
+  EXPECT_EQ(UserNameInPasswd("", 0), "");
+  EXPECT_EQ(UserNameInPasswd("last:x:7:7", 7), "last");  // no final newline
+  // Skipped: an empty name, NIS compat entries, a bad uid, a line too long for any buffer; the
+  // first entry of a uid wins; a line longer than the first buffer (1 KiB) is read whole.
+  const std::string odd =
+      ":x:5:5::/:/bin/sh\n+nis\n+:x:5:5::/:/\n-old:x:5:5::/:/\nneg:x:-5:0::/:/\n" +
+      std::string("huge:x:5:5:") + std::string(2 << 20, 'g') + "::/:/\n" +
+      "long:x:6:6:" + std::string(5000, 'g') + "::/:/\n" +
+      "five:x:5:5::/:/bin/sh\nfive-again:x:5:5::/:/\n";
+  EXPECT_EQ(UserNameInPasswd(odd, 5), "five");
+  EXPECT_EQ(UserNameInPasswd(odd, 6), "long");
+  EXPECT_EQ(UserNameInPasswd(odd, 0), "");  // "+nis" has no uid: not uid 0
   EXPECT_EQ(JoinCmdline(std::string("a\0b c\0\0\0", 9)), "a b c");
   EXPECT_EQ(JoinCmdline(""), "");
 }
