@@ -208,7 +208,11 @@ absl::StatusOr<HttpReply> HttpGetReply(const Endpoint& endpoint, absl::string_vi
 
 absl::StatusOr<std::string> HttpGet(const Endpoint& endpoint, absl::string_view path,
                                     absl::Duration timeout) {
-  auto reply = HttpGetReply(endpoint, path, timeout);
+  return OkBody(endpoint, path, HttpGetReply(endpoint, path, timeout));
+}
+
+absl::StatusOr<std::string> OkBody(const Endpoint& endpoint, absl::string_view path,
+                                   absl::StatusOr<HttpReply> reply) {
   if (!reply.ok()) return reply.status();
   if (reply->status != 200) {
     std::string excerpt(absl::StripAsciiWhitespace(reply->body.substr(0, 120)));

@@ -34,6 +34,9 @@ absl::StatusOr<HttpReply> HttpGetReply(const Endpoint& endpoint, absl::string_vi
 // The body of a 200 reply; any other status is an error that quotes the start of the body.
 absl::StatusOr<std::string> HttpGet(const Endpoint& endpoint, absl::string_view path,
                                     absl::Duration timeout);
+// The same check on a reply already received (or its error) from `endpoint` for `path`.
+absl::StatusOr<std::string> OkBody(const Endpoint& endpoint, absl::string_view path,
+                                   absl::StatusOr<HttpReply> reply);
 
 // Parses the daemon's JSON (protobuf's mapping) into `msg`; fields it does not know (a newer
 // daemon) are ignored. `what` names the document in the error.

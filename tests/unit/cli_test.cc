@@ -1,13 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tier 1: the procscope CLI's logic on fixed protobuf messages: option checks, the HTTP reply
 // parser and client errors, the top table (sorting, limit, shares, hostile names), the tree
-// (orphans, cycles, reused pids, depth, folding), the JSON documents, and --follow's dedupe.
+// (orphans, cycles, reused pids, depth, folding), the JSON documents, --follow's dedupe, and
+// the command loops (top --watch, events --follow) on canned replies.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "cli_commands.h"
 #include "cli_http.h"
 #include "cli_options.h"
 #include "cli_render.h"
@@ -881,6 +888,290 @@ TEST(StatusTest, ShowsCostsDropsAndFill) {
   EXPECT_EQ(st.fields().at("readyz").struct_value().fields().at("code").number_value(), 503);
   EXPECT_EQ(st.fields().at("healthz").struct_value().fields().at("body").string_value(), "ok");
   EXPECT_EQ(st.fields().at("status").struct_value().fields().at("version").string_value(), "0.1.0");
+}
+
+// ---------------------------------------------------------------------------------------------
+// the command loops (cli_commands.h), driven with canned replies
+
+// Pure logic: a fake CommandIo with canned JSON replies, a fake clock, scripted keys and a
+// captured stdout/stderr. The loops' own decisions are under test here; the real HTTP client is
+// covered by HttpClientTest above, the real terminal and daemon by integration.cli.
+class FakeIo : public CommandIo {
+ public:
+  // Replies to GET `path`, in order; the last one repeats.
+  void Reply(const std::string& path, absl::StatusOr<HttpReply> r) {
+    replies_[path].push_back(std::move(r));
+  }
+  void Json(const std::string& path, const google::protobuf::Message& m) {
+    Reply(path, HttpReply{200, MessageJson(m)});
+  }
+  int Gets(const std::string& path) const {
+    return static_cast<int>(std::count(gets_.begin(), gets_.end(), path));
+  }
+
+  absl::StatusOr<HttpReply> Get(absl::string_view path) override {
+    gets_.emplace_back(path);
+    auto it = replies_.find(std::string(path));
+    if (it == replies_.end()) return HttpReply{404, "no canned reply"};
+    absl::StatusOr<HttpReply> r = it->second.front();
+    if (it->second.size() > 1) it->second.pop_front();
+    return r;
+  }
+  absl::Time Now() override { return now; }
+  void Nap(absl::Duration d) override {
+    now += d;
+    if (on_nap) on_nap(++naps);
+  }
+  void EnterWatchScreen() override {
+    ++screens;
+    in_screen = true;
+  }
+  void LeaveWatchScreen() override { in_screen = false; }
+  std::optional<char> WaitKey(absl::Duration d) override {
+    now += d;
+    ++waits;
+    return key_at ? key_at(waits) : std::nullopt;
+  }
+  TermSize Size() override { return {120, 40}; }
+  bool Out(absl::string_view s) override {
+    // From the fail_writes_from-th write on, stdout is gone (a closed pipe).
+    if (fail_writes_from > 0 && ++writes >= fail_writes_from) return false;
+    out.append(s.data(), s.size());
+    return true;
+  }
+  void Err(absl::string_view line) override { absl::StrAppend(&err, line, "\n"); }
+  bool Stopped() override { return stopped; }
+  void Stop() override { stopped = true; }
+  absl::StatusOr<TopData> Standalone(absl::Duration d) override {
+    standalone_for = d;
+    return Busy();
+  }
+
+  absl::Time now = absl::FromUnixSeconds(1700000000);
+  std::function<void(int)> on_nap;                 // called with the nap's number (1, 2, ...)
+  std::function<std::optional<char>(int)> key_at;  // the key of the n-th WaitKey
+  int naps = 0, waits = 0, screens = 0, writes = 0, fail_writes_from = 0;
+  bool in_screen = false, stopped = false;
+  absl::Duration standalone_for;
+  std::string out, err;
+
+ private:
+  std::map<std::string, std::deque<absl::StatusOr<HttpReply>>> replies_;
+  std::vector<std::string> gets_;
+};
+
+Options OptionsFor(Command c, const FlagValues& v, const std::set<std::string>& given) {
+  absl::StatusOr<Options> o = MakeOptions(c, v, given);
+  EXPECT_TRUE(o.ok()) << o.status();
+  return o.ok() ? *o : Options{};
+}
+
+size_t Count(absl::string_view text, absl::string_view what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != absl::string_view::npos; at = text.find(what, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+constexpr char kEventsPath[] = "/api/v1/events?limit=200";
+
+TEST(FollowTest, PrintsEachNewEventOnceAndNotTheOldOnesAgain) {
+  FlagValues v;
+  v.follow = true;
+  v.limit = 2;
+  v.interval = absl::Seconds(1);
+  const Options o = OptionsFor(Command::kEvents, v, {"follow", "limit", "interval"});
+  FakeIo io;
+  io.Json(kEventsPath, NewestFirst({Exit(103, 30), Exit(102, 20), Exit(101, 10)}));
+  io.Json(kEventsPath, NewestFirst({Exit(104, 40), Exit(103, 30), Exit(102, 20), Exit(101, 10)}));
+  io.Json(kEventsPath, NewestFirst({Exit(104, 40), Exit(103, 30), Exit(102, 20)}));  // nothing new
+  io.Reply(kEventsPath, absl::UnavailableError("cannot reach procscoped at 127.0.0.1:9750"));
+  io.Reply(kEventsPath, absl::UnavailableError("cannot reach procscoped at 127.0.0.1:9750"));
+  io.Json(kEventsPath, NewestFirst({Exit(105, 50), Exit(104, 40), Exit(103, 30)}));
+  io.on_nap = [&](int n) {
+    if (n == 6) io.Stop();  // Ctrl-C during the sixth wait
+  };
+  EXPECT_EQ(RunEvents(o, Plain(), io), 0);
+
+  // The last --limit of the first reply, oldest first; then each new one once, in order.
+  EXPECT_EQ(Count(io.out, "c101"), 0u) << io.out;
+  for (const char* comm : {"c102", "c103", "c104", "c105"}) {
+    EXPECT_EQ(Count(io.out, comm), 1u) << comm << " in\n" << io.out;
+  }
+  EXPECT_LT(io.out.find("c102"), io.out.find("c103"));
+  EXPECT_LT(io.out.find("c103"), io.out.find("c104"));
+  EXPECT_LT(io.out.find("c104"), io.out.find("c105"));
+  EXPECT_EQ(Count(io.out, "COMM"), 1u) << io.out;  // one header
+  EXPECT_EQ(Lines(io.out).size(), 5u) << io.out;
+  // Polled every --interval until stopped; one line when the daemon went away, one when back.
+  EXPECT_EQ(io.Gets(kEventsPath), 6);
+  EXPECT_EQ(io.now, absl::FromUnixSeconds(1700000000) + absl::Seconds(6));
+  EXPECT_EQ(Count(io.err, "cannot reach procscoped at 127.0.0.1:9750; retrying every 1s"), 1u)
+      << io.err;
+  EXPECT_EQ(Count(io.err, "reconnected to 127.0.0.1:9750"), 1u) << io.err;
+  EXPECT_EQ(Lines(io.err).size(), 2u) << io.err;
+}
+
+TEST(FollowTest, FailedOnlyAsJsonAndStopsWhenStdoutCloses) {
+  FlagValues v;
+  v.follow = true;
+  v.failed = true;
+  v.json = true;
+  const Options o = OptionsFor(Command::kEvents, v, {"follow", "failed", "json"});
+  const std::string path = absl::StrCat(kEventsPath, "&failed=true");
+  FakeIo io;
+  io.Json(path, NewestFirst({Exit(201, 10, v1::CRASHED)}));
+  // The daemon filters, but an older one may not: a success is never printed with --failed.
+  io.Json(path, NewestFirst({Exit(203, 30, v1::SUCCESS), Exit(202, 20, v1::OOM_KILLED),
+                             Exit(201, 10, v1::CRASHED)}));
+  io.on_nap = [&](int n) {
+    if (n == 3) io.Stop();
+  };
+  EXPECT_EQ(RunEvents(o, Plain(), io), 0);
+  const std::vector<std::string> lines = Lines(io.out);
+  ASSERT_EQ(lines.size(), 2u) << io.out;
+  for (const auto& [line, pid] : {std::pair{lines[0], 201}, {lines[1], 202}}) {
+    v1::ExitEvent e;
+    ASSERT_TRUE(ParseJson(line, &e, "event").ok()) << line;
+    EXPECT_EQ(e.pid(), static_cast<uint32_t>(pid));
+  }
+  EXPECT_EQ(io.Gets(path), 3);
+
+  // stdout gone (a closed pipe) at the second event: the loop ends without another poll.
+  FakeIo closed;
+  closed.Json(path, NewestFirst({Exit(202, 20, v1::CRASHED), Exit(201, 10, v1::CRASHED)}));
+  closed.fail_writes_from = 2;
+  closed.on_nap = [&](int n) {
+    if (n == 50) closed.Stop();  // a safety net: the test fails below rather than hang
+  };
+  EXPECT_EQ(RunEvents(o, Plain(), closed), 0);
+  EXPECT_EQ(Lines(closed.out).size(), 1u) << closed.out;
+  EXPECT_EQ(closed.Gets(path), 1);
+  EXPECT_EQ(closed.naps, 0);
+}
+
+TEST(FollowTest, UnreachableAtStartIsOneLineWithTheHint) {
+  FlagValues v;
+  v.follow = true;
+  const Options o = OptionsFor(Command::kEvents, v, {"follow"});
+  FakeIo io;
+  io.Reply(kEventsPath, absl::UnavailableError("cannot reach procscoped at 127.0.0.1:9750"));
+  EXPECT_EQ(RunEvents(o, Plain(), io), 1);
+  EXPECT_EQ(io.err,
+            "procscope: cannot reach procscoped at 127.0.0.1:9750; is it running? start it with "
+            "scripts/run.sh (or try procscope top --standalone)\n");
+  EXPECT_EQ(io.out, "");
+  EXPECT_EQ(io.naps, 0);
+}
+
+void ServeTop(FakeIo& io, const TopData& d) {
+  io.Json("/api/v1/offenders", d.offenders);
+  io.Json("/api/v1/processes", d.processes);
+}
+
+TEST(WatchTest, RefreshesEveryIntervalUntilQ) {
+  FlagValues v;
+  v.watch = true;
+  const Options o = OptionsFor(Command::kTop, v, {"watch"});
+  FakeIo io;
+  ServeTop(io, Busy());
+  io.key_at = [](int n) -> std::optional<char> {
+    if (n == 3) return 'q';
+    return std::nullopt;
+  };
+  EXPECT_EQ(RunTop(o, Plain(), io), 0);
+  EXPECT_EQ(Count(io.out, "\x1b[H"), 3u);  // three frames
+  EXPECT_EQ(Count(io.out, "q quits, any other key refreshes; every 2s, sorted by cpu"), 3u);
+  EXPECT_EQ(io.Gets("/api/v1/offenders"), 3);  // one fetch per frame, none after q
+  EXPECT_EQ(io.Gets("/api/v1/processes"), 3);
+  EXPECT_TRUE(absl::StrContains(io.out, "hog")) << io.out;
+  EXPECT_EQ(io.screens, 1);
+  EXPECT_FALSE(io.in_screen);  // left on the way out
+  EXPECT_EQ(io.err, "");
+}
+
+TEST(WatchTest, StopsOnCtrlCAndShowsAFailedRefreshThenRecovers) {
+  FlagValues v;
+  v.watch = true;
+  v.interval = absl::Seconds(5);
+  const Options o = OptionsFor(Command::kTop, v, {"watch", "interval"});
+  FakeIo io;
+  const TopData d = Busy();
+  io.Json("/api/v1/offenders", d.offenders);
+  io.Reply("/api/v1/offenders",
+           absl::UnavailableError("cannot reach procscoped at 127.0.0.1:9750"));
+  io.Json("/api/v1/offenders", d.offenders);
+  io.Json("/api/v1/processes", d.processes);
+  std::vector<std::string> frames;
+  io.key_at = [&](int n) -> std::optional<char> {
+    frames.push_back(io.out);
+    io.out.clear();
+    if (n == 3) io.Stop();  // Ctrl-C while waiting
+    return std::nullopt;
+  };
+  EXPECT_EQ(RunTop(o, Plain(), io), 0);
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_TRUE(absl::StrContains(frames[0], "hog")) << frames[0];
+  EXPECT_TRUE(absl::StrContains(frames[1], "cannot reach procscoped at 127.0.0.1:9750"))
+      << frames[1];
+  EXPECT_TRUE(absl::StrContains(frames[1], "retrying every 5s")) << frames[1];
+  EXPECT_FALSE(absl::StrContains(frames[1], "hog")) << frames[1];
+  EXPECT_TRUE(absl::StrContains(frames[2], "hog")) << frames[2];
+  EXPECT_EQ(io.Gets("/api/v1/offenders"), 3);  // no fetch after the stop
+  EXPECT_EQ(io.out, "");
+  EXPECT_FALSE(io.in_screen);
+}
+
+TEST(WatchTest, UnreachableAtStartIsAnErrorNotAScreen) {
+  FlagValues v;
+  v.watch = true;
+  const Options o = OptionsFor(Command::kTop, v, {"watch"});
+  FakeIo io;
+  io.Reply("/api/v1/offenders",
+           absl::UnavailableError("cannot reach procscoped at 127.0.0.1:9750"));
+  EXPECT_EQ(RunTop(o, Plain(), io), 1);
+  EXPECT_TRUE(absl::StrContains(io.err, "is it running?")) << io.err;
+  EXPECT_TRUE(absl::StrContains(io.err, "or use --standalone")) << io.err;
+  EXPECT_EQ(io.screens, 0);
+  EXPECT_EQ(io.out, "");
+}
+
+TEST(CommandsTest, TopStandaloneTreeAndStatus) {
+  FlagValues v;
+  v.standalone = true;
+  v.duration = absl::Seconds(7);
+  FakeIo io;
+  EXPECT_EQ(RunCommand(OptionsFor(Command::kTop, v, {"standalone", "duration"}), Plain(), io), 0);
+  EXPECT_EQ(io.standalone_for, absl::Seconds(7));
+  EXPECT_TRUE(absl::StrContains(io.out, "hog")) << io.out;
+
+  FakeIo tree;
+  ServeTop(tree, Busy());
+  EXPECT_EQ(RunCommand(OptionsFor(Command::kTree, FlagValues{}, {}), Plain(), tree), 0);
+  EXPECT_TRUE(absl::StrContains(tree.out, "writer")) << tree.out;
+
+  // A 404 from the API is an error naming the endpoint and the path.
+  FakeIo missing;
+  EXPECT_EQ(RunCommand(OptionsFor(Command::kTree, FlagValues{}, {}), Plain(), missing), 1);
+  EXPECT_TRUE(
+      absl::StrContains(missing.err, "127.0.0.1:9750 answered 404 to GET /api/v1/offenders"))
+      << missing.err;
+
+  // status: unhealthy is exit 1; something that is not procscoped says so.
+  FakeIo status;
+  status.Reply("/healthz", HttpReply{503, "not ok"});
+  status.Reply("/readyz", HttpReply{503, "not sampled yet"});
+  v1::DaemonStatus st;
+  st.set_version("0.1.0");
+  status.Json("/api/v1/status", st);
+  EXPECT_EQ(RunCommand(OptionsFor(Command::kStatus, FlagValues{}, {}), Plain(), status), 1);
+  EXPECT_TRUE(absl::StrContains(status.out, "procscoped 0.1.0 at 127.0.0.1:9750")) << status.out;
+  FakeIo other;
+  other.Reply("/healthz", HttpReply{302, ""});
+  EXPECT_EQ(RunCommand(OptionsFor(Command::kStatus, FlagValues{}, {}), Plain(), other), 1);
+  EXPECT_EQ(other.err,
+            "procscope: 127.0.0.1:9750 answered 302 to GET /healthz (is it procscoped?)\n");
 }
 
 }  // namespace
