@@ -6,8 +6,8 @@
 // of order, or used twice) fails the build instead of reading past the table at run time.
 // Also the bodies of the Abseil custom flag functions (AbslParseFlag / AbslUnparseFlag) of enum
 // flags such as --attach and --group_by.
-#ifndef PROCSCOPE_DAEMON_ENUM_NAMES_H_
-#define PROCSCOPE_DAEMON_ENUM_NAMES_H_
+#ifndef PROCSCOPE_COMMON_ENUM_NAMES_H_
+#define PROCSCOPE_COMMON_ENUM_NAMES_H_
 
 #include <array>
 #include <cstddef>
@@ -95,4 +95,4 @@ bool ParseEnumFlag(const std::array<EnumName<E>, N>& table, absl::string_view te
 
 }  // namespace procscope
 
-#endif  // PROCSCOPE_DAEMON_ENUM_NAMES_H_
+#endif  // PROCSCOPE_COMMON_ENUM_NAMES_H_
