@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Enum <-> name tables checked at compile time: one constexpr array of {enumerator, name} per
-// enum, in enumerator order, that both parsing and naming use. Each table is checked with
-//   static_assert(IsEnumTable(kTable, kCount));
-// where kCount is the enum's number of enumerators: a value added without a name (or a name out
-// of order, or used twice) fails the build instead of reading past the table at run time.
+// enum, in enumerator order, that both parsing and naming use:
+//   inline constexpr EnumTable<GroupBy> kGroupByNames = {{{GroupBy::kComm, "comm"}, ...}};
+//   static_assert(IsEnumTable(kGroupByNames), "...");
+// The table has kEnumCount<E> entries (E::kLast + 1): a value added without a name (or a name
+// out of order, or used twice) fails the build instead of reading past the table at run time.
 // Also the bodies of the Abseil custom flag functions (AbslParseFlag / AbslUnparseFlag) of enum
 // flags such as --attach and --group_by.
 #ifndef PROCSCOPE_COMMON_ENUM_NAMES_H_
@@ -35,11 +36,21 @@ constexpr bool SameName(const char* a, const char* b) {
 }
 }  // namespace enum_names_internal
 
-// True when `table` has exactly `count` entries, entry i names enumerator i (so naming is an
+// The number of enumerators of E: E::kLast + 1, where kLast names the last enumerator (an
+// alias, so that switches need no case for it). Specialise it for an enum without kLast.
+template <typename E>
+inline constexpr size_t kEnumCount = static_cast<size_t>(E::kLast) + 1;
+
+// The name table of E: one entry per enumerator. Entries left out are {E(0), nullptr}, which
+// IsEnumTable refuses.
+template <typename E>
+using EnumTable = std::array<EnumName<E>, kEnumCount<E>>;
+
+// True when `table` has kEnumCount<E> entries, entry i names enumerator i (so naming is an
 // index), and every name is non-empty and different from the others.
 template <typename E, size_t N>
-constexpr bool IsEnumTable(const std::array<EnumName<E>, N>& table, size_t count) {
-  if (N != count) return false;
+constexpr bool IsEnumTable(const std::array<EnumName<E>, N>& table) {
+  if (N != kEnumCount<E>) return false;
   for (size_t i = 0; i < N; ++i) {
     if (static_cast<size_t>(table[i].value) != i) return false;
     if (table[i].name == nullptr || table[i].name[0] == '\0') return false;

@@ -4,7 +4,6 @@
 #ifndef PROCSCOPE_DAEMON_CONFIG_H_
 #define PROCSCOPE_DAEMON_CONFIG_H_
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -52,16 +51,16 @@ struct Config {
   CapMask keep_capabilities = kRunCapabilities;
 };
 
-// AttachMode's names. Its enum (collector.h) ends at kRawTp: a new mode goes before it or
+// AttachMode's names. Its enum (collector.h) has no kLast and ends at kRawTp: a new mode there
 // moves this count, and then fails the build until kAttachModeNames names it.
-inline constexpr size_t kAttachModeCount = static_cast<size_t>(AttachMode::kRawTp) + 1;
-inline constexpr std::array<EnumName<AttachMode>, kAttachModeCount> kAttachModeNames = {{
+template <>
+inline constexpr size_t kEnumCount<AttachMode> = static_cast<size_t>(AttachMode::kRawTp) + 1;
+inline constexpr EnumTable<AttachMode> kAttachModeNames = {{
     {AttachMode::kAuto, "auto"},
     {AttachMode::kTpBtf, "tp_btf"},
     {AttachMode::kRawTp, "raw_tp"},
 }};
-static_assert(IsEnumTable(kAttachModeNames, kAttachModeCount),
-              "kAttachModeNames must name every AttachMode");
+static_assert(IsEnumTable(kAttachModeNames), "kAttachModeNames must name every AttachMode");
 constexpr const char* AttachModeName(AttachMode m) { return NameOf(kAttachModeNames, m); }
 
 // Parses --attach: "auto", "tp_btf" or "raw_tp"; the error names the flag and the valid values.

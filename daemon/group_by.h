@@ -3,8 +3,6 @@
 #ifndef PROCSCOPE_DAEMON_GROUP_BY_H_
 #define PROCSCOPE_DAEMON_GROUP_BY_H_
 
-#include <array>
-#include <cstddef>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -13,19 +11,18 @@
 
 namespace procscope {
 
-// kLast names the last enumerator: a new one goes before it and moves kLast, and then fails
-// the build until kGroupByNames names it.
+// kLast names the last enumerator: a new one moves it, and then fails the build until
+// kGroupByNames names it.
 enum class GroupBy { kComm, kExe, kContainer, kUnit, kUser, kLast = kUser };
-inline constexpr size_t kGroupByCount = static_cast<size_t>(GroupBy::kLast) + 1;
 
-inline constexpr std::array<EnumName<GroupBy>, kGroupByCount> kGroupByNames = {{
+inline constexpr EnumTable<GroupBy> kGroupByNames = {{
     {GroupBy::kComm, "comm"},
     {GroupBy::kExe, "exe"},
     {GroupBy::kContainer, "container"},
     {GroupBy::kUnit, "unit"},
     {GroupBy::kUser, "user"},
 }};
-static_assert(IsEnumTable(kGroupByNames, kGroupByCount), "kGroupByNames must name every GroupBy");
+static_assert(IsEnumTable(kGroupByNames), "kGroupByNames must name every GroupBy");
 
 // "comm", "exe", ... (what --group_by takes and /api/v1/status reports).
 constexpr const char* GroupByName(GroupBy by) { return NameOf(kGroupByNames, by); }

@@ -44,28 +44,6 @@ bool ParsePort(absl::string_view s, int* port) {
 
 }  // namespace
 
-std::optional<Command> ParseCommand(absl::string_view name) {
-  if (name == "top") return Command::kTop;
-  if (name == "events") return Command::kEvents;
-  if (name == "tree") return Command::kTree;
-  if (name == "status") return Command::kStatus;
-  return std::nullopt;
-}
-
-const char* CommandName(Command c) {
-  switch (c) {
-    case Command::kTop:
-      return "top";
-    case Command::kEvents:
-      return "events";
-    case Command::kTree:
-      return "tree";
-    case Command::kStatus:
-      return "status";
-  }
-  return "?";
-}
-
 std::string Endpoint::ToString() const {
   if (absl::StrContains(host, ':')) return absl::StrCat("[", host, "]:", port);
   return absl::StrCat(host, ":", port);
@@ -158,38 +136,26 @@ absl::Status CheckFlagsForCommand(Command c, const std::set<std::string>& given)
 absl::StatusOr<Options> MakeOptions(Command c, const FlagValues& v,
                                     const std::set<std::string>& given) {
   Options o;
+  static_cast<PlainValues&>(o) = v;
   o.command = c;
   auto endpoint = ParseEndpoint(v.endpoint);
   if (!endpoint.ok()) return endpoint.status();
   o.endpoint = *endpoint;
-  if (v.timeout < absl::Milliseconds(100) || v.timeout > absl::Minutes(10)) {
-    return Usage(absl::StrCat("--timeout=", absl::FormatDuration(v.timeout),
-                              ": must be between 100ms and 10m"));
-  }
-  o.timeout = v.timeout;
-  o.json = v.json;
-  o.color = v.color;
-  o.sort = v.sort;
-  if (v.limit < 1 || v.limit > 100000) {
-    return Usage(absl::StrCat("--limit=", v.limit, ": must be between 1 and 100000"));
-  }
-  o.limit = v.limit;
-  if (v.interval < absl::Milliseconds(100) || v.interval > absl::Hours(1)) {
-    return Usage(absl::StrCat("--interval=", absl::FormatDuration(v.interval),
-                              ": must be between 100ms and 1h"));
-  }
-  o.interval = v.interval;
-  o.watch = v.watch;
-  o.standalone = v.standalone;
-  o.duration = v.duration;
-  o.follow = v.follow;
-  o.failed = v.failed;
-  o.all = v.all;
   o.endpoint.ca_file = v.ca_file;
   o.endpoint.cert_file = v.cert_file;
   o.endpoint.key_file = v.key_file;
   o.endpoint.user = v.user;
-  o.password_file = v.password_file;
+  if (v.timeout < absl::Milliseconds(100) || v.timeout > absl::Minutes(10)) {
+    return Usage(absl::StrCat("--timeout=", absl::FormatDuration(v.timeout),
+                              ": must be between 100ms and 10m"));
+  }
+  if (v.limit < 1 || v.limit > 100000) {
+    return Usage(absl::StrCat("--limit=", v.limit, ": must be between 1 and 100000"));
+  }
+  if (v.interval < absl::Milliseconds(100) || v.interval > absl::Hours(1)) {
+    return Usage(absl::StrCat("--interval=", absl::FormatDuration(v.interval),
+                              ": must be between 100ms and 1h"));
+  }
   if (!o.endpoint.tls) {
     for (const char* f : {"ca_file", "cert_file", "key_file"}) {
       if (given.count(f)) {

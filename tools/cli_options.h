@@ -5,8 +5,6 @@
 #ifndef PROCSCOPE_TOOLS_CLI_OPTIONS_H_
 #define PROCSCOPE_TOOLS_CLI_OPTIONS_H_
 
-#include <array>
-#include <cstddef>
 #include <optional>
 #include <set>
 #include <string>
@@ -24,9 +22,18 @@ inline constexpr char kDefaultEndpoint[] = "127.0.0.1:9750";
 inline constexpr int kDefaultLimit = 10;
 inline constexpr int kDefaultDaemonPort = 9750;
 
-enum class Command { kTop, kEvents, kTree, kStatus };
-std::optional<Command> ParseCommand(absl::string_view name);
-const char* CommandName(Command c);
+enum class Command { kTop, kEvents, kTree, kStatus, kLast = kStatus };
+inline constexpr EnumTable<Command> kCommandNames = {{
+    {Command::kTop, "top"},
+    {Command::kEvents, "events"},
+    {Command::kTree, "tree"},
+    {Command::kStatus, "status"},
+}};
+static_assert(IsEnumTable(kCommandNames), "kCommandNames must name every Command");
+inline std::optional<Command> ParseCommand(absl::string_view name) {
+  return ValueOf(kCommandNames, name);
+}
+constexpr const char* CommandName(Command c) { return NameOf(kCommandNames, c); }
 
 // Where procscoped listens. `host` has no brackets, also for IPv6.
 struct Endpoint {
@@ -50,27 +57,24 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view s);
 // What `top` sorts its process table by: one of the daemon's per-process rates. kLast names the
 // last enumerator: a new one moves it, and then fails the build until kSortKeyNames names it.
 enum class SortKey { kCpu, kRunq, kMem, kFaults, kIo, kLast = kIo };
-inline constexpr size_t kSortKeyCount = static_cast<size_t>(SortKey::kLast) + 1;
-inline constexpr std::array<EnumName<SortKey>, kSortKeyCount> kSortKeyNames = {{
+inline constexpr EnumTable<SortKey> kSortKeyNames = {{
     {SortKey::kCpu, "cpu"},
     {SortKey::kRunq, "runq"},
     {SortKey::kMem, "mem"},
     {SortKey::kFaults, "faults"},
     {SortKey::kIo, "io"},
 }};
-static_assert(IsEnumTable(kSortKeyNames, kSortKeyCount), "kSortKeyNames must name every SortKey");
+static_assert(IsEnumTable(kSortKeyNames), "kSortKeyNames must name every SortKey");
 absl::StatusOr<SortKey> ParseSortKey(absl::string_view s);  // the error names --sort
 constexpr const char* SortKeyName(SortKey k) { return NameOf(kSortKeyNames, k); }  // "cpu", ...
 
 enum class ColorMode { kAuto, kAlways, kNever, kLast = kNever };
-inline constexpr size_t kColorModeCount = static_cast<size_t>(ColorMode::kLast) + 1;
-inline constexpr std::array<EnumName<ColorMode>, kColorModeCount> kColorModeNames = {{
+inline constexpr EnumTable<ColorMode> kColorModeNames = {{
     {ColorMode::kAuto, "auto"},
     {ColorMode::kAlways, "always"},
     {ColorMode::kNever, "never"},
 }};
-static_assert(IsEnumTable(kColorModeNames, kColorModeCount),
-              "kColorModeNames must name every ColorMode");
+static_assert(IsEnumTable(kColorModeNames), "kColorModeNames must name every ColorMode");
 absl::StatusOr<ColorMode> ParseColorMode(absl::string_view s);  // the error names --color
 constexpr const char* ColorModeName(ColorMode m) { return NameOf(kColorModeNames, m); }
 
@@ -82,9 +86,8 @@ std::string AbslUnparseFlag(ColorMode m);
 // kAuto: colours only when stdout is a terminal, TERM is not "dumb" and NO_COLOR is unset.
 bool UseColor(ColorMode mode, bool stdout_is_tty, const char* term_env, const char* no_color_env);
 
-// Every flag's value, as main read it.
-struct FlagValues {
-  std::string endpoint = kDefaultEndpoint;
+// The flags' values that Options keeps as they are (checked, not converted).
+struct PlainValues {
   absl::Duration timeout = absl::Seconds(5);
   bool json = false;
   ColorMode color = ColorMode::kAuto;
@@ -97,30 +100,22 @@ struct FlagValues {
   bool follow = false;
   bool failed = false;
   bool all = false;
+  std::string password_file;  // main reads it into Options::endpoint.password
+};
+
+// Every flag's value, as main read it.
+struct FlagValues : PlainValues {
+  std::string endpoint = kDefaultEndpoint;
   std::string ca_file;
   std::string cert_file;
   std::string key_file;
   std::string user;
-  std::string password_file;
 };
 
 // Checked options of one invocation.
-struct Options {
+struct Options : PlainValues {
   Command command = Command::kTop;
-  Endpoint endpoint;
-  absl::Duration timeout = absl::Seconds(5);
-  bool json = false;
-  ColorMode color = ColorMode::kAuto;
-  SortKey sort = SortKey::kCpu;
-  int limit = kDefaultLimit;
-  bool watch = false;
-  absl::Duration interval = absl::Seconds(2);
-  bool standalone = false;
-  absl::Duration duration = absl::Seconds(10);
-  bool follow = false;
-  bool failed = false;
-  bool all = false;
-  std::string password_file;  // main reads it into endpoint.password
+  Endpoint endpoint;  // --endpoint parsed, with --ca_file, --cert_file, --key_file and --user
 };
 
 // Fails when a flag in `given` (names as FlagNamesInArgv returns them) does not apply to `c`.

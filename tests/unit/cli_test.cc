@@ -161,7 +161,8 @@ TEST(OptionsTest, SortAndColorValues) {
 }
 
 // --sort and --color are flags of their enum types: each name parses and unparses, and a bad
-// value's error lists every valid one (the flag parser puts "--sort=<value>: " in front).
+// value's error lists every valid one (the flag parser puts "--sort=<value>: " in front). The
+// commands' names come from a checked table too.
 TEST(OptionsTest, SortAndColorAreEnumFlags) {
   for (const auto& [key, name] : kSortKeyNames) {
     SortKey parsed = SortKey::kCpu;
@@ -177,6 +178,12 @@ TEST(OptionsTest, SortAndColorAreEnumFlags) {
     EXPECT_EQ(parsed, mode);
     EXPECT_EQ(AbslUnparseFlag(mode), name);
   }
+  for (const auto& [command, name] : kCommandNames) {
+    EXPECT_EQ(ParseCommand(name), command) << name;
+    EXPECT_STREQ(CommandName(command), name);
+  }
+  EXPECT_EQ(ParseCommand("Top"), std::nullopt);
+  EXPECT_EQ(ParseCommand(""), std::nullopt);
   SortKey key = SortKey::kMem;
   std::string error;
   EXPECT_FALSE(AbslParseFlag("disk", &key, &error));
