@@ -20,14 +20,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdarg>
-#include <cstdio>
 #include <iterator>
 #include <mutex>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "libbpf_log.h"
+#include "log.h"
 #include "procscope_bpf.skel.h"
 #include "status_macros.h"
 
@@ -46,30 +46,30 @@ struct Hook {
   bpf_program* (*tp_btf)(procscope_bpf*);
   bpf_program* (*raw_tp)(procscope_bpf*);
   bool required;
+  const char* missing;  // what is missing while an optional hook is not attached
 };
 
 const Hook kHooks[] = {
     {"sched_switch", [](procscope_bpf* s) { return s->progs.ps_sched_switch; },
-     [](procscope_bpf* s) { return s->progs.ps_sched_switch_raw; }, true},
+     [](procscope_bpf* s) { return s->progs.ps_sched_switch_raw; }, true, ""},
     {"sched_process_exit", [](procscope_bpf* s) { return s->progs.ps_sched_exit; },
-     [](procscope_bpf* s) { return s->progs.ps_sched_exit_raw; }, true},
+     [](procscope_bpf* s) { return s->progs.ps_sched_exit_raw; }, true, ""},
     {"mark_victim", [](procscope_bpf* s) { return s->progs.ps_oom_victim; },
-     [](procscope_bpf* s) { return s->progs.ps_oom_victim_raw; }, false},
+     [](procscope_bpf* s) { return s->progs.ps_oom_victim_raw; }, false,
+     "OOM kills, an OOM-killed process is reported as killed by SIGKILL"},
     {"block_getrq", [](procscope_bpf* s) { return s->progs.ps_block_getrq; },
-     [](procscope_bpf* s) { return s->progs.ps_block_getrq_raw; }, false},
+     [](procscope_bpf* s) { return s->progs.ps_block_getrq_raw; }, false,
+     "who submitted block I/O, charged to the issuing process instead, writeback unattributed"},
     {"block_rq_issue", [](procscope_bpf* s) { return s->progs.ps_block_rq_issue; },
-     [](procscope_bpf* s) { return s->progs.ps_block_rq_issue_raw; }, false},
+     [](procscope_bpf* s) { return s->progs.ps_block_rq_issue_raw; }, false,
+     "all block I/O bytes, operations and latency"},
     {"block_rq_complete", [](procscope_bpf* s) { return s->progs.ps_block_rq_complete; },
-     [](procscope_bpf* s) { return s->progs.ps_block_rq_complete_raw; }, false},
+     [](procscope_bpf* s) { return s->progs.ps_block_rq_complete_raw; }, false,
+     "all block I/O bytes, operations and latency"},
     {"writeback_dirty_folio", [](procscope_bpf* s) { return s->progs.ps_dirty_folio; },
-     [](procscope_bpf* s) { return s->progs.ps_dirty_folio_raw; }, false},
+     [](procscope_bpf* s) { return s->progs.ps_dirty_folio_raw; }, false,
+     "page-cache bytes dirtied, and writeback charged to the writer, unattributed instead"},
 };
-
-// libbpf's messages: forwarded with --verbose, otherwise kept quiet (our errors say what failed).
-bool g_libbpf_verbose = false;
-int LibbpfPrint(enum libbpf_print_level, const char* fmt, va_list args) {
-  return g_libbpf_verbose ? vfprintf(stderr, fmt, args) : 0;
-}
 
 bool HasCap(const __user_cap_data_struct (&data)[2], int cap) {
   return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
@@ -224,7 +224,7 @@ absl::Status PreparePinDir(const std::string& dir) {
           absl::StrCat("no BPF filesystem at /sys/fs/bpf and mounting one failed (",
                        strerror(errno), "; needs CAP_SYS_ADMIN): mount -t bpf bpf /sys/fs/bpf"));
     }
-    fprintf(stderr, "procscoped: mounted a BPF filesystem at /sys/fs/bpf\n");
+    LOG(INFO) << "mounted a BPF filesystem at /sys/fs/bpf";
   }
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return absl::PermissionDeniedError(
@@ -400,7 +400,6 @@ class ExitRing {
 };
 }  // namespace
 
-
 struct Collector::Impl {
   procscope_bpf* skel = nullptr;
   bpf_link* iter_link = nullptr;
@@ -565,7 +564,7 @@ Collector::Collector(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Collector::~Collector() = default;
 
 absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOptions& options) {
-  g_libbpf_verbose = options.verbose;
+  SetLibbpfVerbose(options.verbose);
   libbpf_set_print(LibbpfPrint);
   RETURN_IF_ERROR(CheckPrivileges());
 
@@ -579,7 +578,11 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     return absl::NotFoundError(
         absl::StrCat("--btf=", btf_path, ": cannot read it: ", strerror(errno)));
   }
+  // Not BTF: the error below says so in one line; libbpf's warnings about it (not an ELF file,
+  // no EHDR) would only repeat it.
+  libbpf_set_print(nullptr);
   btf* kernel_btf = btf__parse(btf_path.c_str(), nullptr);
+  libbpf_set_print(LibbpfPrint);
   if (kernel_btf == nullptr) {
     char why[128];
     libbpf_strerror(errno, why, sizeof(why));  // libbpf's own codes (4001...) too
@@ -717,6 +720,8 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     // Registered and counted all along by the previous daemon's programs.
     impl->attached.push_back({"ps_dump_procs", "task", "iter", 0, 0});
     impl->attached_fds.push_back(bpf_program__fd(impl->skel->progs.ps_dump_procs));
+    // Attached or not by the previous daemon: its links say which hooks run.
+    impl->degraded.clear();
     impl->OpenPinnedLinks(pin_dir);
     ASSIGN_OR_RETURN(std::string recs, impl->ReadIterator());
     size_t procs = 0;
@@ -782,7 +787,24 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
           absl::StrCat("--bpf_stats: cannot enable BPF run-time statistics: ", strerror(errno)));
     }
   }
+  // Once, at start: what is missing (the metric procscope_degraded_hook and /api/v1/status
+  // show it for as long as it lasts).
+  if (const std::string w = DegradedHooksWarning(impl->degraded); !w.empty()) LOG(WARNING) << w;
   return std::unique_ptr<Collector>(new Collector(std::move(impl)));
+}
+
+std::string DegradedHooksWarning(const std::vector<std::string>& hooks) {
+  if (hooks.empty()) return "";
+  std::string out = "degraded: not attached:";
+  for (size_t i = 0; i < hooks.size(); ++i) {
+    const char* missing = "its data";
+    for (const Hook& h : kHooks) {
+      if (hooks[i] == h.tracepoint && *h.missing != '\0') missing = h.missing;
+    }
+    absl::StrAppend(&out, i == 0 ? " " : "; ", hooks[i], " (missing: ", missing, ")");
+  }
+  absl::StrAppend(&out, "; everything else is collected");
+  return out;
 }
 
 absl::StatusOr<std::vector<ProcessSample>> Collector::ReadProcesses() {

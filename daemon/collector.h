@@ -101,6 +101,10 @@ class Collector {
   std::unique_ptr<Impl> impl_;
 };
 
+// One log line naming the hooks that could not attach and what data is missing because of each;
+// "" when none.
+std::string DegradedHooksWarning(const std::vector<std::string>& hooks);
+
 // Removes everything pinned in `pin_path` and the directory (--unpin): the BPF programs detach
 // and their maps go once no process holds them. Returns how many objects were removed (0 when
 // nothing is pinned there). Fails while a running collector uses the directory.

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "collector.h"
 #include "enum_names.h"
+#include "log.h"
 #include "metrics.h"
 #include "offenders.h"
 #include "privileges.h"
@@ -46,6 +47,8 @@ struct Config {
   std::string journal_dir = "/var/lib/procscope";  // "" disables the on-disk journal
   uint64_t journal_max_bytes = 16 << 20;
   size_t events_in_memory = 1000;
+  // Messages below this level are not logged (--log_level); reloadable.
+  LogLevel log_level = LogLevel::kInfo;
   // Least privilege: once started, keep only these capabilities (and set no_new_privs).
   bool drop_capabilities = true;
   CapMask keep_capabilities = kRunCapabilities;

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "exits.h"
+#include "log.h"
 #include "status_macros.h"
 
 namespace procscope {
@@ -448,8 +449,7 @@ void Journal::Log(absl::string_view line) const {
   if (log_) {
     log_(line);
   } else {
-    fprintf(stderr, "procscoped: crash journal: %.*s\n", static_cast<int>(line.size()),
-            line.data());
+    LOG(WARNING) << "crash journal: " << line;
   }
 }
 

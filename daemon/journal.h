@@ -32,7 +32,8 @@ class Journal {
  public:
   // Gets each recovered record, oldest first (rotated file first).
   using RecordFn = std::function<void(v1::ExitEvent&&)>;
-  // Gets one log line (no newline). Default: "procscoped: crash journal: <line>" on stderr.
+  // Gets one log line (no newline). Default: LOG(WARNING) << "crash journal: " << line. The
+  // journal rate-limits its write failures itself (per journal, counting the records dropped).
   using LogFn = std::function<void(absl::string_view)>;
 
   static constexpr int kMaxDamagedFiles = 3;

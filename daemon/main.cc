@@ -23,6 +23,7 @@
 #include "daemon.h"
 #include "flags_util.h"
 #include "group_by.h"
+#include "log.h"
 #include "privileges.h"
 
 ABSL_FLAG(std::string, listen, ":9750",
@@ -41,7 +42,11 @@ ABSL_FLAG(absl::Duration, sample_interval, absl::Seconds(1),
 ABSL_FLAG(procscope::AttachMode, attach, procscope::AttachMode::kAuto,
           "Tracepoint attach type: auto (tp_btf, else raw_tp), tp_btf or raw_tp");
 ABSL_FLAG(std::string, btf, "", "Kernel BTF file to use instead of /sys/kernel/btf/vmlinux");
-ABSL_FLAG(bool, verbose, false, "Print libbpf's messages, the verifier log included");
+ABSL_FLAG(std::string, log_level, "info",
+          "Least severe messages logged to stderr: debug, info, warning or error. libbpf's "
+          "warnings are warnings; its other messages are debug");
+ABSL_FLAG(bool, verbose, false,
+          "Print all of libbpf's messages, the verifier log included (at warning level)");
 ABSL_FLAG(bool, bpf_stats, false,
           "Measure each BPF program's run time (procscope_bpf_program_* metrics); ~35 ns per run");
 ABSL_FLAG(std::string, proc_root, "/proc", "Where procfs is mounted (a host's /proc in a pod)");
@@ -145,6 +150,9 @@ absl::StatusOr<Config> ConfigFromFlagsInner() {
   c.sample_interval = absl::GetFlag(FLAGS_sample_interval);
   c.collector.attach = absl::GetFlag(FLAGS_attach);
   c.collector.btf_path = absl::GetFlag(FLAGS_btf);
+  auto log_level = ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+  if (!log_level.ok()) return log_level.status();
+  c.log_level = *log_level;
   c.collector.verbose = absl::GetFlag(FLAGS_verbose);
   c.collector.bpf_stats = absl::GetFlag(FLAGS_bpf_stats);
   c.collector.pin_path = absl::GetFlag(FLAGS_pin_path);
@@ -227,6 +235,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "procscoped: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
+  procscope::SetLogLevel(config->log_level);
   // Each pass allocates and frees buffers of about 0.4 KiB per process (the iterator read, its
   // parse): past 1 MiB (thousands of processes) have malloc map them and give them back rather
   // than keep the peak resident; below, reuse the heap (no page faults every pass).
@@ -247,7 +256,7 @@ int main(int argc, char** argv) {
   auto daemon = procscope::Daemon::Create(*config);
   pthread_sigmask(SIG_UNBLOCK, &loop_signals, nullptr);
   if (!daemon.ok()) {
-    fprintf(stderr, "procscoped: %s\n", std::string(daemon.status().message()).c_str());
+    LOG(ERROR) << daemon.status().message();
     return 1;
   }
   // Loaded and attached, port bound, journal open: from here on only the run set is needed.
@@ -255,20 +264,25 @@ int main(int argc, char** argv) {
     absl::StatusOr<procscope::PrivilegeState> st =
         procscope::DropPrivileges(config->keep_capabilities);
     if (!st.ok()) {
-      fprintf(stderr, "procscoped: %s\n", std::string(st.status().message()).c_str());
+      LOG(ERROR) << st.status().message();
       return 1;
     }
-    fprintf(stderr, "procscoped: capabilities now: %s; bounding set: %s; no_new_privs\n",
-            st->effective == 0 ? "none" : procscope::FormatCapabilities(st->effective).c_str(),
-            procscope::FormatCapabilities(st->bounding).c_str());
+    LOG(INFO) << "capabilities now: "
+              << (st->effective == 0 ? "none" : procscope::FormatCapabilities(st->effective))
+              << "; bounding set: " << procscope::FormatCapabilities(st->bounding)
+              << "; no_new_privs";
   }
-  fprintf(stderr, "procscoped: collecting; serving %s://%s (port %d)%s\n",
-          config->web.tls ? "https" : "http", config->listen.c_str(), (*daemon)->http_port(),
-          config->web.basic_auth_users.empty() ? "" : ", basic auth");
-  absl::Status s = (*daemon)->Run(procscope::g_stop, procscope::g_reload,
-                                  [] { return procscope::ConfigFromFlags(); });
+  LOG(INFO) << "collecting; serving " << (config->web.tls ? "https" : "http") << "://"
+            << config->listen << " (port " << (*daemon)->http_port() << ")"
+            << (config->web.basic_auth_users.empty() ? "" : ", basic auth");
+  // A reload that the daemon accepts (ConfigFromFlags validated it) applies --log_level too.
+  absl::Status s = (*daemon)->Run(procscope::g_stop, procscope::g_reload, [] {
+    absl::StatusOr<procscope::Config> c = procscope::ConfigFromFlags();
+    if (c.ok()) procscope::SetLogLevel(c->log_level);
+    return c;
+  });
   if (!s.ok()) {
-    fprintf(stderr, "procscoped: %s\n", std::string(s.message()).c_str());
+    LOG(ERROR) << s.message();
     return 1;
   }
   return 0;

@@ -24,6 +24,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "log.h"
 
 namespace procscope {
 
@@ -85,8 +86,7 @@ void OnLog(void*, const char* fmt, va_list ap) {
   char buf[512];
   vsnprintf(buf, sizeof(buf), fmt, ap);
   absl::string_view line = absl::StripTrailingAsciiWhitespace(buf);
-  fprintf(stderr, "procscoped: http: %.*s%s\n", static_cast<int>(line.size()), line.data(),
-          n == 20 ? " (further messages this minute suppressed)" : "");
+  LOG(WARNING) << "http: " << line << (n == 20 ? " (further messages this minute suppressed)" : "");
 }
 
 HttpResponse Unauthorized() {
@@ -353,7 +353,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(absl::string_view 
     options.max_connections = std::max(16, std::min(options.max_connections, room));
   }
   server->options_ = options;
-  for (const std::string& n : web.notes) fprintf(stderr, "procscoped: web config: %s\n", n.c_str());
+  for (const std::string& n : web.notes) LOG(WARNING) << "web config: " << n;
   auto inst = server->StartInstance(web);
   if (!inst.ok()) {
     return absl::Status(inst.status().code(),
@@ -500,7 +500,7 @@ absl::Status HttpServer::Reload(WebConfig web) {
     WaitUnsuspended(old.get());
   }
   old.reset();
-  for (const std::string& n : web.notes) fprintf(stderr, "procscoped: web config: %s\n", n.c_str());
+  for (const std::string& n : web.notes) LOG(WARNING) << "web config: " << n;
   return absl::OkStatus();
 }
 

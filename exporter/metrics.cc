@@ -68,6 +68,7 @@ enum Fam {
   kJournalDropped,
   kJournalDroppedRecords,
   kJournalDamaged,
+  kDegradedHook,
   kBuildInfo,
   kNumFamilies,
 };
@@ -153,6 +154,8 @@ constexpr FamilyDef kFamilies[] = {
      "Exit records the journal dropped (full or failing writes)."},
     {"procscope_journal_damaged_bytes_total", kCounter,
      "Damaged bytes the journal skipped when it was read at start."},
+    {"procscope_degraded_hook", kGauge,
+     "1 for each tracepoint hook that could not attach: the data it gives is missing."},
     {"procscope_build_info", kGauge, "Always 1; the version label names the daemon's version."},
 };
 
@@ -289,6 +292,13 @@ Unit SelfUnit(const SelfState& s, uint64_t series_dropped_now, size_t max_series
   u.Add(kJournalDropped, {}, static_cast<double>(s.journal_dropped_bytes));
   u.Add(kJournalDroppedRecords, {}, static_cast<double>(s.journal_dropped_records));
   u.Add(kJournalDamaged, {}, static_cast<double>(s.journal_damaged_bytes));
+  // One series per hook; names that sanitise alike show once (a duplicate label set would be
+  // rejected by Prometheus).
+  std::set<std::string> hooks;
+  for (const std::string& h : s.degraded_hooks) {
+    std::string hook = SanitizeLabelValue(h);
+    if (hooks.insert(hook).second) u.Add(kDegradedHook, {{"hook", std::move(hook)}}, 1);
+  }
   u.Add(kBuildInfo, {{"version", SanitizeLabelValue(s.version)}}, 1);
   return u;
 }

@@ -20,14 +20,16 @@ struct SelfState {
   std::vector<ProgramStats> programs;  // BPF run time and run count per program
   KernelStats kernel_stats{};          // drops and unattributed I/O (enum ps_stat)
   uint64_t tracked_processes = 0;
-  std::vector<MapFill> map_entries;     // the BPF maps that can fill up
-  uint64_t exit_events = 0;  // handled since start
+  std::vector<MapFill> map_entries;  // the BPF maps that can fill up
+  uint64_t exit_events = 0;          // handled since start
   uint64_t journal_dropped_bytes = 0;
   // Exit records whose write failed; bytes skipped as damaged when the journal was read.
   uint64_t journal_dropped_records = 0;
   uint64_t journal_damaged_bytes = 0;
   double last_scrape_duration_seconds = 0;
   uint64_t series_dropped_total = 0;  // by the series cap, over all scrapes
+  // Optional hooks that could not attach (Collector::Degraded): their data is missing.
+  std::vector<std::string> degraded_hooks;
   std::string version;
 };
 

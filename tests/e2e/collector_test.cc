@@ -15,6 +15,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "harness.h"
@@ -138,6 +139,22 @@ TEST(CollectorTest, AttachesEveryHookOnThisKernel) {
         "block_rq_issue", "block_rq_complete", "writeback_dirty_folio"}) {
     EXPECT_NE(std::find(hooks.begin(), hooks.end(), want), hooks.end()) << want;
   }
+}
+
+// The start-up warning of a degraded collector: each hook, and what is missing without it.
+TEST(CollectorTest, DegradedWarningNamesEachHookAndWhatIsMissing) {
+  EXPECT_EQ(DegradedHooksWarning({}), "");
+  EXPECT_EQ(DegradedHooksWarning({"block_rq_issue", "mark_victim"}),
+            "degraded: not attached: block_rq_issue (missing: all block I/O bytes, operations and "
+            "latency); mark_victim (missing: OOM kills, an OOM-killed process is reported as "
+            "killed by SIGKILL); everything else is collected");
+  for (const char* hook : {"block_getrq", "block_rq_complete", "writeback_dirty_folio"}) {
+    const std::string w = DegradedHooksWarning({hook});
+    EXPECT_TRUE(absl::StrContains(w, absl::StrCat(": ", hook, " (missing: "))) << w;
+    EXPECT_FALSE(absl::StrContains(w, "its data")) << w;  // every optional hook says what
+  }
+  EXPECT_TRUE(
+      absl::StrContains(DegradedHooksWarning({"future_hook"}), "future_hook (missing: its data)"));
 }
 
 TEST(CollectorTest, CountsExitsAndDropsNothing) {

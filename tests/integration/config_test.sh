@@ -82,6 +82,8 @@ rejects --proc_root="$TMP/nonexistent"
 [[ "$out" == *"--proc_root="*"No such file"* ]] || fail "missing --proc_root: $out"
 rejects --proc_root="$TMP"
 [[ "$out" == *"not a procfs"* ]] || fail "--proc_root not procfs: $out"
+rejects --log_level=loud
+[[ "$out" == *"--log_level=loud: want debug, info, warning or error"* ]] || fail "--log_level=loud: $out"
 pass "range, negative, inf/nan and --proc_root errors show the given value and file:line"
 
 # Enum flags (Abseil custom flag types): a bad value lists the valid ones, escaped, from the
@@ -102,6 +104,12 @@ printf '\x9f\xeb\x01\x00\x18\x00\x00\x00\x00\x00\x00\x00\x10\x00\x00\x00\x10\x00
 rc=0; out=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --pin_path= --quiet --btf="$TMP/int.btf" 2>&1) || rc=$?
 [[ $rc -eq 1 && "$out" == *"loading the BPF programs failed"* ]] || fail "bad --btf: exit $rc: $out"
 [[ "$out" != *"(;"* && "$out" == *"--verbose"* ]] || fail "bad --btf message: $out"
+# libbpf's warnings (it cannot relocate against this BTF) show by default, as libbpf lines;
+# --log_level=error hides them and still shows the error.
+grep -q '^procscoped: libbpf: ' <<<"$out" || fail "bad --btf: no libbpf warning by default: $out"
+rc=0; quiet=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --pin_path= --quiet --btf="$TMP/int.btf" --log_level=error 2>&1) || rc=$?
+[[ $rc -eq 1 && "$quiet" == *"loading the BPF programs failed"* ]] || fail "bad --btf at error level: exit $rc: $quiet"
+[[ "$quiet" != *"libbpf: "* && $(printf '%s\n' "$quiet" | wc -l) -eq 1 ]] || fail "--log_level=error shows libbpf's warnings: $quiet"
 echo junk >"$TMP/junk.btf"
 rc=0; out=$("$PROCSCOPED" --listen=127.0.0.1:0 --journal_dir= --pin_path= --quiet --btf="$TMP/junk.btf" 2>&1) || rc=$?
 [[ $rc -ne 0 && "$out" == *"not a valid BTF file"* && "$out" != *"Unknown error"* ]] || fail "junk --btf: $out"
@@ -186,4 +194,48 @@ set -e
 [[ $rc -eq 0 ]] || fail "SIGTERM: exit $rc"
 grep -qa psvictim "$TMP/journal/events.journal" || fail "journal does not hold the exit"
 pass "SIGTERM stops cleanly with the journal flushed"
+
+# --log_level from the config file: error hides the INFO start lines; SIGHUP applies a new level.
+printf 'log_level=error\n' >"$TMP/log.conf"
+"$PROCSCOPED" --config="$TMP/log.conf" --listen=127.0.0.1:0 --journal_dir= --pin_path= --quiet \
+    >"$TMP/log.out" 2>&1 &
+LPID=$!; PIDS+=("$LPID")
+LPORT=
+for _ in $(seq 150); do
+  LPORT=$(ss -Hltnp 2>/dev/null | sed -n "/pid=$LPID,/s/.*127\.0\.0\.1:\([0-9]*\) .*/\1/p" | head -1)
+  [[ -n "$LPORT" ]] && curl -sf "http://127.0.0.1:$LPORT/readyz" >/dev/null && break
+  kill -0 "$LPID" 2>/dev/null || { cat "$TMP/log.out"; fail "procscoped --log_level=error exited"; }
+  sleep 0.1
+done
+[[ -n "$LPORT" ]] || fail "procscoped --log_level=error: no listening port found"
+curl -sf "http://127.0.0.1:$LPORT/readyz" >/dev/null || fail "procscoped --log_level=error not ready"
+[[ ! -s "$TMP/log.out" ]] || fail "--log_level=error: a clean start logged: $(head -3 "$TMP/log.out")"
+printf 'log_level=info\n' >"$TMP/log.conf"
+kill -HUP "$LPID"
+for _ in $(seq 50); do grep -q "configuration reloaded" "$TMP/log.out" && break; sleep 0.1; done
+grep -q "configuration reloaded" "$TMP/log.out" || { cat "$TMP/log.out"; fail "log_level=info on SIGHUP: no reload line"; }
+kill -TERM "$LPID"
+rc=0; wait "$LPID" || rc=$?
+[[ $rc -eq 0 ]] || fail "--log_level=error daemon: SIGTERM exit $rc"
+pass "--log_level=error (config file): a clean start logs nothing; SIGHUP to info logs again"
+
+# A hook that cannot attach: one WARNING line at start naming it and what is missing. Here the
+# pinned link of block_rq_issue is removed while no procscoped runs, so the next one adopts the
+# pinned state without it.
+PIN=/sys/fs/bpf/procscope-cfgtest-$$
+before_cleanup() { "$PROCSCOPED" --unpin --pin_path="$PIN" >/dev/null 2>&1 || true; }
+rc=0; "$PROCSCOPED" --pin_path="$PIN" --listen=127.0.0.1:0 --journal_dir= --quiet --duration=1s \
+    >"$TMP/pin1.out" 2>&1 || rc=$?
+[[ $rc -eq 0 && -e "$PIN/link_block_rq_issue" ]] || { cat "$TMP/pin1.out"; fail "pinning: exit $rc"; }
+rm "$PIN/link_block_rq_issue"
+"$PROCSCOPED" --pin_path="$PIN" --listen=127.0.0.1:0 --journal_dir= --quiet >"$TMP/pin2.out" 2>&1 &
+DPID=$!; PIDS+=("$DPID")
+wait_ready "$TMP/pin2.out" "$DPID"
+curl -sf "http://127.0.0.1:$PORT/api/v1/status" | jq -e '.degraded_hooks == ["block_rq_issue"]' >/dev/null ||
+  fail "status does not list block_rq_issue as degraded"
+want="procscoped: degraded: not attached: block_rq_issue (missing: all block I/O bytes, operations and latency); everything else is collected"
+[[ $(grep -cxF "$want" "$TMP/pin2.out") -eq 1 ]] || { cat "$TMP/pin2.out"; fail "no degraded warning, or not once"; }
+kill -TERM "$DPID"; wait "$DPID" || true
+"$PROCSCOPED" --unpin --pin_path="$PIN" >/dev/null 2>&1 || fail "--unpin $PIN"
+pass "a hook that did not attach is one warning line at start: ${want#procscoped: }"
 echo "PASS"

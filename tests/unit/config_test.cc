@@ -2,10 +2,12 @@
 // Tier 1: settings validation, --attach and --group_by parsing (daemon/config.h, group_by.h).
 #include "config.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdarg>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -22,6 +24,8 @@
 #include "flags_util.h"
 #include "group_by.h"
 #include "gtest/gtest.h"
+#include "libbpf_log.h"
+#include "log.h"
 #include "privileges.h"
 
 // Flags for the config-file tests (the daemon's own are in daemon/main.cc, not linked here).
@@ -506,6 +510,72 @@ TEST(CapabilitiesTest, CurrentPrivilegesReadsThisThread) {
   absl::StatusOr<PrivilegeState> st = CurrentPrivileges();
   ASSERT_TRUE(st.ok()) << st.status();
   EXPECT_EQ(st->effective & ~st->permitted, 0u);  // effective is a subset of permitted
+}
+
+// --- libbpf's messages on the log levels (daemon/libbpf_log.h) ---------------------------------
+
+TEST(LibbpfLogTest, WarningsAreWarningsTheRestDebugAllWarningsWithVerbose) {
+  EXPECT_EQ(LibbpfLogLevel(LIBBPF_WARN, false), LogLevel::kWarning);
+  EXPECT_EQ(LibbpfLogLevel(LIBBPF_INFO, false), LogLevel::kDebug);
+  EXPECT_EQ(LibbpfLogLevel(LIBBPF_DEBUG, false), LogLevel::kDebug);
+  for (auto level : {LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG}) {
+    EXPECT_EQ(LibbpfLogLevel(level, true), LogLevel::kWarning) << level;
+  }
+}
+
+TEST(LibbpfLogTest, EveryLineSaysLibbpf) {
+  EXPECT_EQ(LibbpfLogLines("libbpf: prog 'x': failed to load\n"),
+            std::vector<std::string>{"libbpf: prog 'x': failed to load"});
+  EXPECT_EQ(LibbpfLogLines("libbpf: -- BEGIN PROG LOAD LOG --\n0: R1=ctx\n\n1: exit  \n"),
+            (std::vector<std::string>{"libbpf: -- BEGIN PROG LOAD LOG --", "libbpf: 0: R1=ctx",
+                                      "libbpf: 1: exit"}));
+  EXPECT_TRUE(LibbpfLogLines("\n").empty());
+}
+
+// Calls the print callback as libbpf does.
+int Print(enum libbpf_print_level level, const char* fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  const int n = LibbpfPrint(level, fmt, args);
+  va_end(args);
+  return n;
+}
+
+// What the callback writes to stderr, at `log_level`, for one warning, one info line and one
+// debug message longer than its stack buffer.
+std::string PrintedAt(LogLevel log_level, bool verbose) {
+  char path[] = "/tmp/procscope-libbpf-log.XXXXXX";
+  const int file = mkstemp(path);
+  unlink(path);
+  const int saved = dup(STDERR_FILENO);
+  dup2(file, STDERR_FILENO);
+  SetLogLevel(log_level);
+  SetLibbpfVerbose(verbose);
+  Print(LIBBPF_WARN, "libbpf: failed to find BTF for %s\n", "sched_switch");
+  Print(LIBBPF_INFO, "libbpf: map '%s': created\n", "events");
+  Print(LIBBPF_DEBUG, "libbpf: log %s\n", std::string(2000, 'v').c_str());
+  SetLibbpfVerbose(false);
+  SetLogLevel(LogLevel::kInfo);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  std::string out(8192, '\0');
+  const ssize_t n = pread(file, out.data(), out.size(), 0);
+  close(file);
+  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return out;
+}
+
+TEST(LibbpfLogTest, CallbackFollowsTheLogLevel) {
+  const std::string warning = "procscoped: libbpf: failed to find BTF for sched_switch\n";
+  const std::string info = "procscoped: libbpf: map 'events': created\n";
+  const std::string debug = "procscoped: libbpf: log " + std::string(2000, 'v') + "\n";
+  EXPECT_EQ(PrintedAt(LogLevel::kInfo, false), warning);  // the default: warnings only
+  EXPECT_EQ(PrintedAt(LogLevel::kWarning, false), warning);
+  EXPECT_EQ(PrintedAt(LogLevel::kError, false), "");
+  EXPECT_EQ(PrintedAt(LogLevel::kDebug, false), warning + info + debug);
+  EXPECT_EQ(PrintedAt(LogLevel::kInfo, true), warning + info + debug);  // --verbose
+  EXPECT_EQ(PrintedAt(LogLevel::kError, true), "");  // an explicit --log_level=error wins
+  EXPECT_EQ(Print(LIBBPF_WARN, "libbpf: %d\n", 42), 11);
 }
 
 }  // namespace

@@ -593,6 +593,30 @@ TEST(BuildMetricsTest, MissingInputsGiveNoFamilies) {
   EXPECT_EQ(dropped, 0u);
 }
 
+// Degraded hooks: one gauge series each, label sanitised, one series for names that sanitise
+// alike; no family when every hook is attached.
+TEST(BuildMetricsTest, DegradedHooksOneSeriesEach) {
+  Fixture fx;
+  EXPECT_THAT(fx.Text(), Not(::testing::HasSubstr("procscope_degraded_hook")));
+  fx.self.degraded_hooks = {"block_rq_issue", "mark_victim", "h\x01\"} injected 1\n",
+                            "h\x02\"} injected 1\n"};
+  const std::string text = fx.Text();
+  std::vector<std::string> degraded;
+  for (const std::string& l : SampleLines(text)) {
+    if (absl::StartsWith(l, "procscope_degraded_hook")) degraded.push_back(l);
+  }
+  EXPECT_THAT(degraded,
+              UnorderedElementsAre(R"(procscope_degraded_hook{hook="block_rq_issue"} 1)",
+                                   R"(procscope_degraded_hook{hook="mark_victim"} 1)",
+                                   absl::StrCat(R"(procscope_degraded_hook{hook="h)", kFffd,
+                                                R"(\"} injected 1)", kFffd, R"("} 1)")));
+  EXPECT_THAT(LabelValues(text, "procscope_degraded_hook", "hook"),
+              UnorderedElementsAre("block_rq_issue", "mark_victim",
+                                   absl::StrCat("h", kFffd, "\"} injected 1", kFffd)));
+  EXPECT_THAT(text, ::testing::HasSubstr("# TYPE procscope_degraded_hook gauge\n"));
+  EXPECT_THAT(text, Not(::testing::HasSubstr("\ninjected")));
+}
+
 // Where promtool is on PATH, or "".
 std::string FindPromtool() {
   const char* path = getenv("PATH");
@@ -648,6 +672,7 @@ TEST_F(PromtoolTest, RealisticExpositionHasNoProblems) {
                       {"handle_rq_complete", "block_rq_complete", "raw_tp", 9999, 42},
                       {"dump_task", "iter/task", "iter", 0, 0}};
   fx.self.map_entries = {{"proc_io", 10, 16384}, {"requests", 3, 8192}};
+  fx.self.degraded_hooks = {"writeback_dirty_folio", "mark_victim"};
   const std::string names[] = {
       "systemd",           "nginx",    "postgres",  "bash",        "kworker/0:1",         "a\"b\\c",
       "x\"} injected 1\n", "\xff\xfe", "tab\there", "caf\xC3\xA9", "12345678901234567890"};
