@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -34,10 +35,6 @@ const char* GroupByName(GroupBy g) {
   static_assert(std::size(kGroupBy) == static_cast<size_t>(GroupBy::kUser) + 1);
   return kGroupBy[static_cast<int>(g)];
 }
-
-// Publishing after exits (crash and exit counts of the groups) at most this often: an exit
-// storm wakes the loop for every batch.
-constexpr absl::Duration kExitPublishEvery = absl::Milliseconds(100);
 
 }  // namespace
 
@@ -152,8 +149,25 @@ std::shared_ptr<const Snapshot> Daemon::snapshot() const {
 void Daemon::Publish(bool pass, absl::Time now) {
   auto s = std::make_shared<Snapshot>();
   if (pass) {
-    auto p = std::make_shared<PassData>();
-    p->processes = table_.Processes();
+    // The pass before last's data, unless a reader still holds it: assigning into its
+    // ProcessInfos reuses their strings' memory, where a fresh copy per pass would allocate
+    // (and fault in) every one of them again.
+    std::shared_ptr<PassData> p;
+    if (recycle_ != nullptr && recycle_.use_count() == 1) {
+      std::atomic_thread_fence(std::memory_order_acquire);  // the last reader's release
+      p = std::move(recycle_);
+      p->top_processes.clear();
+      p->rankings.clear();
+      p->top_rates.clear();
+    } else {
+      p = std::make_shared<PassData>();
+    }
+    recycle_.reset();
+    std::vector<const ProcessInfo*> live = table_.ProcessPtrs();
+    std::sort(live.begin(), live.end(),
+              [](const ProcessInfo* a, const ProcessInfo* b) { return a->key.tgid < b->key.tgid; });
+    p->processes.resize(live.size());
+    for (size_t i = 0; i < live.size(); ++i) p->processes[i] = *live[i];
     p->offenders = detector_.Evaluate(now);
     p->rankings.reserve(kNumResources);
     for (Resource r : kAllResources) p->rankings.push_back(detector_.Ranking(r));
@@ -167,6 +181,7 @@ void Daemon::Publish(bool pass, absl::Time now) {
     }
     for (const Offender& o : p->offenders) keys.push_back(o.key);
     p->top_processes = table_.ProcessesWithKeys(keys);
+    recycle_ = std::move(pass_);
     pass_ = std::move(p);
   }
   s->ready = ready_;
@@ -182,7 +197,6 @@ void Daemon::Publish(bool pass, absl::Time now) {
   if (collector_) s->degraded_hooks = collector_->Degraded();
   s->started = started_;
   exits_pending_ = false;
-  last_publish_ = now;
   std::shared_ptr<const Snapshot> old;
   absl::MutexLock l(&pub_mu_);
   old.swap(snapshot_);  // the old one is freed after the unlock (or by its last reader)
@@ -280,7 +294,6 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
     absl::Time wake = std::min({next_sample, next_maps, next_expire, deadline});
     if (!reload_.quiet) wake = std::min(wake, next_report);
     if (journal_) wake = std::min(wake, next_flush);
-    if (exits_pending_) wake = std::min(wake, last_publish_ + kExitPublishEvery);
     const int wait_ms =
         static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(wake - now), 0, 1000));
     auto polled = collector_->PollExits(wait_ms, on_exit);
@@ -308,8 +321,6 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
     if (now >= next_sample) {
       Sample();
       next_sample = std::max(next_sample + config_.sample_interval, now);
-    } else if (exits_pending_ && now >= last_publish_ + kExitPublishEvery) {
-      Publish(/*pass=*/false, now);  // the groups' exit and crash counts
     }
     if (now >= next_maps) {
       auto maps = collector_->MapEntries();
