@@ -14,8 +14,8 @@
 
 namespace procscope {
 
-// The parts that change only with a sampling pass, shared by the snapshots published between
-// two passes (after exit events only the groups are re-read).
+// The parts that change only with a sampling pass (a snapshot published without a pass, at
+// start and at the end of Run, shares them and re-reads only the groups).
 struct PassData {
   std::vector<ProcessInfo> processes;  // every live process, sorted by pid
   // Copies of the processes that can get per-process series: the top K of each resource (as
