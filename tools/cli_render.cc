@@ -9,8 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "google/protobuf/util/json_util.h"
 #include "exits.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "records.h"
 
 namespace procscope::cli {
@@ -127,34 +128,27 @@ std::string ShortContainer(absl::string_view id) {
 }
 
 std::string MessageJson(const google::protobuf::Message& m) {
+  // A string that is not UTF-8 (a hostile source name, say) would fail the conversion.
+  std::unique_ptr<google::protobuf::Message> fixed;
+  if (!StringsAreValidUtf8(m)) {
+    fixed.reset(m.New());
+    fixed->CopyFrom(m);
+    MakeStringsValidUtf8(fixed.get());
+  }
   google::protobuf::util::JsonPrintOptions opts;
   opts.preserve_proto_field_names = true;
   opts.always_print_primitive_fields = true;
   std::string out;
-  if (!google::protobuf::util::MessageToJsonString(m, &out, opts).ok()) return "{}";
+  if (!google::protobuf::util::MessageToJsonString(fixed ? *fixed : m, &out, opts).ok()) {
+    return "{}";
+  }
   return out;
 }
 
 std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : ToValidUtf8(s)) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          absl::StrAppendFormat(&out, "\\u%04x", c);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out += "\"";
-  return out;
+  google::protobuf::Value v;
+  v.set_string_value(ToValidUtf8(s));
+  return MessageJson(v);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,25 +261,21 @@ std::string RenderTop(const TopData& d, SortKey sort, size_t limit, const Render
 }
 
 std::string TopJson(const TopData& d, SortKey sort, size_t limit, int num_cpus) {
-  std::string out =
-      absl::StrCat("{\"generated_unix_ns\":\"", absl::ToUnixNanos(d.taken),
-                   "\",\"source\":", JsonString(d.source), ",\"sort\":\"", SortKeyName(sort),
-                   "\",\"limit\":", limit, ",\"num_cpus\":", num_cpus,
-                   ",\"offenders\":", MessageJson(d.offenders), ",\"processes\":[");
-  const std::vector<v1::Process> top = TopProcesses(d.processes, sort, limit);
-  for (size_t i = 0; i < top.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out += MessageJson(top[i]);
-  }
-  out += "]}\n";
-  return out;
+  v1::TopReport r;
+  r.set_generated_unix_ns(absl::ToUnixNanos(d.taken));
+  r.set_source(d.source);
+  r.set_sort(SortKeyName(sort));
+  r.set_limit(static_cast<uint32_t>(limit));
+  r.set_num_cpus(num_cpus);
+  *r.mutable_offenders() = d.offenders;
+  for (v1::Process& p : TopProcesses(d.processes, sort, limit)) *r.add_processes() = std::move(p);
+  return MessageJson(r) + "\n";
 }
 
 // ---------------------------------------------------------------------------------------------
 // events
 
 bool IsFailure(const v1::ExitEvent& e) { return e.outcome() != v1::SUCCESS; }
-
 
 std::string EventsHeader(const RenderOptions& o) {
   return Join(
@@ -430,12 +420,14 @@ std::string RenderStatus(const StatusData& d, const RenderOptions& o) {
 }
 
 std::string StatusJson(const StatusData& d) {
-  return absl::StrCat("{\"source\":", JsonString(d.source),
-                      ",\"healthz\":{\"code\":", d.healthz_code,
-                      ",\"body\":", JsonString(absl::StripAsciiWhitespace(d.healthz_body)),
-                      "},\"readyz\":{\"code\":", d.readyz_code,
-                      ",\"body\":", JsonString(absl::StripAsciiWhitespace(d.readyz_body)),
-                      "},\"status\":", MessageJson(d.status), "}\n");
+  v1::StatusReport r;
+  r.set_source(d.source);
+  r.mutable_healthz()->set_code(d.healthz_code);
+  r.mutable_healthz()->set_body(std::string(absl::StripAsciiWhitespace(d.healthz_body)));
+  r.mutable_readyz()->set_code(d.readyz_code);
+  r.mutable_readyz()->set_body(std::string(absl::StripAsciiWhitespace(d.readyz_body)));
+  *r.mutable_status() = d.status;
+  return MessageJson(r) + "\n";
 }
 
 }  // namespace procscope::cli

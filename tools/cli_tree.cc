@@ -210,28 +210,25 @@ std::string RenderTree(const ProcessTree& t, absl::Time taken, absl::string_view
 }
 
 std::string TreeJson(const ProcessTree& t, absl::Time taken, absl::string_view source) {
-  std::string out = absl::StrCat("{\"generated_unix_ns\":\"", absl::ToUnixNanos(taken),
-                                 "\",\"source\":", JsonString(source), ",\"nodes\":[");
+  v1::TreeReport r;
+  r.set_generated_unix_ns(absl::ToUnixNanos(taken));
+  r.set_source(std::string(source));
   // Depth first, like the text; iterative, so no depth of tree can overflow anything.
   std::vector<std::pair<int, int>> stack;  // node, depth
   for (auto it = t.roots.rbegin(); it != t.roots.rend(); ++it) stack.push_back({*it, 0});
-  bool first = true;
   while (!stack.empty()) {
     const auto [i, depth] = stack.back();
     stack.pop_back();
     const TreeNode& n = t.nodes[i];
-    std::vector<std::string> offenses;
-    for (const std::string& r : n.offenses) offenses.push_back(JsonString(r));
-    absl::StrAppend(&out, first ? "" : ",", "{\"depth\":", depth,
-                    ",\"parent_pid\":", n.parent < 0 ? 0 : t.nodes[n.parent].process.pid(),
-                    ",\"offender_for\":[", absl::StrJoin(offenses, ","),
-                    "],\"process\":", MessageJson(n.process), "}");
-    first = false;
+    v1::TreeReport::Node* out = r.add_nodes();
+    out->set_depth(static_cast<uint32_t>(depth));
+    out->set_parent_pid(n.parent < 0 ? 0 : t.nodes[n.parent].process.pid());
+    for (const std::string& o : n.offenses) out->add_offender_for(o);
+    *out->mutable_process() = n.process;
     for (auto c = n.children.rbegin(); c != n.children.rend(); ++c)
       stack.push_back({*c, depth + 1});
   }
-  out += "]}\n";
-  return out;
+  return MessageJson(r) + "\n";
 }
 
 }  // namespace procscope::cli

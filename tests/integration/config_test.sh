@@ -233,6 +233,10 @@ DPID=$!; PIDS+=("$DPID")
 wait_ready "$TMP/pin2.out" "$DPID"
 curl -sf "http://127.0.0.1:$PORT/api/v1/status" | jq -e '.degraded_hooks == ["block_rq_issue"]' >/dev/null ||
   fail "status does not list block_rq_issue as degraded"
+metrics >"$TMP/pin2.metrics" || fail "no /metrics"
+grep -qxF 'procscope_degraded_hook{hook="block_rq_issue"} 1' "$TMP/pin2.metrics" ||
+  fail "no procscope_degraded_hook{hook=\"block_rq_issue\"} 1 in /metrics"
+[[ $(grep -c '^procscope_degraded_hook{' "$TMP/pin2.metrics") -eq 1 ]] || fail "more degraded hooks than one"
 want="procscoped: degraded: not attached: block_rq_issue (missing: all block I/O bytes, operations and latency); everything else is collected"
 [[ $(grep -cxF "$want" "$TMP/pin2.out") -eq 1 ]] || { cat "$TMP/pin2.out"; fail "no degraded warning, or not once"; }
 kill -TERM "$DPID"; wait "$DPID" || true

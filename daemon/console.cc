@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+// The console report: the daemon's "top offenders" table on stdout (not a log: --quiet turns
+// it off).
+#include <cstdio>
+
+#include "absl/strings/str_format.h"
+#include "daemon.h"
+#include "report.h"
+#include "text.h"
+
+namespace procscope {
+
+void Daemon::Report(absl::Time now) {
+  const std::vector<ProcessSample>& cur = last_samples_;
+  std::string out = absl::StrFormat(
+      "\n%s  %d processes\n", absl::FormatTime("%H:%M:%S", now, absl::LocalTimeZone()), cur.size());
+  if (pass_->offenders.empty()) {
+    out += "offenders: none\n";
+  } else {
+    for (const Offender& o : pass_->offenders) {
+      absl::StrAppendFormat(&out, "OFFENDER %-13s pid %-7u %-16s %s\n", ResourceName(o.resource),
+                            o.key.tgid, EscapeForDisplay(o.comm), o.reason);
+    }
+  }
+  if (!report_prev_.empty()) {
+    out += FormatTopTable(
+        ComputeRates(report_prev_, cur, absl::ToDoubleSeconds(now - report_prev_at_)),
+        static_cast<size_t>(reload_.top));
+  }
+  printf("%s", out.c_str());
+  fflush(stdout);
+  report_prev_ = cur;
+  report_prev_at_ = now;
+}
+
+}  // namespace procscope
