@@ -26,15 +26,11 @@ static __always_inline __u64 ps_folio_bytes(__u64 nr_pages)
 	return (nr_pages ? nr_pages : 1) * 4096ULL;
 }
 
-/* One thread's kernel counters (or their snapshot at its last fold). */
+/* One thread's kernel counters (or their snapshot at its last fold): the PS_COUNTER_FIELDS, named
+ * as in struct ps_counters, and the switch-in count. */
 struct ps_thread_counters {
-	__u64 cpu;    /* se.sum_exec_runtime */
-	__u64 runq;   /* sched_info.run_delay */
 	__u64 pcount; /* sched_info.pcount: switch-ins, one per run-queue wait episode */
-	__u64 vol;    /* nvcsw */
-	__u64 invol;  /* nivcsw */
-	__u64 min;    /* min_flt */
-	__u64 maj;    /* maj_flt */
+	PS_COUNTER_FIELDS(PS_U64_MEMBER)
 };
 
 #define PS_ADD(shared, dst, val)                                                                  \
@@ -45,20 +41,33 @@ struct ps_thread_counters {
 			(dst) += (val);                                                           \
 	} while (0)
 
+/* Adds every counter of `src` (the histogram too) to `dst`; atomically when `shared`. */
+static __always_inline void ps_add_counters(struct ps_counters *dst, const struct ps_counters *src,
+					    bool shared)
+{
+	int i;
+
+#define PS_ADD_FIELD(f, ...) PS_ADD(shared, dst->f, src->f);
+	PS_COUNTER_FIELDS(PS_ADD_FIELD)
+#undef PS_ADD_FIELD
+#define PS_ADD_ARRAY(f, n)                                                                         \
+	for (i = 0; i < (n); i++)                                                                 \
+		PS_ADD(shared, dst->f[i], src->f[i]);
+	PS_COUNTER_ARRAYS(PS_ADD_ARRAY)
+#undef PS_ADD_ARRAY
+}
+
 /* Moves the increase from `snap` to `cur` into the process totals `p` and advances `snap`.
  * `shared`: other threads may fold into `p` at the same time (atomic adds). */
 static __always_inline void ps_fold_values(struct ps_thread_counters *snap,
 					   const struct ps_thread_counters *cur,
 					   struct ps_counters *p, bool shared)
 {
-	__u64 d_runq = cur->runq - snap->runq;
+	__u64 d_runq = cur->runq_ns - snap->runq_ns;
 
-	PS_ADD(shared, p->cpu_ns, cur->cpu - snap->cpu);
-	PS_ADD(shared, p->runq_ns, d_runq);
-	PS_ADD(shared, p->vol_cs, cur->vol - snap->vol);
-	PS_ADD(shared, p->invol_cs, cur->invol - snap->invol);
-	PS_ADD(shared, p->min_flt, cur->min - snap->min);
-	PS_ADD(shared, p->maj_flt, cur->maj - snap->maj);
+#define PS_FOLD_FIELD(f, ...) PS_ADD(shared, p->f, cur->f - snap->f);
+	PS_COUNTER_FIELDS(PS_FOLD_FIELD)
+#undef PS_FOLD_FIELD
 	/* Exactly one switch-in since the last fold: d_runq is one wait episode. */
 	if (cur->pcount - snap->pcount == 1) {
 		__u32 b = ps_runq_bucket(d_runq);

@@ -40,14 +40,15 @@ static __always_inline bool ps_unfolded(struct task_struct *task, struct ps_task
 {
 	struct ps_thread_counters now;
 
+	__u64 any = 0;
+
 	ps_read_thread(task, &now);
-	c->cpu_ns = now.cpu - (t ? t->snap.cpu : 0);
-	c->runq_ns = now.runq - (t ? t->snap.runq : 0);
-	c->vol_cs = now.vol - (t ? t->snap.vol : 0);
-	c->invol_cs = now.invol - (t ? t->snap.invol : 0);
-	c->min_flt = now.min - (t ? t->snap.min : 0);
-	c->maj_flt = now.maj - (t ? t->snap.maj : 0);
-	return c->cpu_ns | c->runq_ns | c->vol_cs | c->invol_cs | c->min_flt | c->maj_flt;
+#define PS_UNFOLDED_FIELD(f, ...)                                                                  \
+	c->f = now.f - (t ? t->snap.f : 0);                                                       \
+	any |= c->f;
+	PS_COUNTER_FIELDS(PS_UNFOLDED_FIELD)
+#undef PS_UNFOLDED_FIELD
+	return any;
 }
 
 /* Registration pass: snapshot the thread and fold its lifetime counters into its process, which
@@ -64,20 +65,14 @@ static __always_inline void ps_register(struct task_struct *task, struct task_st
 		return;
 	}
 	if (!p->proc_init) {
-		struct signal_struct *sig = task->signal;
-
 		p->proc_init = 1;
-		p->proc.cpu_ns += sig->sum_sched_runtime;
-		p->proc.vol_cs += sig->nvcsw;
-		p->proc.invol_cs += sig->nivcsw;
-		p->proc.min_flt += sig->min_flt;
-		p->proc.maj_flt += sig->maj_flt;
+		ps_seed_counters(&p->proc, task->signal, false);
 	}
-	if (t->snap.pcount || t->snap.cpu) /* already registered */
+	if (t->snap.pcount || t->snap.cpu_ns) /* already registered */
 		return;
 	t->was_thread = task != leader;
 	ps_unfolded(task, NULL, c);
-	ps_add_counters(&p->proc, c);
+	ps_add_counters(&p->proc, c, false);
 	ps_read_thread(task, &t->snap);
 }
 
@@ -129,23 +124,19 @@ int ps_dump_procs(struct bpf_iter__task *ctx)
 		 * leader's, handed over (below), plus its own unfolded counters. */
 	} else {
 		/* Not seen since registration: dead threads' totals; live ones unfold from zero. */
-		rec->c.cpu_ns = sig->sum_sched_runtime;
-		rec->c.vol_cs = sig->nvcsw;
-		rec->c.invol_cs = sig->nivcsw;
-		rec->c.min_flt = sig->min_flt;
-		rec->c.maj_flt = sig->maj_flt;
+		ps_seed_counters(&rec->c, sig, false); /* rec is zeroed */
 	}
 	if (p && (p->adopt || (!p->proc_init && p->was_thread))) {
 		struct ps_counters *h = ps_handover(&rec->key);
 
 		if (h)
-			ps_add_counters(&rec->c, h);
+			ps_add_counters(&rec->c, h, false);
 	}
 	{
 		struct ps_counters own;
 
 		ps_unfolded(task, t, &own);
-		ps_add_counters(&rec->c, &own);
+		ps_add_counters(&rec->c, &own, false);
 	}
 	rec->ppid = task->real_parent->tgid;
 	rec->uid = task->real_cred->uid.val;

@@ -136,13 +136,30 @@ static __always_inline void ps_stat_add(__u32 idx, __u64 n)
 /* The kernel's current counters of one thread. */
 static __always_inline void ps_read_thread(struct task_struct *task, struct ps_thread_counters *c)
 {
-	c->cpu = task->se.sum_exec_runtime;
-	c->runq = task->sched_info.run_delay;
 	c->pcount = task->sched_info.pcount;
-	c->vol = task->nvcsw;
-	c->invol = task->nivcsw;
-	c->min = task->min_flt;
-	c->maj = task->maj_flt;
+#define PS_READ_FIELD(f, member, seed) c->f = task->member;
+	PS_COUNTER_FIELDS(PS_READ_FIELD)
+#undef PS_READ_FIELD
+}
+
+/*
+ * Seeds a process's totals `p` with what its already-dead threads left in the signal struct
+ * (threads alive now fold from zero, so the totals cover the whole life of the process); `shared`:
+ * other threads may fold into `p` meanwhile. The one place that knows the seed of each counter.
+ */
+static __always_inline void ps_seed_counters(struct ps_counters *p, struct signal_struct *sig,
+					     bool shared)
+{
+#define PS_SEED(member) sig->member
+#define PS_UNSEEDED 0
+/* An unseeded counter generates no code (not even an atomic add of 0). */
+#define PS_SEED_FIELD(f, member, seed)                                                             \
+	if (!__builtin_constant_p(seed) || (seed))                                                \
+		PS_ADD(shared, p->f, seed);
+	PS_COUNTER_FIELDS(PS_SEED_FIELD)
+#undef PS_SEED_FIELD
+#undef PS_UNSEEDED
+#undef PS_SEED
 }
 
 static __always_inline void ps_key_of(struct task_struct *leader, struct ps_key *k)
@@ -150,16 +167,6 @@ static __always_inline void ps_key_of(struct task_struct *leader, struct ps_key 
 	k->tgid = leader->tgid;
 	k->pad = 0;
 	k->start_ns = leader->start_boottime;
-}
-
-static __always_inline void ps_add_counters(struct ps_counters *dst, const struct ps_counters *src)
-{
-	dst->cpu_ns += src->cpu_ns;
-	dst->runq_ns += src->runq_ns;
-	dst->vol_cs += src->vol_cs;
-	dst->invol_cs += src->invol_cs;
-	dst->min_flt += src->min_flt;
-	dst->maj_flt += src->maj_flt;
 }
 
 /* The totals a previous leader of process `k` handed over, or NULL. */

@@ -34,11 +34,7 @@ static __always_inline void ps_init_proc(struct ps_task *p, struct signal_struct
 		p->adopt = 1;
 		return;
 	}
-	__sync_fetch_and_add(&p->proc.cpu_ns, sig->sum_sched_runtime);
-	__sync_fetch_and_add(&p->proc.vol_cs, sig->nvcsw);
-	__sync_fetch_and_add(&p->proc.invol_cs, sig->nivcsw);
-	__sync_fetch_and_add(&p->proc.min_flt, sig->min_flt);
-	__sync_fetch_and_add(&p->proc.maj_flt, sig->maj_flt);
+	ps_seed_counters(&p->proc, sig, true);
 }
 
 /* The leader's state (the process totals) for `task`, whose own state is `t`. */
@@ -59,20 +55,6 @@ static __always_inline struct ps_task *ps_proc_state(struct task_struct *task, s
 	return p;
 }
 
-static __always_inline void ps_add_atomic(struct ps_counters *dst, const struct ps_counters *src)
-{
-	int b;
-
-	__sync_fetch_and_add(&dst->cpu_ns, src->cpu_ns);
-	__sync_fetch_and_add(&dst->runq_ns, src->runq_ns);
-	__sync_fetch_and_add(&dst->vol_cs, src->vol_cs);
-	__sync_fetch_and_add(&dst->invol_cs, src->invol_cs);
-	__sync_fetch_and_add(&dst->min_flt, src->min_flt);
-	__sync_fetch_and_add(&dst->maj_flt, src->maj_flt);
-	for (b = 0; b < PS_RUNQ_BUCKETS; b++)
-		__sync_fetch_and_add(&dst->runq_hist[b], src->runq_hist[b]);
-}
-
 /* Adds the totals the previous leader handed over, once they are there. */
 static __always_inline void ps_adopt(struct ps_task *p, struct task_struct *leader)
 {
@@ -83,7 +65,7 @@ static __always_inline void ps_adopt(struct ps_task *p, struct task_struct *lead
 	h = ps_handover(&key);
 	if (!h)
 		return; /* not yet: the old leader has not switched out for the last time */
-	ps_add_atomic(&p->proc, h);
+	ps_add_counters(&p->proc, h, true);
 	bpf_map_delete_elem(&leader_handover, &key);
 	p->adopt = 0;
 }
@@ -100,7 +82,7 @@ static __always_inline void ps_hand_over(struct task_struct *task, struct ps_tas
 	struct ps_key key;
 
 	if (leader != task) {
-		ps_add_atomic(&p->proc, &t->proc);
+		ps_add_counters(&p->proc, &t->proc, true);
 		p->adopt = 0;
 		return;
 	}

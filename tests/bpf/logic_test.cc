@@ -21,15 +21,11 @@
 #include "procscope.h"
 
 // Mirror of struct ps_thread_counters from bpf/core.bpf.h (BPF-only: it cannot be included
-// here), which the skeleton's bss refers to. BtfLayout.MirrorsMatchTheBpfObject checks it.
+// here), which the skeleton's bss refers to, from the same field list.
+// BtfLayout.MirrorsMatchTheBpfObject checks it.
 struct ps_thread_counters {
-  __u64 cpu;
-  __u64 runq;
   __u64 pcount;
-  __u64 vol;
-  __u64 invol;
-  __u64 min;
-  __u64 maj;
+  PS_COUNTER_FIELDS(PS_U64_MEMBER)
 };
 
 // Mirrors of the program contexts in logic_test.bpf.c.
@@ -46,6 +42,20 @@ struct logic_fold_args {
 
 namespace {
 
+// A thread's kernel counters, in the order the tests list them.
+ps_thread_counters T(uint64_t cpu, uint64_t runq, uint64_t pcount, uint64_t vol, uint64_t invol,
+                     uint64_t min, uint64_t maj) {
+  ps_thread_counters t{};
+  t.cpu_ns = cpu;
+  t.runq_ns = runq;
+  t.pcount = pcount;
+  t.vol_cs = vol;
+  t.invol_cs = invol;
+  t.min_flt = min;
+  t.maj_flt = maj;
+  return t;
+}
+
 // ---------------------------------------------------------------------------------------------
 // C++ reference, from the comments of bpf/procscope.h and bpf/core.bpf.h.
 
@@ -60,13 +70,13 @@ uint32_t ReferenceBucket(uint64_t wait_ns) {
 // Adds cur - snap to the totals, counts one run-queue episode when exactly one switch-in
 // happened, and advances the snapshot.
 void ReferenceFold(ps_thread_counters& snap, const ps_thread_counters& cur, ps_counters& p) {
-  p.cpu_ns += cur.cpu - snap.cpu;
-  p.runq_ns += cur.runq - snap.runq;
-  p.vol_cs += cur.vol - snap.vol;
-  p.invol_cs += cur.invol - snap.invol;
-  p.min_flt += cur.min - snap.min;
-  p.maj_flt += cur.maj - snap.maj;
-  if (cur.pcount - snap.pcount == 1) ++p.runq_hist[ReferenceBucket(cur.runq - snap.runq)];
+  p.cpu_ns += cur.cpu_ns - snap.cpu_ns;
+  p.runq_ns += cur.runq_ns - snap.runq_ns;
+  p.vol_cs += cur.vol_cs - snap.vol_cs;
+  p.invol_cs += cur.invol_cs - snap.invol_cs;
+  p.min_flt += cur.min_flt - snap.min_flt;
+  p.maj_flt += cur.maj_flt - snap.maj_flt;
+  if (cur.pcount - snap.pcount == 1) ++p.runq_hist[ReferenceBucket(cur.runq_ns - snap.runq_ns)];
   snap = cur;
 }
 
@@ -74,10 +84,10 @@ void ReferenceFold(ps_thread_counters& snap, const ps_thread_counters& cur, ps_c
 // Printing and comparison, so that a mismatch names the field.
 
 std::string ToString(const ps_thread_counters& t) {
-  return "{cpu=" + std::to_string(t.cpu) + " runq=" + std::to_string(t.runq) +
-         " pcount=" + std::to_string(t.pcount) + " vol=" + std::to_string(t.vol) +
-         " invol=" + std::to_string(t.invol) + " min=" + std::to_string(t.min) +
-         " maj=" + std::to_string(t.maj) + "}";
+  return "{cpu=" + std::to_string(t.cpu_ns) + " runq=" + std::to_string(t.runq_ns) +
+         " pcount=" + std::to_string(t.pcount) + " vol=" + std::to_string(t.vol_cs) +
+         " invol=" + std::to_string(t.invol_cs) + " min=" + std::to_string(t.min_flt) +
+         " maj=" + std::to_string(t.maj_flt) + "}";
 }
 
 std::string ToString(const ps_counters& c) {
@@ -93,8 +103,9 @@ std::string ToString(const ps_counters& c) {
 }
 
 bool Equal(const ps_thread_counters& a, const ps_thread_counters& b) {
-  return a.cpu == b.cpu && a.runq == b.runq && a.pcount == b.pcount && a.vol == b.vol &&
-         a.invol == b.invol && a.min == b.min && a.maj == b.maj;
+  return a.cpu_ns == b.cpu_ns && a.runq_ns == b.runq_ns && a.pcount == b.pcount &&
+         a.vol_cs == b.vol_cs && a.invol_cs == b.invol_cs && a.min_flt == b.min_flt &&
+         a.maj_flt == b.maj_flt;
 }
 
 bool Equal(const ps_counters& a, const ps_counters& b) {
@@ -164,13 +175,13 @@ TEST(BtfLayout, MirrorsMatchTheBpfObject) {
   const struct btf* btf = bpf_object__btf(skel->obj);
   ASSERT_NE(btf, nullptr);
   ExpectStructLayout(btf, "ps_thread_counters", sizeof(ps_thread_counters),
-                     {{"cpu", offsetof(ps_thread_counters, cpu)},
-                      {"runq", offsetof(ps_thread_counters, runq)},
-                      {"pcount", offsetof(ps_thread_counters, pcount)},
-                      {"vol", offsetof(ps_thread_counters, vol)},
-                      {"invol", offsetof(ps_thread_counters, invol)},
-                      {"min", offsetof(ps_thread_counters, min)},
-                      {"maj", offsetof(ps_thread_counters, maj)}});
+                     {{"pcount", offsetof(ps_thread_counters, pcount)},
+                      {"cpu_ns", offsetof(ps_thread_counters, cpu_ns)},
+                      {"runq_ns", offsetof(ps_thread_counters, runq_ns)},
+                      {"vol_cs", offsetof(ps_thread_counters, vol_cs)},
+                      {"invol_cs", offsetof(ps_thread_counters, invol_cs)},
+                      {"min_flt", offsetof(ps_thread_counters, min_flt)},
+                      {"maj_flt", offsetof(ps_thread_counters, maj_flt)}});
   ExpectStructLayout(btf, "logic_bucket_args", sizeof(logic_bucket_args),
                      {{"wait_ns", offsetof(logic_bucket_args, wait_ns)}});
   ExpectStructLayout(btf, "logic_fold_args", sizeof(logic_fold_args),
@@ -331,11 +342,11 @@ INSTANTIATE_TEST_SUITE_P(SharedOrNot, BpfFoldTest, ::testing::Bool(),
 // Two successive folds: the totals grow by exactly the differences (added to what was there),
 // each single-episode fold counts its wait in the right bucket, and the snapshot follows.
 TEST_P(BpfFoldTest, FoldAddsDifferencesOfSuccessiveSnapshots) {
-  const ps_thread_counters s0{1'000'000, 50'000'000, 10, 5, 3, 100, 2};
+  const ps_thread_counters s0 = T(1'000'000, 50'000'000, 10, 5, 3, 100, 2);
   // +2.5 ms CPU, a 5 us wait (bucket 2), one switch-in.
-  const ps_thread_counters s1{3'500'000, 50'005'000, 11, 7, 4, 150, 2};
+  const ps_thread_counters s1 = T(3'500'000, 50'005'000, 11, 7, 4, 150, 2);
   // +0.5 ms CPU, a 300 us wait (bucket 8), one switch-in, a major fault.
-  const ps_thread_counters s2{4'000'000, 50'305'000, 12, 8, 6, 151, 3};
+  const ps_thread_counters s2 = T(4'000'000, 50'305'000, 12, 8, 6, 151, 3);
   ps_counters base{};
   base.cpu_ns = 42;
   base.runq_ns = 7;
@@ -379,8 +390,8 @@ TEST_P(BpfFoldTest, FoldAddsDifferencesOfSuccessiveSnapshots) {
 
 // The snapshot advances, so folding the same kernel values again adds nothing.
 TEST_P(BpfFoldTest, FoldAdvancesSnapshotSoNothingIsCountedTwice) {
-  const ps_thread_counters s0{100, 200, 1, 1, 1, 1, 1};
-  const ps_thread_counters s1{900, 9'200, 2, 4, 5, 6, 7};
+  const ps_thread_counters s0 = T(100, 200, 1, 1, 1, 1, 1);
+  const ps_thread_counters s1 = T(900, 9'200, 2, 4, 5, 6, 7);
   SetState(s0, ps_counters{});
   ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
   EXPECT_TRUE(Equal(Snap(), s1)) << ToString(Snap());
@@ -403,8 +414,8 @@ TEST_P(BpfFoldTest, FoldCountsOneEpisodeInExactlyItsBucket) {
                             524'287'999, 524'288'000, 5'000'000'000ull};
   for (uint64_t wait : waits) {
     SCOPED_TRACE("wait_ns=" + std::to_string(wait));
-    const ps_thread_counters s0{0, base_runq, 40, 0, 0, 0, 0};
-    const ps_thread_counters s1{1'000, base_runq + wait, 41, 0, 1, 0, 0};
+    const ps_thread_counters s0 = T(0, base_runq, 40, 0, 0, 0, 0);
+    const ps_thread_counters s1 = T(1'000, base_runq + wait, 41, 0, 1, 0, 0);
     SetState(s0, ps_counters{});
     ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
     const ps_counters& got = Totals();
@@ -421,8 +432,8 @@ TEST_P(BpfFoldTest, FoldCountsOneEpisodeInExactlyItsBucket) {
 TEST_P(BpfFoldTest, FoldCountsNoEpisodeUnlessExactlyOneSwitchIn) {
   for (uint64_t d_pcount : {0ull, 2ull, 3ull, 1000ull}) {
     SCOPED_TRACE("d_pcount=" + std::to_string(d_pcount));
-    const ps_thread_counters s0{0, 1'000, 7, 0, 0, 0, 0};
-    const ps_thread_counters s1{5'000, 1'000 + 50'000, 7 + d_pcount, 1, 0, 0, 0};
+    const ps_thread_counters s0 = T(0, 1'000, 7, 0, 0, 0, 0);
+    const ps_thread_counters s1 = T(5'000, 1'000 + 50'000, 7 + d_pcount, 1, 0, 0, 0);
     SetState(s0, ps_counters{});
     ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
     EXPECT_EQ(HistSum(Totals()), 0u) << ToString(Totals());
@@ -436,16 +447,19 @@ TEST_P(BpfFoldTest, FoldCountsNoEpisodeUnlessExactlyOneSwitchIn) {
 TEST_F(BpfLogicTest, FoldSharedAndUnsharedAgree) {
   std::mt19937_64 rng(7);
   std::vector<ps_thread_counters> seq;
-  ps_thread_counters t{rng() % 1'000'000, rng() % 1'000'000, rng() % 100, 0, 0, 0, 0};
+  const uint64_t cpu0 = rng() % 1'000'000;  // drawn in this order, as before
+  const uint64_t runq0 = rng() % 1'000'000;
+  const uint64_t pcount0 = rng() % 100;
+  ps_thread_counters t = T(cpu0, runq0, pcount0, 0, 0, 0, 0);
   seq.push_back(t);
   for (int i = 0; i < 50; ++i) {
-    t.cpu += rng() % 10'000'000;
-    t.runq += rng() >> (24 + rng() % 40);  // 0 .. ~1.1e12 ns, every magnitude
-    t.pcount += rng() % 3;                 // 0, 1 or 2 switch-ins
-    t.vol += rng() % 5;
-    t.invol += rng() % 5;
-    t.min += rng() % 1000;
-    t.maj += rng() % 2;
+    t.cpu_ns += rng() % 10'000'000;
+    t.runq_ns += rng() >> (24 + rng() % 40);  // 0 .. ~1.1e12 ns, every magnitude
+    t.pcount += rng() % 3;                    // 0, 1 or 2 switch-ins
+    t.vol_cs += rng() % 5;
+    t.invol_cs += rng() % 5;
+    t.min_flt += rng() % 1000;
+    t.maj_flt += rng() % 2;
     seq.push_back(t);
   }
   ps_counters start{};
