@@ -30,7 +30,7 @@ static __always_inline __u64 ps_rss_bytes(struct mm_struct *mm)
 	if (!mm)
 		return 0;
 	__s64 pages = mm->rss_stat[0].count + mm->rss_stat[1].count + mm->rss_stat[3].count;
-	return pages > 0 ? (__u64)pages * 4096ULL : 0;
+	return pages > 0 ? (__u64)pages * ps_page_size : 0;
 }
 
 /* Counters of one thread not yet folded into its process: the kernel's minus the snapshot
@@ -64,10 +64,8 @@ static __always_inline void ps_register(struct task_struct *task, struct task_st
 		ps_stat_add(PS_STAT_DROP_TASK_STORAGE, 1);
 		return;
 	}
-	if (!p->proc_init) {
-		p->proc_init = 1;
+	if (ps_start_totals(p))
 		ps_seed_counters(&p->proc, task->signal, false);
-	}
 	if (t->snap.pcount || t->snap.cpu_ns) /* already registered */
 		return;
 	t->was_thread = task != leader;
@@ -117,7 +115,7 @@ int ps_dump_procs(struct bpf_iter__task *ctx)
 	}
 
 	p = t;
-	if (p && p->proc_init) {
+	if (p && p->totals != PS_TOTALS_NONE) {
 		__builtin_memcpy(&rec->c, &p->proc, sizeof(rec->c));
 	} else if (p && p->was_thread) {
 		/* Became the leader by exec and has not switched out since: its totals are the old
@@ -126,7 +124,9 @@ int ps_dump_procs(struct bpf_iter__task *ctx)
 		/* Not seen since registration: dead threads' totals; live ones unfold from zero. */
 		ps_seed_counters(&rec->c, sig, false); /* rec is zeroed */
 	}
-	if (p && (p->adopt || (!p->proc_init && p->was_thread))) {
+	/* A leader by exec: the old leader's totals may still wait in leader_handover. */
+	if (p && (p->totals == PS_TOTALS_ADOPTING ||
+		  (p->totals == PS_TOTALS_NONE && p->was_thread))) {
 		struct ps_counters *h = ps_handover(&rec->key);
 
 		if (h)

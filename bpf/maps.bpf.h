@@ -17,17 +17,13 @@
 #define PS_MAP extern
 #endif
 
-/* Per-thread state, in task storage so that it lives and dies with the task_struct. */
-struct ps_task {
-	/* This thread's kernel counters as of its last fold into the process totals. */
-	struct ps_thread_counters snap;
-	/* Process totals; used on the thread-group leader only. */
-	struct ps_counters proc;
-	__u32 proc_init;  /* proc was seeded (or took over a previous leader's totals) */
-	__u32 group_dead; /* set at sched_process_exit of the process's last thread */
-	__u32 was_thread; /* folded as a non-leader thread: if it becomes the leader, an exec did it */
-	__u32 adopt;      /* the previous leader's totals may wait in leader_handover */
-};
+/* The kernel's page size, set by the loader before load from sysconf(_SC_PAGESIZE) (4K on x86-64;
+ * 4K, 16K or 64K on arm64). A .rodata constant: the verifier sees it fixed. */
+#ifdef PS_DEFINE_MAPS
+const volatile __u64 ps_page_size = 4096;
+#else
+extern const volatile __u64 ps_page_size;
+#endif
 
 /*
  * tasks: task_struct -> struct ps_task. One entry per thread seen switching out, created lazily;
@@ -150,16 +146,7 @@ static __always_inline void ps_read_thread(struct task_struct *task, struct ps_t
 static __always_inline void ps_seed_counters(struct ps_counters *p, struct signal_struct *sig,
 					     bool shared)
 {
-#define PS_SEED(member) sig->member
-#define PS_UNSEEDED 0
-/* An unseeded counter generates no code (not even an atomic add of 0). */
-#define PS_SEED_FIELD(f, member, seed)                                                             \
-	if (!__builtin_constant_p(seed) || (seed))                                                \
-		PS_ADD(shared, p->f, seed);
-	PS_COUNTER_FIELDS(PS_SEED_FIELD)
-#undef PS_SEED_FIELD
-#undef PS_UNSEEDED
-#undef PS_SEED
+	PS_SEED_COUNTERS(p, sig, shared);
 }
 
 static __always_inline void ps_key_of(struct task_struct *leader, struct ps_key *k)

@@ -22,19 +22,14 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Starts a process's totals, once. Normally they are seeded with what its already-dead threads
- * left in the signal struct (threads alive now fold from zero, so the totals cover the whole life
- * of the process). A leader that used to be a non-leader thread got there by execve(): it takes
- * the previous leader's totals instead (ps_adopt). */
+/* Starts a process's totals, once (ps_totals_state in core.bpf.h): seeded with what its
+ * already-dead threads left in the signal struct (threads alive now fold from zero, so the totals
+ * cover the whole life of the process), or, for a leader by execve(), left to adopt the previous
+ * leader's totals (ps_adopt). */
 static __always_inline void ps_init_proc(struct ps_task *p, struct signal_struct *sig)
 {
-	if (p->proc_init || __sync_val_compare_and_swap(&p->proc_init, 0, 1) != 0)
-		return;
-	if (p->was_thread) {
-		p->adopt = 1;
-		return;
-	}
-	ps_seed_counters(&p->proc, sig, true);
+	if (ps_start_totals(p))
+		ps_seed_counters(&p->proc, sig, true);
 }
 
 /* The leader's state (the process totals) for `task`, whose own state is `t`. */
@@ -65,9 +60,8 @@ static __always_inline void ps_adopt(struct ps_task *p, struct task_struct *lead
 	h = ps_handover(&key);
 	if (!h)
 		return; /* not yet: the old leader has not switched out for the last time */
-	ps_add_counters(&p->proc, h, true);
+	ps_adopt_totals(p, h);
 	bpf_map_delete_elem(&leader_handover, &key);
-	p->adopt = 0;
 }
 
 /*
@@ -82,8 +76,7 @@ static __always_inline void ps_hand_over(struct task_struct *task, struct ps_tas
 	struct ps_key key;
 
 	if (leader != task) {
-		ps_add_counters(&p->proc, &t->proc, true);
-		p->adopt = 0;
+		ps_adopt_totals(p, &t->proc);
 		return;
 	}
 	ps_key_of(leader, &key);
@@ -113,8 +106,8 @@ static __always_inline void ps_emit_exit(struct task_struct *task, struct task_s
 	e->exit_ns = bpf_ktime_get_boot_ns();
 	e->exit_code = (sig->flags & SIGNAL_GROUP_EXIT) ? sig->group_exit_code : task->exit_code;
 	e->flags = bpf_map_lookup_elem(&oom_victims, &key) ? PS_EXIT_OOM_KILLED : 0;
-	e->rss_max_bytes = sig->maxrss * 4096ULL;
-	if (p->adopt)
+	e->rss_max_bytes = sig->maxrss * ps_page_size; /* maxrss is in pages */
+	if (p->totals == PS_TOTALS_ADOPTING)
 		ps_adopt(p, leader);
 	bpf_probe_read_kernel(e->comm, sizeof(e->comm), leader->comm);
 	__builtin_memcpy(&e->c, &p->proc, sizeof(e->c));
@@ -149,15 +142,21 @@ static __always_inline int ps_on_switch(struct task_struct *prev, unsigned int p
 	p = ps_proc_state(prev, t, leader);
 	if (!p)
 		return 0;
-	if (p->adopt)
+	if (p->totals == PS_TOTALS_ADOPTING)
 		ps_adopt(p, leader);
 	ps_read_thread(prev, &cur);
 	ps_fold_values(&t->snap, &cur, &p->proc, leader != prev || prev->signal->nr_threads > 1);
 	if (prev_state == TASK_DEAD) {
-		if (t->group_dead)
+		switch (ps_final_step(t)) {
+		case PS_FINAL_EXIT:
 			ps_emit_exit(prev, leader, p);
-		else if (t->proc_init) /* it held the process totals: it is or was the leader */
+			break;
+		case PS_FINAL_HAND_OVER:
 			ps_hand_over(prev, t, leader, p);
+			break;
+		case PS_FINAL_NOTHING:
+			break;
+		}
 	}
 	return 0;
 }

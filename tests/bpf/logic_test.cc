@@ -38,6 +38,32 @@ struct logic_fold_args {
   __u32 pad;
 };
 
+// Mirrors of the leader state and the transition programs' contexts (logic_test.bpf.c).
+struct ps_task {
+  ps_thread_counters snap;
+  ps_counters proc;
+  __u32 totals;
+  __u32 group_dead;
+  __u32 was_thread;
+  __u32 pad;
+};
+struct logic_signal {
+  __u64 sum_sched_runtime;
+  __u64 nvcsw;
+  __u64 nivcsw;
+  __u64 min_flt;
+  __u64 maj_flt;
+};
+struct logic_start_args {
+  logic_signal sig;
+};
+struct logic_adopt_args {
+  ps_counters prev;
+};
+// enum ps_totals_state and enum ps_final, mirrored; BtfLayout.EnumsMatchTheBpfObject checks them.
+enum ps_totals_state { PS_TOTALS_NONE = 0, PS_TOTALS_OWN, PS_TOTALS_ADOPTING };
+enum ps_final { PS_FINAL_NOTHING = 0, PS_FINAL_EXIT, PS_FINAL_HAND_OVER };
+
 #include "logic_test.skel.h"
 
 namespace {
@@ -123,6 +149,18 @@ bool Equal(const ps_counters& a, const ps_counters& b) {
   EXPECT_TRUE(Equal(actual, expected)) << "  actual: " << ToString(actual) << "\n" \
                                        << "expected: " << ToString(expected)
 
+// Every __u64 of the totals, scalars and buckets, in order (from the list in bpf/procscope.h).
+template <typename F>
+void ForEachU64(ps_counters& c, F&& fn) {
+#define PS_EACH(f, ...) fn(c.f);
+#define PS_EACH_ARRAY(f, n) \
+  for (int i = 0; i < (n); ++i) fn(c.f[i]);
+  PS_COUNTER_FIELDS(PS_EACH)
+  PS_COUNTER_ARRAYS(PS_EACH_ARRAY)
+#undef PS_EACH_ARRAY
+#undef PS_EACH
+}
+
 uint64_t HistSum(const ps_counters& c) {
   uint64_t sum = 0;
   for (int i = 0; i < PS_RUNQ_BUCKETS; ++i) sum += c.runq_hist[i];
@@ -196,6 +234,49 @@ TEST(BtfLayout, MirrorsMatchTheBpfObject) {
                       {"min_flt", offsetof(ps_counters, min_flt)},
                       {"maj_flt", offsetof(ps_counters, maj_flt)},
                       {"runq_hist", offsetof(ps_counters, runq_hist)}});
+  ExpectStructLayout(btf, "ps_task", sizeof(ps_task),
+                     {{"snap", offsetof(ps_task, snap)},
+                      {"proc", offsetof(ps_task, proc)},
+                      {"totals", offsetof(ps_task, totals)},
+                      {"group_dead", offsetof(ps_task, group_dead)},
+                      {"was_thread", offsetof(ps_task, was_thread)},
+                      {"pad", offsetof(ps_task, pad)}});
+  ExpectStructLayout(btf, "logic_signal", sizeof(logic_signal),
+                     {{"sum_sched_runtime", offsetof(logic_signal, sum_sched_runtime)},
+                      {"nvcsw", offsetof(logic_signal, nvcsw)},
+                      {"nivcsw", offsetof(logic_signal, nivcsw)},
+                      {"min_flt", offsetof(logic_signal, min_flt)},
+                      {"maj_flt", offsetof(logic_signal, maj_flt)}});
+  logic_test__destroy(skel);
+}
+
+void ExpectEnum(const struct btf* btf, const char* name,
+                const std::vector<std::pair<const char*, int>>& values) {
+  SCOPED_TRACE(name);
+  const int id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM);
+  ASSERT_GT(id, 0) << "enum " << name << " not in the BTF of logic_test.bpf.o";
+  const struct btf_type* t = btf__type_by_id(btf, id);
+  ASSERT_EQ(btf_vlen(t), values.size());
+  const struct btf_enum* e = btf_enum(t);
+  for (size_t i = 0; i < values.size(); ++i) {
+    EXPECT_STREQ(btf__name_by_offset(btf, e[i].name_off), values[i].first);
+    EXPECT_EQ(e[i].val, values[i].second) << values[i].first;
+  }
+}
+
+TEST(BtfLayout, EnumsMatchTheBpfObject) {
+  struct logic_test* skel = logic_test__open();
+  ASSERT_NE(skel, nullptr) << "logic_test__open: " << strerror(errno);
+  const struct btf* btf = bpf_object__btf(skel->obj);
+  ASSERT_NE(btf, nullptr);
+  ExpectEnum(btf, "ps_totals_state",
+             {{"PS_TOTALS_NONE", PS_TOTALS_NONE},
+              {"PS_TOTALS_OWN", PS_TOTALS_OWN},
+              {"PS_TOTALS_ADOPTING", PS_TOTALS_ADOPTING}});
+  ExpectEnum(btf, "ps_final",
+             {{"PS_FINAL_NOTHING", PS_FINAL_NOTHING},
+              {"PS_FINAL_EXIT", PS_FINAL_EXIT},
+              {"PS_FINAL_HAND_OVER", PS_FINAL_HAND_OVER}});
   logic_test__destroy(skel);
 }
 
@@ -258,6 +339,29 @@ class BpfLogicTest : public ::testing::Test {
     ASSERT_EQ(err, 0) << "BPF_PROG_TEST_RUN run_fold: " << strerror(errno);
     ASSERT_EQ(opts.retval, 0u);
   }
+
+  // Runs a program that takes `args` as its context; returns its return value.
+  template <typename Args>
+  uint32_t Run(struct bpf_program* prog, Args* args) {
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.ctx_in = args;
+    opts.ctx_size_in = args != nullptr ? sizeof(*args) : 0;
+    const int err = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts);
+    EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN " << bpf_program__name(prog) << ": " << strerror(errno);
+    return opts.retval;
+  }
+  // ps_start_totals(&lead) and, if it says so, the seed from `sig`; returns whether it seeded.
+  bool Start(logic_signal sig) {
+    logic_start_args args{sig};
+    return Run(skel_->progs.run_start, &args) != 0;
+  }
+  void Adopt(const ps_counters& prev) {
+    logic_adopt_args args{prev};
+    Run(skel_->progs.run_adopt, &args);
+  }
+  uint32_t Final() { return Run<char>(skel_->progs.run_final, nullptr); }
+  ps_task& Lead() { return skel_->bss->lead; }
 
   void SetState(const ps_thread_counters& snap, const ps_counters& totals) {
     skel_->bss->fold_snap = snap;
@@ -484,6 +588,108 @@ TEST_F(BpfLogicTest, FoldSharedAndUnsharedAgree) {
   for (size_t i = 1; i < seq.size(); ++i) ReferenceFold(ref_snap, seq[i], ref);
   EXPECT_COUNTERS_EQ(results[0], ref);
   EXPECT_GT(HistSum(ref), 9u) << "the sequence should include single-episode folds";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The totals' states (ps_totals_state), one test per transition.
+
+// The totals seeded from `sig`, as the list in bpf/procscope.h says, added to `base`.
+ps_counters Seeded(ps_counters base, const logic_signal& s) {
+#define PS_SEED(member) s.member
+#define PS_UNSEEDED 0
+#define PS_SEED_EXPECT(f, member, seed) base.f += seed;
+  PS_COUNTER_FIELDS(PS_SEED_EXPECT)
+#undef PS_SEED_EXPECT
+#undef PS_UNSEEDED
+#undef PS_SEED
+  return base;
+}
+
+const logic_signal kDeadThreads{5'000'000, 11, 12, 13, 14};
+
+// NONE -> OWN: the first fold (or exit) of a process that is not a leader by exec seeds its
+// totals with what its dead threads left, once.
+TEST_F(BpfLogicTest, StartSeedsFromTheSignalStructOnce) {
+  ps_counters before{};
+  before.cpu_ns = 7;  // a thread folded meanwhile: the seed adds to it
+  before.runq_hist[3] = 2;
+  Lead() = ps_task{};
+  Lead().proc = before;
+  EXPECT_TRUE(Start(kDeadThreads));
+  EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_OWN));
+  const ps_counters want = Seeded(before, kDeadThreads);
+  EXPECT_COUNTERS_EQ(Lead().proc, want);
+  // Independently of the list: the kernel's names for them.
+  EXPECT_EQ(Lead().proc.cpu_ns, 7u + 5'000'000u);
+  EXPECT_EQ(Lead().proc.runq_ns, 0u);  // run_delay of dead threads is not kept
+  EXPECT_EQ(Lead().proc.vol_cs, 11u);
+  EXPECT_EQ(Lead().proc.invol_cs, 12u);
+  EXPECT_EQ(Lead().proc.min_flt, 13u);
+  EXPECT_EQ(Lead().proc.maj_flt, 14u);
+
+  // OWN stays OWN: a second start (another thread, the exit hook) seeds nothing more.
+  EXPECT_FALSE(Start(kDeadThreads));
+  EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_OWN));
+  EXPECT_COUNTERS_EQ(Lead().proc, want);
+}
+
+// NONE -> ADOPTING: a leader that folded as a thread before got there by execve(); it does not
+// seed (the signal struct's dead threads are the old leader's business) but waits to adopt.
+TEST_F(BpfLogicTest, StartOfALeaderByExecWaitsToAdopt) {
+  Lead() = ps_task{};
+  Lead().was_thread = 1;
+  Lead().proc.cpu_ns = 40;
+  EXPECT_FALSE(Start(kDeadThreads));
+  EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_ADOPTING));
+  ps_counters want{};
+  want.cpu_ns = 40;
+  EXPECT_COUNTERS_EQ(Lead().proc, want);
+  // ADOPTING stays ADOPTING until the handover: starting again changes nothing.
+  EXPECT_FALSE(Start(kDeadThreads));
+  EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_ADOPTING));
+  EXPECT_COUNTERS_EQ(Lead().proc, want);
+}
+
+// ADOPTING -> OWN: the previous leader's totals, every counter and bucket, add to the new
+// leader's own.
+TEST_F(BpfLogicTest, AdoptAddsThePreviousLeadersTotalsAndOwns) {
+  ps_counters own{};
+  ps_counters prev{};
+  uint64_t v = 1;
+  ForEachU64(own, [&](__u64& x) { x = v++; });
+  ForEachU64(prev, [&](__u64& x) { x = 1000 * v++; });
+  Lead() = ps_task{};
+  Lead().was_thread = 1;
+  Lead().totals = PS_TOTALS_ADOPTING;
+  Lead().proc = own;
+  Adopt(prev);
+  EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_OWN));
+  ps_counters want = own;
+  const __u64* p = reinterpret_cast<const __u64*>(&prev);
+  size_t i = 0;
+  ForEachU64(want, [&](__u64& x) { x += p[i++]; });
+  EXPECT_COUNTERS_EQ(Lead().proc, want);
+}
+
+// The final switch-out: the last thread sends the exit, a holder of the totals hands them over,
+// any other thread does nothing.
+TEST_F(BpfLogicTest, FinalStepFollowsTheState) {
+  struct Case {
+    __u32 group_dead;
+    __u32 totals;
+    uint32_t want;
+  };
+  const Case cases[] = {
+      {1, PS_TOTALS_OWN, PS_FINAL_EXIT},           {1, PS_TOTALS_ADOPTING, PS_FINAL_EXIT},
+      {1, PS_TOTALS_NONE, PS_FINAL_EXIT},          {0, PS_TOTALS_OWN, PS_FINAL_HAND_OVER},
+      {0, PS_TOTALS_ADOPTING, PS_FINAL_HAND_OVER}, {0, PS_TOTALS_NONE, PS_FINAL_NOTHING},
+  };
+  for (const Case& c : cases) {
+    Lead() = ps_task{};
+    Lead().group_dead = c.group_dead;
+    Lead().totals = c.totals;
+    EXPECT_EQ(Final(), c.want) << "group_dead=" << c.group_dead << " totals=" << c.totals;
+  }
 }
 
 }  // namespace
