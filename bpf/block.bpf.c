@@ -185,7 +185,7 @@ static __always_inline int ps_on_dirty_folio(struct folio *folio, struct address
 		nr = BPF_CORE_READ(folio, _nr_pages);
 	io = ps_io_of_current(&k);
 	if (io)
-		__sync_fetch_and_add(&io->dirtied_bytes, ps_folio_bytes(nr));
+		__sync_fetch_and_add(&io->dirtied_bytes, ps_folio_bytes(nr, ps_page_size));
 	owner = bpf_map_lookup_elem(&inode_owner, &inode);
 	if (!owner || owner->tgid != k.tgid || owner->start_ns != k.start_ns) {
 		if (bpf_map_update_elem(&inode_owner, &inode, &k, BPF_ANY))

@@ -21,20 +21,16 @@ static __always_inline __u32 ps_runq_bucket(__u64 wait_ns)
 }
 
 /* Bytes in a folio; nr_pages is 0 for a small folio (its count is only kept for large ones). */
-static __always_inline __u64 ps_folio_bytes(__u64 nr_pages)
+static __always_inline __u64 ps_folio_bytes(__u64 nr_pages, __u64 page_size)
 {
-	return (nr_pages ? nr_pages : 1) * 4096ULL;
+	return (nr_pages ? nr_pages : 1) * page_size;
 }
 
-/* One thread's kernel counters (or their snapshot at its last fold). */
+/* One thread's kernel counters (or their snapshot at its last fold): the PS_COUNTER_FIELDS, named
+ * as in struct ps_counters, and the switch-in count. */
 struct ps_thread_counters {
-	__u64 cpu;    /* se.sum_exec_runtime */
-	__u64 runq;   /* sched_info.run_delay */
 	__u64 pcount; /* sched_info.pcount: switch-ins, one per run-queue wait episode */
-	__u64 vol;    /* nvcsw */
-	__u64 invol;  /* nivcsw */
-	__u64 min;    /* min_flt */
-	__u64 maj;    /* maj_flt */
+	PS_COUNTER_FIELDS(PS_U64_MEMBER)
 };
 
 #define PS_ADD(shared, dst, val)                                                                  \
@@ -45,20 +41,49 @@ struct ps_thread_counters {
 			(dst) += (val);                                                           \
 	} while (0)
 
+/* Adds every counter of `src` (the histogram too) to `dst`; atomically when `shared`. */
+static __always_inline void ps_add_counters(struct ps_counters *dst, const struct ps_counters *src,
+					    bool shared)
+{
+	int i;
+
+#define PS_ADD_FIELD(f, ...) PS_ADD(shared, dst->f, src->f);
+	PS_COUNTER_FIELDS(PS_ADD_FIELD)
+#undef PS_ADD_FIELD
+#define PS_ADD_ARRAY(f, n)                                                                         \
+	for (i = 0; i < (n); i++)                                                                 \
+		PS_ADD(shared, dst->f[i], src->f[i]);
+	PS_COUNTER_ARRAYS(PS_ADD_ARRAY)
+#undef PS_ADD_ARRAY
+}
+
+/* Adds to the totals `p` each counter's seed from `sig` (a struct signal_struct, or in the tests
+ * any struct with the members the list names); an unseeded counter generates no code, not even
+ * an atomic add of 0. ps_seed_counters (maps.bpf.h) is its one user in the programs. */
+#define PS_SEED_COUNTERS(dst, src, is_shared)                                                      \
+	do {                                                                                      \
+		struct ps_counters *ps_seed_dst_ = (dst);                                         \
+		__typeof__(src) ps_seed_src_ = (src);                                             \
+		bool ps_seed_shared_ = (is_shared);                                               \
+		PS_COUNTER_FIELDS(PS_SEED_FIELD_)                                                 \
+	} while (0)
+#define PS_SEED(member) ps_seed_src_->member
+#define PS_UNSEEDED 0
+#define PS_SEED_FIELD_(f, member, seed)                                                            \
+	if (!__builtin_constant_p(seed) || (seed))                                                \
+		PS_ADD(ps_seed_shared_, ps_seed_dst_->f, seed);
+
 /* Moves the increase from `snap` to `cur` into the process totals `p` and advances `snap`.
  * `shared`: other threads may fold into `p` at the same time (atomic adds). */
 static __always_inline void ps_fold_values(struct ps_thread_counters *snap,
 					   const struct ps_thread_counters *cur,
 					   struct ps_counters *p, bool shared)
 {
-	__u64 d_runq = cur->runq - snap->runq;
+	__u64 d_runq = cur->runq_ns - snap->runq_ns;
 
-	PS_ADD(shared, p->cpu_ns, cur->cpu - snap->cpu);
-	PS_ADD(shared, p->runq_ns, d_runq);
-	PS_ADD(shared, p->vol_cs, cur->vol - snap->vol);
-	PS_ADD(shared, p->invol_cs, cur->invol - snap->invol);
-	PS_ADD(shared, p->min_flt, cur->min - snap->min);
-	PS_ADD(shared, p->maj_flt, cur->maj - snap->maj);
+#define PS_FOLD_FIELD(f, ...) PS_ADD(shared, p->f, cur->f - snap->f);
+	PS_COUNTER_FIELDS(PS_FOLD_FIELD)
+#undef PS_FOLD_FIELD
 	/* Exactly one switch-in since the last fold: d_runq is one wait episode. */
 	if (cur->pcount - snap->pcount == 1) {
 		__u32 b = ps_runq_bucket(d_runq);
@@ -67,6 +92,73 @@ static __always_inline void ps_fold_values(struct ps_thread_counters *snap,
 			PS_ADD(shared, p->runq_hist[b], 1);
 	}
 	*snap = *cur;
+}
+
+/*
+ * Where a process's totals (in its leader's ps_task) stand:
+ *
+ *   PS_TOTALS_NONE ---- first fold or exit of a thread, leader not by exec ----> PS_TOTALS_OWN
+ *        |              (ps_start_totals: seeded from the signal struct)           ^
+ *        '-- leader by exec (was_thread) --> PS_TOTALS_ADOPTING -- ps_adopt_totals -'
+ *                                            (the old leader's totals, once handed over)
+ *
+ * A task whose totals are not NONE holds them: at its final switch-out it sends the exit event
+ * (group_dead) or hands them over to the next leader (ps_final_step).
+ */
+enum ps_totals_state {
+	PS_TOTALS_NONE = 0, /* not started yet */
+	PS_TOTALS_OWN,      /* started: seeded, or the previous leader's totals adopted */
+	PS_TOTALS_ADOPTING, /* a leader by exec: the previous leader's totals may wait in
+			     * leader_handover */
+};
+
+/* Per-thread state, in task storage so that it lives and dies with the task_struct. */
+struct ps_task {
+	/* This thread's kernel counters as of its last fold into the process totals. */
+	struct ps_thread_counters snap;
+	/* Process totals; used on the thread-group leader only. */
+	struct ps_counters proc;
+	__u32 totals;     /* enum ps_totals_state of proc */
+	__u32 group_dead; /* set at sched_process_exit of the process's last thread */
+	__u32 was_thread; /* folded as a non-leader thread: if it becomes the leader, an exec did it */
+	__u32 pad;
+};
+
+/* NONE -> OWN or ADOPTING, once, whichever thread gets there first. True when the caller must
+ * seed the totals now (ps_seed_counters): a leader by exec adopts instead. */
+static __always_inline bool ps_start_totals(struct ps_task *p)
+{
+	__u32 next;
+
+	if (p->totals != PS_TOTALS_NONE)
+		return false;
+	next = p->was_thread ? PS_TOTALS_ADOPTING : PS_TOTALS_OWN;
+	if (__sync_val_compare_and_swap(&p->totals, PS_TOTALS_NONE, next) != PS_TOTALS_NONE)
+		return false;
+	return next == PS_TOTALS_OWN;
+}
+
+/* ADOPTING -> OWN (or OWN stays OWN): adds a previous leader's totals. */
+static __always_inline void ps_adopt_totals(struct ps_task *p, const struct ps_counters *prev)
+{
+	ps_add_counters(&p->proc, prev, true);
+	p->totals = PS_TOTALS_OWN;
+}
+
+/* What a task's final switch-out (TASK_DEAD) does. */
+enum ps_final {
+	PS_FINAL_NOTHING = 0, /* a thread that never held the totals */
+	PS_FINAL_EXIT,        /* the process's last thread: send the exit event */
+	PS_FINAL_HAND_OVER,   /* it held the totals (it is or was the leader), the process lives on */
+};
+
+static __always_inline enum ps_final ps_final_step(const struct ps_task *t)
+{
+	if (t->group_dead)
+		return PS_FINAL_EXIT;
+	if (t->totals != PS_TOTALS_NONE)
+		return PS_FINAL_HAND_OVER;
+	return PS_FINAL_NOTHING;
 }
 
 #endif /* PROCSCOPE_BPF_CORE_BPF_H_ */

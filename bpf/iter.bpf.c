@@ -30,7 +30,7 @@ static __always_inline __u64 ps_rss_bytes(struct mm_struct *mm)
 	if (!mm)
 		return 0;
 	__s64 pages = mm->rss_stat[0].count + mm->rss_stat[1].count + mm->rss_stat[3].count;
-	return pages > 0 ? (__u64)pages * 4096ULL : 0;
+	return pages > 0 ? (__u64)pages * ps_page_size : 0;
 }
 
 /* Counters of one thread not yet folded into its process: the kernel's minus the snapshot
@@ -40,14 +40,15 @@ static __always_inline bool ps_unfolded(struct task_struct *task, struct ps_task
 {
 	struct ps_thread_counters now;
 
+	__u64 any = 0;
+
 	ps_read_thread(task, &now);
-	c->cpu_ns = now.cpu - (t ? t->snap.cpu : 0);
-	c->runq_ns = now.runq - (t ? t->snap.runq : 0);
-	c->vol_cs = now.vol - (t ? t->snap.vol : 0);
-	c->invol_cs = now.invol - (t ? t->snap.invol : 0);
-	c->min_flt = now.min - (t ? t->snap.min : 0);
-	c->maj_flt = now.maj - (t ? t->snap.maj : 0);
-	return c->cpu_ns | c->runq_ns | c->vol_cs | c->invol_cs | c->min_flt | c->maj_flt;
+#define PS_UNFOLDED_FIELD(f, ...)                                                                  \
+	c->f = now.f - (t ? t->snap.f : 0);                                                       \
+	any |= c->f;
+	PS_COUNTER_FIELDS(PS_UNFOLDED_FIELD)
+#undef PS_UNFOLDED_FIELD
+	return any;
 }
 
 /* Registration pass: snapshot the thread and fold its lifetime counters into its process, which
@@ -63,21 +64,13 @@ static __always_inline void ps_register(struct task_struct *task, struct task_st
 		ps_stat_add(PS_STAT_DROP_TASK_STORAGE, 1);
 		return;
 	}
-	if (!p->proc_init) {
-		struct signal_struct *sig = task->signal;
-
-		p->proc_init = 1;
-		p->proc.cpu_ns += sig->sum_sched_runtime;
-		p->proc.vol_cs += sig->nvcsw;
-		p->proc.invol_cs += sig->nivcsw;
-		p->proc.min_flt += sig->min_flt;
-		p->proc.maj_flt += sig->maj_flt;
-	}
-	if (t->snap.pcount || t->snap.cpu) /* already registered */
+	if (ps_start_totals(p))
+		ps_seed_counters(&p->proc, task->signal, false);
+	if (t->snap.pcount || t->snap.cpu_ns) /* already registered */
 		return;
 	t->was_thread = task != leader;
 	ps_unfolded(task, NULL, c);
-	ps_add_counters(&p->proc, c);
+	ps_add_counters(&p->proc, c, false);
 	ps_read_thread(task, &t->snap);
 }
 
@@ -122,30 +115,28 @@ int ps_dump_procs(struct bpf_iter__task *ctx)
 	}
 
 	p = t;
-	if (p && p->proc_init) {
+	if (p && p->totals != PS_TOTALS_NONE) {
 		__builtin_memcpy(&rec->c, &p->proc, sizeof(rec->c));
 	} else if (p && p->was_thread) {
 		/* Became the leader by exec and has not switched out since: its totals are the old
 		 * leader's, handed over (below), plus its own unfolded counters. */
 	} else {
 		/* Not seen since registration: dead threads' totals; live ones unfold from zero. */
-		rec->c.cpu_ns = sig->sum_sched_runtime;
-		rec->c.vol_cs = sig->nvcsw;
-		rec->c.invol_cs = sig->nivcsw;
-		rec->c.min_flt = sig->min_flt;
-		rec->c.maj_flt = sig->maj_flt;
+		ps_seed_counters(&rec->c, sig, false); /* rec is zeroed */
 	}
-	if (p && (p->adopt || (!p->proc_init && p->was_thread))) {
+	/* A leader by exec: the old leader's totals may still wait in leader_handover. */
+	if (p && (p->totals == PS_TOTALS_ADOPTING ||
+		  (p->totals == PS_TOTALS_NONE && p->was_thread))) {
 		struct ps_counters *h = ps_handover(&rec->key);
 
 		if (h)
-			ps_add_counters(&rec->c, h);
+			ps_add_counters(&rec->c, h, false);
 	}
 	{
 		struct ps_counters own;
 
 		ps_unfolded(task, t, &own);
-		ps_add_counters(&rec->c, &own);
+		ps_add_counters(&rec->c, &own, false);
 	}
 	rec->ppid = task->real_parent->tgid;
 	rec->uid = task->real_cred->uid.val;

@@ -17,17 +17,13 @@
 #define PS_MAP extern
 #endif
 
-/* Per-thread state, in task storage so that it lives and dies with the task_struct. */
-struct ps_task {
-	/* This thread's kernel counters as of its last fold into the process totals. */
-	struct ps_thread_counters snap;
-	/* Process totals; used on the thread-group leader only. */
-	struct ps_counters proc;
-	__u32 proc_init;  /* proc was seeded (or took over a previous leader's totals) */
-	__u32 group_dead; /* set at sched_process_exit of the process's last thread */
-	__u32 was_thread; /* folded as a non-leader thread: if it becomes the leader, an exec did it */
-	__u32 adopt;      /* the previous leader's totals may wait in leader_handover */
-};
+/* The kernel's page size, set by the loader before load from sysconf(_SC_PAGESIZE) (4K on x86-64;
+ * 4K, 16K or 64K on arm64). A .rodata constant: the verifier sees it fixed. */
+#ifdef PS_DEFINE_MAPS
+const volatile __u64 ps_page_size = 4096;
+#else
+extern const volatile __u64 ps_page_size;
+#endif
 
 /*
  * tasks: task_struct -> struct ps_task. One entry per thread seen switching out, created lazily;
@@ -136,13 +132,21 @@ static __always_inline void ps_stat_add(__u32 idx, __u64 n)
 /* The kernel's current counters of one thread. */
 static __always_inline void ps_read_thread(struct task_struct *task, struct ps_thread_counters *c)
 {
-	c->cpu = task->se.sum_exec_runtime;
-	c->runq = task->sched_info.run_delay;
 	c->pcount = task->sched_info.pcount;
-	c->vol = task->nvcsw;
-	c->invol = task->nivcsw;
-	c->min = task->min_flt;
-	c->maj = task->maj_flt;
+#define PS_READ_FIELD(f, member, seed) c->f = task->member;
+	PS_COUNTER_FIELDS(PS_READ_FIELD)
+#undef PS_READ_FIELD
+}
+
+/*
+ * Seeds a process's totals `p` with what its already-dead threads left in the signal struct
+ * (threads alive now fold from zero, so the totals cover the whole life of the process); `shared`:
+ * other threads may fold into `p` meanwhile. The one place that knows the seed of each counter.
+ */
+static __always_inline void ps_seed_counters(struct ps_counters *p, struct signal_struct *sig,
+					     bool shared)
+{
+	PS_SEED_COUNTERS(p, sig, shared);
 }
 
 static __always_inline void ps_key_of(struct task_struct *leader, struct ps_key *k)
@@ -150,16 +154,6 @@ static __always_inline void ps_key_of(struct task_struct *leader, struct ps_key 
 	k->tgid = leader->tgid;
 	k->pad = 0;
 	k->start_ns = leader->start_boottime;
-}
-
-static __always_inline void ps_add_counters(struct ps_counters *dst, const struct ps_counters *src)
-{
-	dst->cpu_ns += src->cpu_ns;
-	dst->runq_ns += src->runq_ns;
-	dst->vol_cs += src->vol_cs;
-	dst->invol_cs += src->invol_cs;
-	dst->min_flt += src->min_flt;
-	dst->maj_flt += src->maj_flt;
 }
 
 /* The totals a previous leader of process `k` handed over, or NULL. */

@@ -26,30 +26,56 @@ struct ps_key {
 	__u64 start_ns; /* leader's start_boottime: ns since boot, suspend included */
 };
 
-/* Scheduler and memory counters of one process, every thread included. */
-struct ps_counters {
-	__u64 cpu_ns;       /* on-CPU time */
-	__u64 runq_ns;      /* runnable but waiting for a CPU */
-	__u64 vol_cs;       /* voluntary context switches (the task blocked) */
-	__u64 invol_cs;     /* involuntary context switches (the task was preempted) */
-	__u64 min_flt;      /* minor page faults */
-	__u64 maj_flt;      /* major page faults (needed I/O) */
-	__u64 runq_hist[PS_RUNQ_BUCKETS];
-};
+/*
+ * The per-process counters: one line each, and everything that is per counter (the BPF fold, seed
+ * and add helpers, every C++ copy/add/max/restore, the proto fields, the exposition) is generated
+ * from these lists. Adding a counter: docs/ARCHITECTURE.md, "Adding a counter".
+ *
+ * PS_COUNTER_FIELDS: scheduler and memory counters the kernel keeps per thread, folded at
+ * switch-out (bpf/core.bpf.h). X(field, task_struct member, seed) where seed is
+ * PS_SEED(signal_struct member) holding what the process's dead threads left, or PS_UNSEEDED.
+ */
+#define PS_COUNTER_FIELDS(X)                                                                       \
+	X(cpu_ns, se.sum_exec_runtime, PS_SEED(sum_sched_runtime)) /* on-CPU time */              \
+	X(runq_ns, sched_info.run_delay, PS_UNSEEDED) /* runnable but waiting for a CPU */       \
+	X(vol_cs, nvcsw, PS_SEED(nvcsw))       /* voluntary context switches (the task blocked) */ \
+	X(invol_cs, nivcsw, PS_SEED(nivcsw))   /* involuntary context switches (preempted) */      \
+	X(min_flt, min_flt, PS_SEED(min_flt))  /* minor page faults */                             \
+	X(maj_flt, maj_flt, PS_SEED(maj_flt))  /* major page faults (needed I/O) */
+
+/*
+ * Arrays of counters that follow the scalar ones in struct ps_counters: X(field, length). They are
+ * added, maxed, copied and restored like the scalars; the fold fills runq_hist from the run_delay
+ * of one wait episode (bpf/core.bpf.h).
+ */
+#define PS_COUNTER_ARRAYS(X) X(runq_hist, PS_RUNQ_BUCKETS)
 
 /*
  * Block I/O charged to the process that caused it: the submitter for direct, synchronous and
  * fsync'd I/O and for reads; the last process that dirtied the file's page cache for writeback
- * that a kernel flusher submits later. Latency is the device time, issue to completion.
+ * that a kernel flusher submits later. Latency is the device time, issue to completion. Measured
+ * in bpf/block.bpf.c. X(field).
  */
+#define PS_IO_FIELDS(X)                                                                            \
+	X(read_bytes)                                                                             \
+	X(write_bytes)                                                                            \
+	X(read_ops)                                                                               \
+	X(write_ops)                                                                              \
+	X(read_lat_ns)                                                                            \
+	X(write_lat_ns)                                                                           \
+	X(dirtied_bytes) /* page-cache bytes this process dirtied (buffered writes) */
+
+#define PS_U64_MEMBER(field, ...) __u64 field;
+#define PS_U64_ARRAY_MEMBER(field, n) __u64 field[n];
+
+/* Scheduler and memory counters of one process, every thread included. */
+struct ps_counters {
+	PS_COUNTER_FIELDS(PS_U64_MEMBER)
+	PS_COUNTER_ARRAYS(PS_U64_ARRAY_MEMBER)
+};
+
 struct ps_io {
-	__u64 read_bytes;
-	__u64 write_bytes;
-	__u64 read_ops;
-	__u64 write_ops;
-	__u64 read_lat_ns;
-	__u64 write_lat_ns;
-	__u64 dirtied_bytes; /* page-cache bytes this process dirtied (buffered writes) */
+	PS_IO_FIELDS(PS_U64_MEMBER)
 };
 
 /* Record flags of the process iterator. */
@@ -112,7 +138,7 @@ enum ps_stat {
  * programs that are running. It adopts only when this version and a hash of the maps'
  * definitions and BTF types both match, and otherwise starts fresh. The "meta" pin is an array map of one struct ps_meta.
  */
-#define PS_LAYOUT_VERSION 1
+#define PS_LAYOUT_VERSION 2
 
 struct ps_meta {
 	__u32 layout;  /* PS_LAYOUT_VERSION of the daemon that pinned the state */

@@ -22,23 +22,14 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Starts a process's totals, once. Normally they are seeded with what its already-dead threads
- * left in the signal struct (threads alive now fold from zero, so the totals cover the whole life
- * of the process). A leader that used to be a non-leader thread got there by execve(): it takes
- * the previous leader's totals instead (ps_adopt). */
+/* Starts a process's totals, once (ps_totals_state in core.bpf.h): seeded with what its
+ * already-dead threads left in the signal struct (threads alive now fold from zero, so the totals
+ * cover the whole life of the process), or, for a leader by execve(), left to adopt the previous
+ * leader's totals (ps_adopt). */
 static __always_inline void ps_init_proc(struct ps_task *p, struct signal_struct *sig)
 {
-	if (p->proc_init || __sync_val_compare_and_swap(&p->proc_init, 0, 1) != 0)
-		return;
-	if (p->was_thread) {
-		p->adopt = 1;
-		return;
-	}
-	__sync_fetch_and_add(&p->proc.cpu_ns, sig->sum_sched_runtime);
-	__sync_fetch_and_add(&p->proc.vol_cs, sig->nvcsw);
-	__sync_fetch_and_add(&p->proc.invol_cs, sig->nivcsw);
-	__sync_fetch_and_add(&p->proc.min_flt, sig->min_flt);
-	__sync_fetch_and_add(&p->proc.maj_flt, sig->maj_flt);
+	if (ps_start_totals(p))
+		ps_seed_counters(&p->proc, sig, true);
 }
 
 /* The leader's state (the process totals) for `task`, whose own state is `t`. */
@@ -59,20 +50,6 @@ static __always_inline struct ps_task *ps_proc_state(struct task_struct *task, s
 	return p;
 }
 
-static __always_inline void ps_add_atomic(struct ps_counters *dst, const struct ps_counters *src)
-{
-	int b;
-
-	__sync_fetch_and_add(&dst->cpu_ns, src->cpu_ns);
-	__sync_fetch_and_add(&dst->runq_ns, src->runq_ns);
-	__sync_fetch_and_add(&dst->vol_cs, src->vol_cs);
-	__sync_fetch_and_add(&dst->invol_cs, src->invol_cs);
-	__sync_fetch_and_add(&dst->min_flt, src->min_flt);
-	__sync_fetch_and_add(&dst->maj_flt, src->maj_flt);
-	for (b = 0; b < PS_RUNQ_BUCKETS; b++)
-		__sync_fetch_and_add(&dst->runq_hist[b], src->runq_hist[b]);
-}
-
 /* Adds the totals the previous leader handed over, once they are there. */
 static __always_inline void ps_adopt(struct ps_task *p, struct task_struct *leader)
 {
@@ -83,9 +60,8 @@ static __always_inline void ps_adopt(struct ps_task *p, struct task_struct *lead
 	h = ps_handover(&key);
 	if (!h)
 		return; /* not yet: the old leader has not switched out for the last time */
-	ps_add_atomic(&p->proc, h);
+	ps_adopt_totals(p, h);
 	bpf_map_delete_elem(&leader_handover, &key);
-	p->adopt = 0;
 }
 
 /*
@@ -100,8 +76,7 @@ static __always_inline void ps_hand_over(struct task_struct *task, struct ps_tas
 	struct ps_key key;
 
 	if (leader != task) {
-		ps_add_atomic(&p->proc, &t->proc);
-		p->adopt = 0;
+		ps_adopt_totals(p, &t->proc);
 		return;
 	}
 	ps_key_of(leader, &key);
@@ -131,8 +106,8 @@ static __always_inline void ps_emit_exit(struct task_struct *task, struct task_s
 	e->exit_ns = bpf_ktime_get_boot_ns();
 	e->exit_code = (sig->flags & SIGNAL_GROUP_EXIT) ? sig->group_exit_code : task->exit_code;
 	e->flags = bpf_map_lookup_elem(&oom_victims, &key) ? PS_EXIT_OOM_KILLED : 0;
-	e->rss_max_bytes = sig->maxrss * 4096ULL;
-	if (p->adopt)
+	e->rss_max_bytes = sig->maxrss * ps_page_size; /* maxrss is in pages */
+	if (p->totals == PS_TOTALS_ADOPTING)
 		ps_adopt(p, leader);
 	bpf_probe_read_kernel(e->comm, sizeof(e->comm), leader->comm);
 	__builtin_memcpy(&e->c, &p->proc, sizeof(e->c));
@@ -167,15 +142,21 @@ static __always_inline int ps_on_switch(struct task_struct *prev, unsigned int p
 	p = ps_proc_state(prev, t, leader);
 	if (!p)
 		return 0;
-	if (p->adopt)
+	if (p->totals == PS_TOTALS_ADOPTING)
 		ps_adopt(p, leader);
 	ps_read_thread(prev, &cur);
 	ps_fold_values(&t->snap, &cur, &p->proc, leader != prev || prev->signal->nr_threads > 1);
 	if (prev_state == TASK_DEAD) {
-		if (t->group_dead)
+		switch (ps_final_step(t)) {
+		case PS_FINAL_EXIT:
 			ps_emit_exit(prev, leader, p);
-		else if (t->proc_init) /* it held the process totals: it is or was the leader */
+			break;
+		case PS_FINAL_HAND_OVER:
 			ps_hand_over(prev, t, leader, p);
+			break;
+		case PS_FINAL_NOTHING:
+			break;
+		}
 	}
 	return 0;
 }

@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "absl/container/flat_hash_map.h"
+#include "counters_proto.h"
 #include "google/protobuf/util/json_util.h"
 #include "http_server.h"
 #include "text.h"
@@ -37,15 +38,7 @@ std::string ToJson(const google::protobuf::Message& m) {
 
 // Kept apart so that the counter list can generate it.
 void SetProcessCounters(const ProcessInfo& p, v1::Process* o) {
-  o->set_cpu_seconds(p.counters.cpu_ns / 1e9);
-  o->set_runqueue_wait_seconds(p.counters.runq_ns / 1e9);
-  o->set_voluntary_context_switches(p.counters.vol_cs);
-  o->set_involuntary_context_switches(p.counters.invol_cs);
-  o->set_minor_faults(p.counters.min_flt);
-  o->set_major_faults(p.counters.maj_flt);
-  o->set_read_bytes(p.io.read_bytes);
-  o->set_write_bytes(p.io.write_bytes);
-  o->set_dirtied_bytes(p.io.dirtied_bytes);
+  SetCounterFields(p.counters, p.io, o);  // every counter of the list (model/counters.h)
 }
 
 v1::ProcessList BuildProcessList(const Snapshot& s) {

@@ -696,6 +696,8 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     }
   }
 
+  // Resident memory and folio sizes are counted in pages: the kernel's, not 4 KiB (arm64: 16/64K).
+  impl->skel->rodata->ps_page_size = static_cast<__u64>(sysconf(_SC_PAGESIZE));
   if (procscope_bpf__load(impl->skel) != 0) {
     const int err = errno;
     if (err == EPERM) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "counters_proto.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/reflection.h"
 #include "google/protobuf/unknown_field_set.h"
@@ -78,14 +79,7 @@ v1::ExitEvent MakeExitEvent(const ps_exit_event& e, const ExitContext& ctx) {
   out.set_exit_time_unix_ns(static_cast<int64_t>(e.exit_ns) + boot_to_unix_ns);
   // An exit stamped before the start would be a clock mix-up, never a negative lifetime.
   out.set_lifetime_seconds(e.exit_ns > e.key.start_ns ? (e.exit_ns - e.key.start_ns) / 1e9 : 0);
-  out.set_cpu_seconds(e.c.cpu_ns / 1e9);
-  out.set_runqueue_wait_seconds(e.c.runq_ns / 1e9);
-  out.set_voluntary_context_switches(e.c.vol_cs);
-  out.set_involuntary_context_switches(e.c.invol_cs);
-  out.set_minor_faults(e.c.min_flt);
-  out.set_major_faults(e.c.maj_flt);
-  out.set_read_bytes(e.io.read_bytes);
-  out.set_write_bytes(e.io.write_bytes);
+  SetCounterFields(e.c, e.io, &out);
   out.set_peak_resident_memory_bytes(e.rss_max_bytes);
   out.set_cgroup_id(e.cgroup_id);
   return out;

@@ -4,6 +4,8 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "counters.h"
+#include "counters_proto.h"
 #include "exits.h"
 
 namespace procscope {
@@ -20,49 +22,10 @@ std::unique_ptr<RE2> CompileFilter(const std::string& pattern) {
   return std::make_unique<RE2>(pattern, options);
 }
 
-void AddCounters(ps_counters& dst, const ps_counters& c, const ps_counters& base) {
-  dst.cpu_ns += c.cpu_ns - base.cpu_ns;
-  dst.runq_ns += c.runq_ns - base.runq_ns;
-  dst.vol_cs += c.vol_cs - base.vol_cs;
-  dst.invol_cs += c.invol_cs - base.invol_cs;
-  dst.min_flt += c.min_flt - base.min_flt;
-  dst.maj_flt += c.maj_flt - base.maj_flt;
-  for (int i = 0; i < PS_RUNQ_BUCKETS; ++i) dst.runq_hist[i] += c.runq_hist[i] - base.runq_hist[i];
-}
-
-void AddIo(ps_io& dst, const ps_io& io, const ps_io& base) {
-  dst.read_bytes += io.read_bytes - base.read_bytes;
-  dst.write_bytes += io.write_bytes - base.write_bytes;
-  dst.read_ops += io.read_ops - base.read_ops;
-  dst.write_ops += io.write_ops - base.write_ops;
-  dst.read_lat_ns += io.read_lat_ns - base.read_lat_ns;
-  dst.write_lat_ns += io.write_lat_ns - base.write_lat_ns;
-  dst.dirtied_bytes += io.dirtied_bytes - base.dirtied_bytes;
-}
-
 // Counters only grow: a live read can transiently show a thread's slice twice (see
 // docs/ARCHITECTURE.md), and the next read must not then go backwards.
-void KeepMax(ps_counters& have, const ps_counters& now) {
-  have.cpu_ns = std::max(have.cpu_ns, now.cpu_ns);
-  have.runq_ns = std::max(have.runq_ns, now.runq_ns);
-  have.vol_cs = std::max(have.vol_cs, now.vol_cs);
-  have.invol_cs = std::max(have.invol_cs, now.invol_cs);
-  have.min_flt = std::max(have.min_flt, now.min_flt);
-  have.maj_flt = std::max(have.maj_flt, now.maj_flt);
-  for (int i = 0; i < PS_RUNQ_BUCKETS; ++i) {
-    have.runq_hist[i] = std::max(have.runq_hist[i], now.runq_hist[i]);
-  }
-}
-
-void KeepMax(ps_io& have, const ps_io& now) {
-  have.read_bytes = std::max(have.read_bytes, now.read_bytes);
-  have.write_bytes = std::max(have.write_bytes, now.write_bytes);
-  have.read_ops = std::max(have.read_ops, now.read_ops);
-  have.write_ops = std::max(have.write_ops, now.write_ops);
-  have.read_lat_ns = std::max(have.read_lat_ns, now.read_lat_ns);
-  have.write_lat_ns = std::max(have.write_lat_ns, now.write_lat_ns);
-  have.dirtied_bytes = std::max(have.dirtied_bytes, now.dirtied_bytes);
-}
+void KeepMax(ps_counters& have, const ps_counters& now) { MaxCounters(have, now); }
+void KeepMax(ps_io& have, const ps_io& now) { MaxIo(have, now); }
 
 template <typename Map>
 void Forget(Map& m, absl::Time now) {
@@ -164,8 +127,8 @@ void ProcessTable::Credit(const std::string& group, const ps_counters& c, const 
                           const ps_io& io, const ps_io& base_io, absl::Time now) {
   GroupInfo& g = groups_[group];
   g.name = group;
-  AddCounters(g.counters, c, base);
-  AddIo(g.io, io, base_io);
+  AddCounterDelta(g.counters, c, base);
+  AddIoDelta(g.io, io, base_io);
   g.last_active = now;
 }
 
@@ -289,14 +252,7 @@ v1::ExitEvent ProcessTable::ApplyExit(const ps_exit_event& ev, absl::Time now) {
 void ProcessTable::RestoreExit(const v1::ExitEvent& e, absl::Time now) {
   GroupInfo& g = groups_[e.group()];
   g.name = e.group();
-  g.counters.cpu_ns += static_cast<uint64_t>(e.cpu_seconds() * 1e9);
-  g.counters.runq_ns += static_cast<uint64_t>(e.runqueue_wait_seconds() * 1e9);
-  g.counters.vol_cs += e.voluntary_context_switches();
-  g.counters.invol_cs += e.involuntary_context_switches();
-  g.counters.min_flt += e.minor_faults();
-  g.counters.maj_flt += e.major_faults();
-  g.io.read_bytes += e.read_bytes();
-  g.io.write_bytes += e.write_bytes();
+  AddCountersFromProto(e, g.counters, g.io);
   g.exits[OutcomeName(e.outcome())]++;
   if (e.outcome() == v1::CRASHED || e.outcome() == v1::OOM_KILLED) {
     g.crashes[e.signal_name().empty() ? "none" : e.signal_name()]++;
@@ -394,8 +350,8 @@ std::vector<GroupInfo> ProcessTable::Groups() const {
   for (const auto& [key, e] : live_) {
     GroupInfo& info = out[e.info.group];
     info.name = e.info.group;
-    AddCounters(info.counters, e.info.counters, e.base);
-    AddIo(info.io, e.info.io, e.base_io);
+    AddCounterDelta(info.counters, e.info.counters, e.base);
+    AddIoDelta(info.io, e.info.io, e.base_io);
     if (e.vanished_at == absl::InfiniteFuture()) {
       info.processes++;
       info.rss_bytes += e.info.rss_bytes;

@@ -10,22 +10,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "counters.h"
 #include "model.h"
 
 namespace procscope {
-namespace {
-
-void AddCounters(ps_counters& dst, const ps_counters& src) {
-  dst.cpu_ns += src.cpu_ns;
-  dst.runq_ns += src.runq_ns;
-  dst.vol_cs += src.vol_cs;
-  dst.invol_cs += src.invol_cs;
-  dst.min_flt += src.min_flt;
-  dst.maj_flt += src.maj_flt;
-}
-
-}  // namespace
-
 absl::StatusOr<std::vector<ProcessSample>> ParseProcessRecords(absl::string_view buf) {
   if (buf.size() % sizeof(ps_proc_rec) != 0) {
     return absl::DataLossError(
@@ -85,6 +73,5 @@ std::string SignalName(int signal) {
 std::string CommFromKernel(const char (&comm)[PS_COMM_LEN]) {
   return std::string(comm, strnlen(comm, PS_COMM_LEN));
 }
-
 
 }  // namespace procscope

@@ -19,6 +19,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "counters.h"
 #include "text.h"
 
 namespace procscope {
@@ -163,6 +164,31 @@ static_assert(std::size(kFamilies) == kNumFamilies, "a metric family (Fam) witho
 
 double Seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
 
+constexpr bool NameEquals(const char* a, const char* b) {
+  while (*a != '\0' && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+
+// The family of a name (model/counters.h names each counter's family); kNumFamilies if none.
+constexpr Fam FamOf(const char* name) {
+  if (name == nullptr) return kNumFamilies;
+  for (int f = 0; f < kNumFamilies; ++f) {
+    if (NameEquals(kFamilies[f].name, name)) return static_cast<Fam>(f);
+  }
+  return kNumFamilies;
+}
+
+// Every counter's group family exists, and its process family when it has one.
+#define PS_CHECK_FAMILIES(f, ...)                                           \
+  static_assert(FamOf(counter_meta::f::kGroupFamily) != kNumFamilies,       \
+                #f ": group family not in kFamilies");                      \
+  static_assert(counter_meta::f::kProcessFamily == nullptr ||               \
+                    FamOf(counter_meta::f::kProcessFamily) != kNumFamilies, \
+                #f ": process family not in kFamilies");
+PS_COUNTER_FIELDS(PS_CHECK_FAMILIES)
+PS_IO_FIELDS(PS_CHECK_FAMILIES)
+#undef PS_CHECK_FAMILIES
+
 // The series of one unit: one group, one process, one offender or the self-metrics. A unit is
 // added whole or not at all, so that a group is never shown with half its series.
 class Unit {
@@ -261,6 +287,28 @@ ClientMetric RunqueueHistogram(const ps_counters& c, Labels labels) {
   return m;
 }
 
+// One series per counter of the lists: in its group family, or its process family (a counter
+// without one has no per-process series), with its label if it has one.
+template <typename Meta>
+void AddCounterSeries(Unit& u, uint64_t value, const Labels& l, bool process) {
+  constexpr Fam group = FamOf(Meta::kGroupFamily);
+  constexpr Fam proc = FamOf(Meta::kProcessFamily);
+  const Fam fam = process ? proc : group;
+  if (fam == kNumFamilies) return;
+  u.Add(fam, Meta::kLabel != nullptr ? With(l, Meta::kLabel, Meta::kLabelValue) : l,
+        Meta::Exposed(value));
+}
+
+void AddCounterSeries(Unit& u, const ps_counters& c, const ps_io& io, const Labels& l,
+                      bool process) {
+#define PS_SERIES(f, ...) AddCounterSeries<counter_meta::f>(u, c.f, l, process);
+#define PS_IO_SERIES(f) AddCounterSeries<counter_meta::f>(u, io.f, l, process);
+  PS_COUNTER_FIELDS(PS_SERIES)
+  PS_IO_FIELDS(PS_IO_SERIES)
+#undef PS_IO_SERIES
+#undef PS_SERIES
+}
+
 Unit SelfUnit(const SelfState& s, uint64_t series_dropped_now, size_t max_series) {
   Unit u;
   for (const ProgramStats& p : s.programs) {
@@ -311,16 +359,8 @@ Unit ProcessUnit(const ProcessInfo& p, const ExportOptions& options) {
   if (options.export_container_label && !container.empty()) {
     l.push_back({"container", SanitizeLabelValue(container)});
   }
-  const ps_counters& c = p.counters;
   Unit u;
-  u.Add(kProcCpu, l, Seconds(c.cpu_ns));
-  u.Add(kProcRunq, l, Seconds(c.runq_ns));
-  u.Add(kProcCs, With(l, "type", "voluntary"), static_cast<double>(c.vol_cs));
-  u.Add(kProcCs, With(l, "type", "involuntary"), static_cast<double>(c.invol_cs));
-  u.Add(kProcFaults, With(l, "type", "minor"), static_cast<double>(c.min_flt));
-  u.Add(kProcFaults, With(l, "type", "major"), static_cast<double>(c.maj_flt));
-  u.Add(kProcIoBytes, With(l, "direction", "read"), static_cast<double>(p.io.read_bytes));
-  u.Add(kProcIoBytes, With(l, "direction", "write"), static_cast<double>(p.io.write_bytes));
+  AddCounterSeries(u, p.counters, p.io, l, /*process=*/true);
   u.Add(kProcRss, l, static_cast<double>(p.rss_bytes));
   u.Add(kProcStart, l, absl::ToDoubleSeconds(p.start_time - absl::UnixEpoch()));
   return u;
@@ -328,21 +368,8 @@ Unit ProcessUnit(const ProcessInfo& p, const ExportOptions& options) {
 
 Unit GroupUnit(const GroupInfo& g, const std::string& name) {
   const Labels l = {{"group", name}};
-  const ps_counters& c = g.counters;
   Unit u;
-  u.Add(kGroupCpu, l, Seconds(c.cpu_ns));
-  u.Add(kGroupRunq, l, Seconds(c.runq_ns));
-  u.Add(kGroupCs, With(l, "type", "voluntary"), static_cast<double>(c.vol_cs));
-  u.Add(kGroupCs, With(l, "type", "involuntary"), static_cast<double>(c.invol_cs));
-  u.Add(kGroupFaults, With(l, "type", "minor"), static_cast<double>(c.min_flt));
-  u.Add(kGroupFaults, With(l, "type", "major"), static_cast<double>(c.maj_flt));
-  u.Add(kGroupIoBytes, With(l, "direction", "read"), static_cast<double>(g.io.read_bytes));
-  u.Add(kGroupIoBytes, With(l, "direction", "write"), static_cast<double>(g.io.write_bytes));
-  u.Add(kGroupIoOps, With(l, "direction", "read"), static_cast<double>(g.io.read_ops));
-  u.Add(kGroupIoOps, With(l, "direction", "write"), static_cast<double>(g.io.write_ops));
-  u.Add(kGroupIoTime, With(l, "direction", "read"), Seconds(g.io.read_lat_ns));
-  u.Add(kGroupIoTime, With(l, "direction", "write"), Seconds(g.io.write_lat_ns));
-  u.Add(kGroupDirtied, l, static_cast<double>(g.io.dirtied_bytes));
+  AddCounterSeries(u, g.counters, g.io, l, /*process=*/false);
   u.Add(kGroupProcesses, l, static_cast<double>(g.processes));
   u.Add(kGroupRss, l, static_cast<double>(g.rss_bytes));
   for (const auto& [outcome, n] : g.exits) {
@@ -351,7 +378,8 @@ Unit GroupUnit(const GroupInfo& g, const std::string& name) {
   for (const auto& [signal, n] : g.crashes) {
     u.Add(kGroupCrashes, With(l, "signal", SanitizeLabelValue(signal)), static_cast<double>(n));
   }
-  u.AddHistogram(kGroupRunqLatency, RunqueueHistogram(c, l));
+  static_assert(FamOf(counter_meta::runq_hist::kGroupFamily) == kGroupRunqLatency);
+  u.AddHistogram(kGroupRunqLatency, RunqueueHistogram(g.counters, l));
   return u;
 }
 

@@ -12,6 +12,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* The test mirrors these layouts; keep them fixed. */
 _Static_assert(sizeof(struct ps_thread_counters) == 7 * 8, "ps_thread_counters layout");
+_Static_assert(sizeof(struct ps_task) == 7 * 8 + sizeof(struct ps_counters) + 16, "ps_task layout");
 _Static_assert(sizeof(struct ps_counters) == (6 + PS_RUNQ_BUCKETS) * 8, "ps_counters layout");
 
 /* Context of run_bucket. */
@@ -47,4 +48,61 @@ int run_fold(struct logic_fold_args *args)
 	ps_fold_values(&fold_snap, &cur, &fold_totals, args->shared != 0);
 	__sync_fetch_and_add(&fold_runs, 1);
 	return 0;
+}
+
+/*
+ * The totals' state transitions (ps_totals_state in core.bpf.h) on a leader's ps_task in .bss,
+ * one program per step, as sched.bpf.c and iter.bpf.c call them.
+ */
+
+/* The members of struct signal_struct that PS_COUNTER_FIELDS seeds from. */
+struct logic_signal {
+	__u64 sum_sched_runtime;
+	__u64 nvcsw;
+	__u64 nivcsw;
+	__u64 min_flt;
+	__u64 maj_flt;
+};
+
+struct logic_start_args {
+	struct logic_signal sig;
+};
+
+struct logic_adopt_args {
+	struct ps_counters prev;
+};
+
+struct ps_task lead;
+/* Anchors: the enums' values reach the BTF, where the test reads them. */
+enum ps_totals_state totals_state_anchor;
+enum ps_final final_anchor;
+
+/* NONE -> OWN (seeded) or ADOPTING; returns whether it seeded. */
+SEC("syscall")
+int run_start(struct logic_start_args *args)
+{
+	struct logic_signal sig = args->sig;
+
+	if (!ps_start_totals(&lead))
+		return 0;
+	PS_SEED_COUNTERS(&lead.proc, &sig, true);
+	return 1;
+}
+
+/* ADOPTING -> OWN with the previous leader's totals. */
+SEC("syscall")
+int run_adopt(struct logic_adopt_args *args)
+{
+	struct ps_counters prev;
+
+	__builtin_memcpy(&prev, &args->prev, sizeof(prev)); /* constant offsets into the context */
+	ps_adopt_totals(&lead, &prev);
+	return 0;
+}
+
+/* What lead's final switch-out does (enum ps_final). */
+SEC("syscall")
+int run_final(void *args)
+{
+	return ps_final_step(&lead);
 }

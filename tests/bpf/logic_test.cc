@@ -21,15 +21,11 @@
 #include "procscope.h"
 
 // Mirror of struct ps_thread_counters from bpf/core.bpf.h (BPF-only: it cannot be included
-// here), which the skeleton's bss refers to. BtfLayout.MirrorsMatchTheBpfObject checks it.
+// here), which the skeleton's bss refers to, from the same field list.
+// BtfLayout.MirrorsMatchTheBpfObject checks it.
 struct ps_thread_counters {
-  __u64 cpu;
-  __u64 runq;
   __u64 pcount;
-  __u64 vol;
-  __u64 invol;
-  __u64 min;
-  __u64 maj;
+  PS_COUNTER_FIELDS(PS_U64_MEMBER)
 };
 
 // Mirrors of the program contexts in logic_test.bpf.c.
@@ -42,9 +38,49 @@ struct logic_fold_args {
   __u32 pad;
 };
 
+// Mirrors of the leader state and the transition programs' contexts (logic_test.bpf.c).
+struct ps_task {
+  ps_thread_counters snap;
+  ps_counters proc;
+  __u32 totals;
+  __u32 group_dead;
+  __u32 was_thread;
+  __u32 pad;
+};
+struct logic_signal {
+  __u64 sum_sched_runtime;
+  __u64 nvcsw;
+  __u64 nivcsw;
+  __u64 min_flt;
+  __u64 maj_flt;
+};
+struct logic_start_args {
+  logic_signal sig;
+};
+struct logic_adopt_args {
+  ps_counters prev;
+};
+// enum ps_totals_state and enum ps_final, mirrored; BtfLayout.EnumsMatchTheBpfObject checks them.
+enum ps_totals_state { PS_TOTALS_NONE = 0, PS_TOTALS_OWN, PS_TOTALS_ADOPTING };
+enum ps_final { PS_FINAL_NOTHING = 0, PS_FINAL_EXIT, PS_FINAL_HAND_OVER };
+
 #include "logic_test.skel.h"
 
 namespace {
+
+// A thread's kernel counters, in the order the tests list them.
+ps_thread_counters T(uint64_t cpu, uint64_t runq, uint64_t pcount, uint64_t vol, uint64_t invol,
+                     uint64_t min, uint64_t maj) {
+  ps_thread_counters t{};
+  t.cpu_ns = cpu;
+  t.runq_ns = runq;
+  t.pcount = pcount;
+  t.vol_cs = vol;
+  t.invol_cs = invol;
+  t.min_flt = min;
+  t.maj_flt = maj;
+  return t;
+}
 
 // ---------------------------------------------------------------------------------------------
 // C++ reference, from the comments of bpf/procscope.h and bpf/core.bpf.h.
@@ -60,13 +96,13 @@ uint32_t ReferenceBucket(uint64_t wait_ns) {
 // Adds cur - snap to the totals, counts one run-queue episode when exactly one switch-in
 // happened, and advances the snapshot.
 void ReferenceFold(ps_thread_counters& snap, const ps_thread_counters& cur, ps_counters& p) {
-  p.cpu_ns += cur.cpu - snap.cpu;
-  p.runq_ns += cur.runq - snap.runq;
-  p.vol_cs += cur.vol - snap.vol;
-  p.invol_cs += cur.invol - snap.invol;
-  p.min_flt += cur.min - snap.min;
-  p.maj_flt += cur.maj - snap.maj;
-  if (cur.pcount - snap.pcount == 1) ++p.runq_hist[ReferenceBucket(cur.runq - snap.runq)];
+  p.cpu_ns += cur.cpu_ns - snap.cpu_ns;
+  p.runq_ns += cur.runq_ns - snap.runq_ns;
+  p.vol_cs += cur.vol_cs - snap.vol_cs;
+  p.invol_cs += cur.invol_cs - snap.invol_cs;
+  p.min_flt += cur.min_flt - snap.min_flt;
+  p.maj_flt += cur.maj_flt - snap.maj_flt;
+  if (cur.pcount - snap.pcount == 1) ++p.runq_hist[ReferenceBucket(cur.runq_ns - snap.runq_ns)];
   snap = cur;
 }
 
@@ -74,10 +110,10 @@ void ReferenceFold(ps_thread_counters& snap, const ps_thread_counters& cur, ps_c
 // Printing and comparison, so that a mismatch names the field.
 
 std::string ToString(const ps_thread_counters& t) {
-  return "{cpu=" + std::to_string(t.cpu) + " runq=" + std::to_string(t.runq) +
-         " pcount=" + std::to_string(t.pcount) + " vol=" + std::to_string(t.vol) +
-         " invol=" + std::to_string(t.invol) + " min=" + std::to_string(t.min) +
-         " maj=" + std::to_string(t.maj) + "}";
+  return "{cpu=" + std::to_string(t.cpu_ns) + " runq=" + std::to_string(t.runq_ns) +
+         " pcount=" + std::to_string(t.pcount) + " vol=" + std::to_string(t.vol_cs) +
+         " invol=" + std::to_string(t.invol_cs) + " min=" + std::to_string(t.min_flt) +
+         " maj=" + std::to_string(t.maj_flt) + "}";
 }
 
 std::string ToString(const ps_counters& c) {
@@ -92,25 +128,29 @@ std::string ToString(const ps_counters& c) {
   return s + "]}";
 }
 
+// Whole structs (all __u64, no padding): a counter added to the list is compared too, so the
+// reference above must learn it.
 bool Equal(const ps_thread_counters& a, const ps_thread_counters& b) {
-  return a.cpu == b.cpu && a.runq == b.runq && a.pcount == b.pcount && a.vol == b.vol &&
-         a.invol == b.invol && a.min == b.min && a.maj == b.maj;
+  return memcmp(&a, &b, sizeof(a)) == 0;
 }
 
-bool Equal(const ps_counters& a, const ps_counters& b) {
-  if (a.cpu_ns != b.cpu_ns || a.runq_ns != b.runq_ns || a.vol_cs != b.vol_cs ||
-      a.invol_cs != b.invol_cs || a.min_flt != b.min_flt || a.maj_flt != b.maj_flt) {
-    return false;
-  }
-  for (int i = 0; i < PS_RUNQ_BUCKETS; ++i) {
-    if (a.runq_hist[i] != b.runq_hist[i]) return false;
-  }
-  return true;
-}
+bool Equal(const ps_counters& a, const ps_counters& b) { return memcmp(&a, &b, sizeof(a)) == 0; }
 
 #define EXPECT_COUNTERS_EQ(actual, expected)                                       \
   EXPECT_TRUE(Equal(actual, expected)) << "  actual: " << ToString(actual) << "\n" \
                                        << "expected: " << ToString(expected)
+
+// Every __u64 of the totals, scalars and buckets, in order (from the list in bpf/procscope.h).
+template <typename F>
+void ForEachU64(ps_counters& c, F&& fn) {
+#define PS_EACH(f, ...) fn(c.f);
+#define PS_EACH_ARRAY(f, n) \
+  for (int i = 0; i < (n); ++i) fn(c.f[i]);
+  PS_COUNTER_FIELDS(PS_EACH)
+  PS_COUNTER_ARRAYS(PS_EACH_ARRAY)
+#undef PS_EACH_ARRAY
+#undef PS_EACH
+}
 
 uint64_t HistSum(const ps_counters& c) {
   uint64_t sum = 0;
@@ -164,13 +204,13 @@ TEST(BtfLayout, MirrorsMatchTheBpfObject) {
   const struct btf* btf = bpf_object__btf(skel->obj);
   ASSERT_NE(btf, nullptr);
   ExpectStructLayout(btf, "ps_thread_counters", sizeof(ps_thread_counters),
-                     {{"cpu", offsetof(ps_thread_counters, cpu)},
-                      {"runq", offsetof(ps_thread_counters, runq)},
-                      {"pcount", offsetof(ps_thread_counters, pcount)},
-                      {"vol", offsetof(ps_thread_counters, vol)},
-                      {"invol", offsetof(ps_thread_counters, invol)},
-                      {"min", offsetof(ps_thread_counters, min)},
-                      {"maj", offsetof(ps_thread_counters, maj)}});
+                     {{"pcount", offsetof(ps_thread_counters, pcount)},
+                      {"cpu_ns", offsetof(ps_thread_counters, cpu_ns)},
+                      {"runq_ns", offsetof(ps_thread_counters, runq_ns)},
+                      {"vol_cs", offsetof(ps_thread_counters, vol_cs)},
+                      {"invol_cs", offsetof(ps_thread_counters, invol_cs)},
+                      {"min_flt", offsetof(ps_thread_counters, min_flt)},
+                      {"maj_flt", offsetof(ps_thread_counters, maj_flt)}});
   ExpectStructLayout(btf, "logic_bucket_args", sizeof(logic_bucket_args),
                      {{"wait_ns", offsetof(logic_bucket_args, wait_ns)}});
   ExpectStructLayout(btf, "logic_fold_args", sizeof(logic_fold_args),
@@ -185,6 +225,49 @@ TEST(BtfLayout, MirrorsMatchTheBpfObject) {
                       {"min_flt", offsetof(ps_counters, min_flt)},
                       {"maj_flt", offsetof(ps_counters, maj_flt)},
                       {"runq_hist", offsetof(ps_counters, runq_hist)}});
+  ExpectStructLayout(btf, "ps_task", sizeof(ps_task),
+                     {{"snap", offsetof(ps_task, snap)},
+                      {"proc", offsetof(ps_task, proc)},
+                      {"totals", offsetof(ps_task, totals)},
+                      {"group_dead", offsetof(ps_task, group_dead)},
+                      {"was_thread", offsetof(ps_task, was_thread)},
+                      {"pad", offsetof(ps_task, pad)}});
+  ExpectStructLayout(btf, "logic_signal", sizeof(logic_signal),
+                     {{"sum_sched_runtime", offsetof(logic_signal, sum_sched_runtime)},
+                      {"nvcsw", offsetof(logic_signal, nvcsw)},
+                      {"nivcsw", offsetof(logic_signal, nivcsw)},
+                      {"min_flt", offsetof(logic_signal, min_flt)},
+                      {"maj_flt", offsetof(logic_signal, maj_flt)}});
+  logic_test__destroy(skel);
+}
+
+void ExpectEnum(const struct btf* btf, const char* name,
+                const std::vector<std::pair<const char*, int>>& values) {
+  SCOPED_TRACE(name);
+  const int id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM);
+  ASSERT_GT(id, 0) << "enum " << name << " not in the BTF of logic_test.bpf.o";
+  const struct btf_type* t = btf__type_by_id(btf, id);
+  ASSERT_EQ(btf_vlen(t), values.size());
+  const struct btf_enum* e = btf_enum(t);
+  for (size_t i = 0; i < values.size(); ++i) {
+    EXPECT_STREQ(btf__name_by_offset(btf, e[i].name_off), values[i].first);
+    EXPECT_EQ(e[i].val, values[i].second) << values[i].first;
+  }
+}
+
+TEST(BtfLayout, EnumsMatchTheBpfObject) {
+  struct logic_test* skel = logic_test__open();
+  ASSERT_NE(skel, nullptr) << "logic_test__open: " << strerror(errno);
+  const struct btf* btf = bpf_object__btf(skel->obj);
+  ASSERT_NE(btf, nullptr);
+  ExpectEnum(btf, "ps_totals_state",
+             {{"PS_TOTALS_NONE", PS_TOTALS_NONE},
+              {"PS_TOTALS_OWN", PS_TOTALS_OWN},
+              {"PS_TOTALS_ADOPTING", PS_TOTALS_ADOPTING}});
+  ExpectEnum(btf, "ps_final",
+             {{"PS_FINAL_NOTHING", PS_FINAL_NOTHING},
+              {"PS_FINAL_EXIT", PS_FINAL_EXIT},
+              {"PS_FINAL_HAND_OVER", PS_FINAL_HAND_OVER}});
   logic_test__destroy(skel);
 }
 
@@ -247,6 +330,29 @@ class BpfLogicTest : public ::testing::Test {
     ASSERT_EQ(err, 0) << "BPF_PROG_TEST_RUN run_fold: " << strerror(errno);
     ASSERT_EQ(opts.retval, 0u);
   }
+
+  // Runs a program that takes `args` as its context; returns its return value.
+  template <typename Args>
+  uint32_t Run(struct bpf_program* prog, Args* args) {
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.ctx_in = args;
+    opts.ctx_size_in = args != nullptr ? sizeof(*args) : 0;
+    const int err = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts);
+    EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN " << bpf_program__name(prog) << ": " << strerror(errno);
+    return opts.retval;
+  }
+  // ps_start_totals(&lead) and, if it says so, the seed from `sig`; returns whether it seeded.
+  bool Start(logic_signal sig) {
+    logic_start_args args{sig};
+    return Run(skel_->progs.run_start, &args) != 0;
+  }
+  void Adopt(const ps_counters& prev) {
+    logic_adopt_args args{prev};
+    Run(skel_->progs.run_adopt, &args);
+  }
+  uint32_t Final() { return Run<char>(skel_->progs.run_final, nullptr); }
+  ps_task& Lead() { return skel_->bss->lead; }
 
   void SetState(const ps_thread_counters& snap, const ps_counters& totals) {
     skel_->bss->fold_snap = snap;
@@ -331,11 +437,11 @@ INSTANTIATE_TEST_SUITE_P(SharedOrNot, BpfFoldTest, ::testing::Bool(),
 // Two successive folds: the totals grow by exactly the differences (added to what was there),
 // each single-episode fold counts its wait in the right bucket, and the snapshot follows.
 TEST_P(BpfFoldTest, FoldAddsDifferencesOfSuccessiveSnapshots) {
-  const ps_thread_counters s0{1'000'000, 50'000'000, 10, 5, 3, 100, 2};
+  const ps_thread_counters s0 = T(1'000'000, 50'000'000, 10, 5, 3, 100, 2);
   // +2.5 ms CPU, a 5 us wait (bucket 2), one switch-in.
-  const ps_thread_counters s1{3'500'000, 50'005'000, 11, 7, 4, 150, 2};
+  const ps_thread_counters s1 = T(3'500'000, 50'005'000, 11, 7, 4, 150, 2);
   // +0.5 ms CPU, a 300 us wait (bucket 8), one switch-in, a major fault.
-  const ps_thread_counters s2{4'000'000, 50'305'000, 12, 8, 6, 151, 3};
+  const ps_thread_counters s2 = T(4'000'000, 50'305'000, 12, 8, 6, 151, 3);
   ps_counters base{};
   base.cpu_ns = 42;
   base.runq_ns = 7;
@@ -379,8 +485,8 @@ TEST_P(BpfFoldTest, FoldAddsDifferencesOfSuccessiveSnapshots) {
 
 // The snapshot advances, so folding the same kernel values again adds nothing.
 TEST_P(BpfFoldTest, FoldAdvancesSnapshotSoNothingIsCountedTwice) {
-  const ps_thread_counters s0{100, 200, 1, 1, 1, 1, 1};
-  const ps_thread_counters s1{900, 9'200, 2, 4, 5, 6, 7};
+  const ps_thread_counters s0 = T(100, 200, 1, 1, 1, 1, 1);
+  const ps_thread_counters s1 = T(900, 9'200, 2, 4, 5, 6, 7);
   SetState(s0, ps_counters{});
   ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
   EXPECT_TRUE(Equal(Snap(), s1)) << ToString(Snap());
@@ -403,8 +509,8 @@ TEST_P(BpfFoldTest, FoldCountsOneEpisodeInExactlyItsBucket) {
                             524'287'999, 524'288'000, 5'000'000'000ull};
   for (uint64_t wait : waits) {
     SCOPED_TRACE("wait_ns=" + std::to_string(wait));
-    const ps_thread_counters s0{0, base_runq, 40, 0, 0, 0, 0};
-    const ps_thread_counters s1{1'000, base_runq + wait, 41, 0, 1, 0, 0};
+    const ps_thread_counters s0 = T(0, base_runq, 40, 0, 0, 0, 0);
+    const ps_thread_counters s1 = T(1'000, base_runq + wait, 41, 0, 1, 0, 0);
     SetState(s0, ps_counters{});
     ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
     const ps_counters& got = Totals();
@@ -421,8 +527,8 @@ TEST_P(BpfFoldTest, FoldCountsOneEpisodeInExactlyItsBucket) {
 TEST_P(BpfFoldTest, FoldCountsNoEpisodeUnlessExactlyOneSwitchIn) {
   for (uint64_t d_pcount : {0ull, 2ull, 3ull, 1000ull}) {
     SCOPED_TRACE("d_pcount=" + std::to_string(d_pcount));
-    const ps_thread_counters s0{0, 1'000, 7, 0, 0, 0, 0};
-    const ps_thread_counters s1{5'000, 1'000 + 50'000, 7 + d_pcount, 1, 0, 0, 0};
+    const ps_thread_counters s0 = T(0, 1'000, 7, 0, 0, 0, 0);
+    const ps_thread_counters s1 = T(5'000, 1'000 + 50'000, 7 + d_pcount, 1, 0, 0, 0);
     SetState(s0, ps_counters{});
     ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
     EXPECT_EQ(HistSum(Totals()), 0u) << ToString(Totals());
@@ -436,16 +542,19 @@ TEST_P(BpfFoldTest, FoldCountsNoEpisodeUnlessExactlyOneSwitchIn) {
 TEST_F(BpfLogicTest, FoldSharedAndUnsharedAgree) {
   std::mt19937_64 rng(7);
   std::vector<ps_thread_counters> seq;
-  ps_thread_counters t{rng() % 1'000'000, rng() % 1'000'000, rng() % 100, 0, 0, 0, 0};
+  const uint64_t cpu0 = rng() % 1'000'000;  // drawn in this order, as before
+  const uint64_t runq0 = rng() % 1'000'000;
+  const uint64_t pcount0 = rng() % 100;
+  ps_thread_counters t = T(cpu0, runq0, pcount0, 0, 0, 0, 0);
   seq.push_back(t);
   for (int i = 0; i < 50; ++i) {
-    t.cpu += rng() % 10'000'000;
-    t.runq += rng() >> (24 + rng() % 40);  // 0 .. ~1.1e12 ns, every magnitude
-    t.pcount += rng() % 3;                 // 0, 1 or 2 switch-ins
-    t.vol += rng() % 5;
-    t.invol += rng() % 5;
-    t.min += rng() % 1000;
-    t.maj += rng() % 2;
+    t.cpu_ns += rng() % 10'000'000;
+    t.runq_ns += rng() >> (24 + rng() % 40);  // 0 .. ~1.1e12 ns, every magnitude
+    t.pcount += rng() % 3;                    // 0, 1 or 2 switch-ins
+    t.vol_cs += rng() % 5;
+    t.invol_cs += rng() % 5;
+    t.min_flt += rng() % 1000;
+    t.maj_flt += rng() % 2;
     seq.push_back(t);
   }
   ps_counters start{};
@@ -470,6 +579,108 @@ TEST_F(BpfLogicTest, FoldSharedAndUnsharedAgree) {
   for (size_t i = 1; i < seq.size(); ++i) ReferenceFold(ref_snap, seq[i], ref);
   EXPECT_COUNTERS_EQ(results[0], ref);
   EXPECT_GT(HistSum(ref), 9u) << "the sequence should include single-episode folds";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The totals' states (ps_totals_state), one test per transition.
+
+// The totals seeded from `sig`, as the list in bpf/procscope.h says, added to `base`.
+ps_counters Seeded(ps_counters base, const logic_signal& s) {
+#define PS_SEED(member) s.member
+#define PS_UNSEEDED 0
+#define PS_SEED_EXPECT(f, member, seed) base.f += seed;
+  PS_COUNTER_FIELDS(PS_SEED_EXPECT)
+#undef PS_SEED_EXPECT
+#undef PS_UNSEEDED
+#undef PS_SEED
+  return base;
+}
+
+const logic_signal kDeadThreads{5'000'000, 11, 12, 13, 14};
+
+// NONE -> OWN: the first fold (or exit) of a process that is not a leader by exec seeds its
+// totals with what its dead threads left, once.
+TEST_F(BpfLogicTest, StartSeedsFromTheSignalStructOnce) {
+  ps_counters before{};
+  before.cpu_ns = 7;  // a thread folded meanwhile: the seed adds to it
+  before.runq_hist[3] = 2;
+  Lead() = ps_task{};
+  Lead().proc = before;
+  EXPECT_TRUE(Start(kDeadThreads));
+  EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_OWN));
+  const ps_counters want = Seeded(before, kDeadThreads);
+  EXPECT_COUNTERS_EQ(Lead().proc, want);
+  // Independently of the list: the kernel's names for them.
+  EXPECT_EQ(Lead().proc.cpu_ns, 7u + 5'000'000u);
+  EXPECT_EQ(Lead().proc.runq_ns, 0u);  // run_delay of dead threads is not kept
+  EXPECT_EQ(Lead().proc.vol_cs, 11u);
+  EXPECT_EQ(Lead().proc.invol_cs, 12u);
+  EXPECT_EQ(Lead().proc.min_flt, 13u);
+  EXPECT_EQ(Lead().proc.maj_flt, 14u);
+
+  // OWN stays OWN: a second start (another thread, the exit hook) seeds nothing more.
+  EXPECT_FALSE(Start(kDeadThreads));
+  EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_OWN));
+  EXPECT_COUNTERS_EQ(Lead().proc, want);
+}
+
+// NONE -> ADOPTING: a leader that folded as a thread before got there by execve(); it does not
+// seed (the signal struct's dead threads are the old leader's business) but waits to adopt.
+TEST_F(BpfLogicTest, StartOfALeaderByExecWaitsToAdopt) {
+  Lead() = ps_task{};
+  Lead().was_thread = 1;
+  Lead().proc.cpu_ns = 40;
+  EXPECT_FALSE(Start(kDeadThreads));
+  EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_ADOPTING));
+  ps_counters want{};
+  want.cpu_ns = 40;
+  EXPECT_COUNTERS_EQ(Lead().proc, want);
+  // ADOPTING stays ADOPTING until the handover: starting again changes nothing.
+  EXPECT_FALSE(Start(kDeadThreads));
+  EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_ADOPTING));
+  EXPECT_COUNTERS_EQ(Lead().proc, want);
+}
+
+// ADOPTING -> OWN: the previous leader's totals, every counter and bucket, add to the new
+// leader's own.
+TEST_F(BpfLogicTest, AdoptAddsThePreviousLeadersTotalsAndOwns) {
+  ps_counters own{};
+  ps_counters prev{};
+  uint64_t v = 1;
+  ForEachU64(own, [&](__u64& x) { x = v++; });
+  ForEachU64(prev, [&](__u64& x) { x = 1000 * v++; });
+  Lead() = ps_task{};
+  Lead().was_thread = 1;
+  Lead().totals = PS_TOTALS_ADOPTING;
+  Lead().proc = own;
+  Adopt(prev);
+  EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_OWN));
+  ps_counters want = own;
+  const __u64* p = reinterpret_cast<const __u64*>(&prev);
+  size_t i = 0;
+  ForEachU64(want, [&](__u64& x) { x += p[i++]; });
+  EXPECT_COUNTERS_EQ(Lead().proc, want);
+}
+
+// The final switch-out: the last thread sends the exit, a holder of the totals hands them over,
+// any other thread does nothing.
+TEST_F(BpfLogicTest, FinalStepFollowsTheState) {
+  struct Case {
+    __u32 group_dead;
+    __u32 totals;
+    uint32_t want;
+  };
+  const Case cases[] = {
+      {1, PS_TOTALS_OWN, PS_FINAL_EXIT},           {1, PS_TOTALS_ADOPTING, PS_FINAL_EXIT},
+      {1, PS_TOTALS_NONE, PS_FINAL_EXIT},          {0, PS_TOTALS_OWN, PS_FINAL_HAND_OVER},
+      {0, PS_TOTALS_ADOPTING, PS_FINAL_HAND_OVER}, {0, PS_TOTALS_NONE, PS_FINAL_NOTHING},
+  };
+  for (const Case& c : cases) {
+    Lead() = ps_task{};
+    Lead().group_dead = c.group_dead;
+    Lead().totals = c.totals;
+    EXPECT_EQ(Final(), c.want) << "group_dead=" << c.group_dead << " totals=" << c.totals;
+  }
 }
 
 }  // namespace

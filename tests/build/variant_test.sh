@@ -29,8 +29,10 @@ echo "$mode: configured and built in $((SECONDS - start)) s"
 
 if [[ $mode == sanitizers ]]; then
   # The tests must really run instrumented.
-  if ! ldd "$dir/tests/unit_tests" | grep -q libasan ||
-     ! ldd "$dir/daemon/procscoped" | grep -q libubsan; then
+  # Into variables first: grep -q exits at its match, and under pipefail ldd's SIGPIPE would fail.
+  unit_libs=$(ldd "$dir/tests/unit_tests")
+  daemon_libs=$(ldd "$dir/daemon/procscoped")
+  if ! grep -q libasan <<<"$unit_libs" || ! grep -q libubsan <<<"$daemon_libs"; then
     echo "FAIL: the sanitizer build is not instrumented" >&2
     exit 1
   fi
