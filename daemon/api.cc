@@ -68,7 +68,7 @@ v1::ProcessList BuildProcessList(const Snapshot& s) {
     o->set_uid(p.uid);
     o->set_user(ToValidUtf8(p.identity.user));
     o->set_start_time_unix_ns(UnixNanos(p.start_time));
-    o->set_threads(p.threads);
+    o->set_threads(p.nr_threads);
     o->set_resident_memory_bytes(p.rss_bytes);
     SetProcessCounters(p, o);
     o->set_cpu_cores(get(Resource::kCpu, p.key));

@@ -171,7 +171,7 @@ void ProcessTable::ApplySamples(const std::vector<ProcessSample>& samples, absl:
     e.vanished_at = absl::InfiniteFuture();
     e.info.ppid = s.ppid;
     e.info.uid = s.uid;
-    e.info.threads = s.nr_threads;
+    e.info.nr_threads = s.nr_threads;
     e.info.cgroup_id = s.cgroup_id;
     e.info.comm = s.comm;
     e.info.rss_bytes = s.rss_bytes;

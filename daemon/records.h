@@ -10,23 +10,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "model.h"
 #include "procscope.h"
 #include "text.h"  // EscapeForDisplay, ToValidUtf8: most users of the records print them
 
 namespace procscope {
 
-// A live process as one pass of the process iterator saw it.
-struct ProcessSample {
-  ps_key key{};
-  uint32_t ppid = 0;
-  uint32_t uid = 0;
-  uint32_t nr_threads = 0;
-  uint64_t cgroup_id = 0;
-  uint64_t rss_bytes = 0;
-  std::string comm;  // raw bytes as the kernel holds them (any bytes but NUL)
-  ps_counters counters{};
-  ps_io io{};
-};
+// ProcessSample (a live process as one pass of the iterator saw it) is in model/model.h.
 
 // Parses one full read of the process iterator: fixed-size ps_proc_rec records, where
 // PS_REC_DELTA records add a running thread's unfolded counters to their process. Output is

@@ -45,19 +45,24 @@ struct Identity {
   CgroupInfo cgroup;
 };
 
-// A live process: identity, totals since it started (ProcessSample's counters), rates.
-struct ProcessInfo {
+// A live process as one pass of the process iterator saw it.
+struct ProcessSample {
   ps_key key{};
   uint32_t ppid = 0;
   uint32_t uid = 0;
-  uint32_t threads = 0;
+  uint32_t nr_threads = 0;
   uint64_t cgroup_id = 0;
-  std::string comm;  // raw bytes from the kernel: sanitise before output
-  std::string group;
-  Identity identity;
   uint64_t rss_bytes = 0;
+  std::string comm;  // raw bytes as the kernel holds them (any bytes but NUL)
   ps_counters counters{};
   ps_io io{};
+};
+
+// A live process as the process table keeps it: the newest sample (counters kept monotonic),
+// plus what the table adds: its group, its identity from /proc, its start as wall-clock time.
+struct ProcessInfo : ProcessSample {
+  std::string group;
+  Identity identity;
   absl::Time start_time;  // wall clock
 };
 

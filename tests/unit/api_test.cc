@@ -16,7 +16,7 @@ ProcessInfo Proc(uint32_t pid, uint64_t start_ns, const std::string& comm) {
   p.key.start_ns = start_ns;
   p.ppid = 1;
   p.uid = 1000;
-  p.threads = 3;
+  p.nr_threads = 3;
   p.comm = comm;
   p.group = comm;
   p.identity.exe = "/usr/bin/" + comm;
