@@ -26,6 +26,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "bpf_maps.h"
+#include "bpf_pins.h"
 #include "libbpf_log.h"
 #include "log.h"
 #include "procscope_bpf.skel.h"
@@ -101,303 +103,6 @@ std::string AttachName(bpf_program* prog) {
   }
 }
 
-// The maps that carry state across a restart (scratch and .bss are per object).
-constexpr const char* kPinnedMaps[] = {"tasks",    "proc_io",     "inode_owner", "leader_handover",
-                                       "requests", "oom_victims", "events",      "stats"};
-constexpr char kMetaPin[] = "meta";
-constexpr char kSysFsBpf[] = "/sys/fs/bpf";
-
-std::string LinkPin(const std::string& dir, const char* tp) {
-  return absl::StrCat(dir, "/link_", tp);
-}
-std::string ProgPin(const std::string& dir, const char* tp) {
-  return absl::StrCat(dir, "/prog_", tp);
-}
-
-bool OnBpfFs(const std::string& path) {
-  struct statfs st;
-  return statfs(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.f_type) == BPF_FS_MAGIC;
-}
-
-std::string Parent(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-// FNV-1a over the things a pinned map's meaning depends on.
-struct Fnv {
-  uint64_t h = 1469598103934665603ull;
-  void Bytes(const void* p, size_t n) {
-    for (size_t i = 0; i < n; ++i)
-      h = (h ^ static_cast<const unsigned char*>(p)[i]) * 1099511628211ull;
-  }
-  void U64(uint64_t v) { Bytes(&v, sizeof(v)); }
-  void Str(const char* s) { Bytes(s, strlen(s) + 1); }
-};
-
-// A BTF type as a layout: kinds, sizes, member names and offsets, array lengths.
-void HashBtfType(const btf* b, uint32_t id, int depth, Fnv& h) {
-  const btf_type* t = id != 0 ? btf__type_by_id(b, id) : nullptr;
-  if (t == nullptr || depth > 10) {
-    h.U64(0);
-    return;
-  }
-  h.U64(btf_kind(t));
-  switch (btf_kind(t)) {
-    case BTF_KIND_INT:
-    case BTF_KIND_ENUM:
-    case BTF_KIND_ENUM64:
-    case BTF_KIND_FLOAT:
-      h.U64(t->size);
-      return;
-    case BTF_KIND_ARRAY:
-      h.U64(btf_array(t)->nelems);
-      HashBtfType(b, btf_array(t)->type, depth + 1, h);
-      return;
-    case BTF_KIND_STRUCT:
-    case BTF_KIND_UNION: {
-      h.U64(t->size);
-      const btf_member* m = btf_members(t);
-      for (int i = 0; i < btf_vlen(t); ++i) {
-        h.Str(btf__name_by_offset(b, m[i].name_off));
-        h.U64(btf_member_bit_offset(t, i));
-        HashBtfType(b, m[i].type, depth + 1, h);
-      }
-      return;
-    }
-    case BTF_KIND_TYPEDEF:
-    case BTF_KIND_VOLATILE:
-    case BTF_KIND_CONST:
-    case BTF_KIND_RESTRICT:
-    case BTF_KIND_TYPE_TAG:
-      HashBtfType(b, t->type, depth + 1, h);
-      return;
-    default:  // pointers and the rest: only the kind
-      return;
-  }
-}
-
-// The layout hash of this build: every pinned map's definition and key/value types, and the
-// records the daemon reads from them.
-uint64_t LayoutHash(bpf_object* obj) {
-  Fnv h;
-  h.U64(PS_LAYOUT_VERSION);
-  h.U64(sizeof(ps_exit_event));
-  h.U64(sizeof(ps_proc_rec));
-  h.U64(PS_STAT_MAX);
-  const btf* b = bpf_object__btf(obj);
-  for (const char* name : kPinnedMaps) {
-    const bpf_map* m = bpf_object__find_map_by_name(obj, name);
-    h.Str(name);
-    if (m == nullptr) continue;
-    h.U64(bpf_map__type(m));
-    h.U64(bpf_map__key_size(m));
-    h.U64(bpf_map__value_size(m));
-    h.U64(bpf_map__max_entries(m));
-    h.U64(bpf_map__map_flags(m));
-    if (b != nullptr) {
-      HashBtfType(b, bpf_map__btf_key_type_id(m), 0, h);
-      HashBtfType(b, bpf_map__btf_value_type_id(m), 0, h);
-    }
-  }
-  return h.h;
-}
-
-// Makes `dir` a directory on a bpffs: mounts one at /sys/fs/bpf when that is where it belongs
-// and none is mounted (a fresh machine), then creates the directory.
-absl::Status PreparePinDir(const std::string& dir) {
-  if (dir.empty() || dir[0] != '/' || dir.size() < 2 || dir.back() == '/') {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--pin_path=", dir, ": must be an absolute directory path without a trailing /"));
-  }
-  const std::string parent = Parent(dir);
-  if (!OnBpfFs(parent)) {
-    struct stat st;
-    if (parent != kSysFsBpf || stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "--pin_path=", dir, ": ", parent,
-          " is not on a BPF filesystem; mount one (mount -t bpf bpf ", parent,
-          "), choose a directory inside a mounted bpffs, or --pin_path= to disable pinning"));
-    }
-    if (mount("bpf", kSysFsBpf, "bpf", 0, "mode=0700") != 0) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("no BPF filesystem at /sys/fs/bpf and mounting one failed (",
-                       strerror(errno), "; needs CAP_SYS_ADMIN): mount -t bpf bpf /sys/fs/bpf"));
-    }
-    LOG(INFO) << "mounted a BPF filesystem at /sys/fs/bpf";
-  }
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("--pin_path=", dir, ": cannot create it: ", strerror(errno)));
-  }
-  if (!OnBpfFs(dir)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("--pin_path=", dir, ": not a directory on a BPF filesystem"));
-  }
-  return absl::OkStatus();
-}
-
-// Locks `dir` against a second collector (which would steal half the exit events). Returns the
-// lock's fd.
-absl::StatusOr<int> LockPinDir(const std::string& dir) {
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("--pin_path=", dir, ": cannot open it: ", strerror(errno)));
-  }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    close(fd);
-    if (err == EWOULDBLOCK) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(dir, " is in use by another running procscoped"));
-    }
-    return absl::InternalError(absl::StrCat("locking ", dir, ": ", strerror(err)));
-  }
-  return fd;
-}
-
-// Removes every entry of `dir` (not the directory). Returns how many. The names are read first
-// and unlinked after: unlinking while readdir() walks the directory can skip entries.
-absl::StatusOr<int> ClearDir(const std::string& dir) {
-  int n = 0;
-  for (int pass = 0; pass < 4; ++pass) {
-    DIR* d = opendir(dir.c_str());
-    if (d == nullptr) {
-      return absl::InternalError(absl::StrCat("reading ", dir, ": ", strerror(errno)));
-    }
-    std::vector<std::string> names;
-    while (dirent* e = readdir(d)) {
-      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
-    }
-    closedir(d);
-    if (names.empty()) return n;
-    for (const std::string& name : names) {
-      const std::string path = absl::StrCat(dir, "/", name);
-      if (unlink(path.c_str()) != 0 && errno != ENOENT) {
-        return absl::InternalError(absl::StrCat("removing ", path, ": ", strerror(errno)));
-      }
-      ++n;
-    }
-  }
-  return n;
-}
-
-// Counts (and consumes) the exit events waiting in an old ring buffer that this build cannot
-// read: they are reported as dropped rather than silently lost.
-uint64_t CountQueuedRecords(const std::string& path) {
-  const int fd = bpf_obj_get(path.c_str());
-  if (fd < 0) return 0;
-  uint64_t n = 0;
-  bpf_map_info info = {};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_MAP_TYPE_RINGBUF) {
-    ring_buffer* rb = ring_buffer__new(
-        fd,
-        [](void* ctx, void*, size_t) {
-          ++*static_cast<uint64_t*>(ctx);
-          return 0;
-        },
-        &n, nullptr);
-    if (rb != nullptr) {
-      (void)ring_buffer__consume(rb);
-      ring_buffer__free(rb);
-    }
-  }
-  close(fd);
-  return n;
-}
-
-// The exit ring buffer, consumed by hand so that the consumer position (what the kernel may
-// overwrite, and what a next daemon would read again) advances only on Commit(): after the exits
-// read are in the journal, so that a kill -9 in between loses none (they are read again).
-// libbpf 1.1's ring_buffer commits after each record.
-class ExitRing {
- public:
-  ~ExitRing() {
-    if (data_ != nullptr) munmap(data_, page_ + 2 * size_);
-    if (consumer_ != nullptr) munmap(consumer_, page_);
-    if (epfd_ >= 0) close(epfd_);
-  }
-
-  absl::Status Open(int fd) {
-    bpf_map_info info = {};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
-      return absl::InternalError(absl::StrCat("exit ring buffer: ", strerror(errno)));
-    }
-    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    size_ = info.max_entries;
-    void* c = mmap(nullptr, page_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (c == MAP_FAILED) return MapError();
-    consumer_ = static_cast<uint64_t*>(c);
-    // The producer page, then the data mapped twice: a record that wraps reads as one piece.
-    void* d =
-        mmap(nullptr, page_ + 2 * size_, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(page_));
-    if (d == MAP_FAILED) return MapError();
-    data_ = static_cast<uint8_t*>(d);
-    epfd_ = epoll_create1(EPOLL_CLOEXEC);
-    epoll_event ev = {};
-    ev.events = EPOLLIN;
-    if (epfd_ < 0 || epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return MapError();
-    read_ = __atomic_load_n(consumer_, __ATOMIC_ACQUIRE);
-    return absl::OkStatus();
-  }
-
-  // Hands every complete record after the read position to `fn`; returns how many.
-  template <typename Fn>
-  int Drain(Fn&& fn) {
-    const uint64_t prod =
-        __atomic_load_n(reinterpret_cast<const uint64_t*>(data_), __ATOMIC_ACQUIRE);
-    int n = 0;
-    while (read_ < prod) {
-      const auto* hdr = reinterpret_cast<const uint32_t*>(data_ + page_ + (read_ & (size_ - 1)));
-      const uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
-      if (len & BPF_RINGBUF_BUSY_BIT) break;  // reserved, not yet submitted
-      const uint32_t body = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
-      if ((len & BPF_RINGBUF_DISCARD_BIT) == 0) {
-        fn(reinterpret_cast<const uint8_t*>(hdr) + BPF_RINGBUF_HDR_SZ, body);
-        ++n;
-      }
-      read_ += (body + BPF_RINGBUF_HDR_SZ + 7) & ~uint64_t{7};
-    }
-    return n;
-  }
-
-  // Waits up to timeout_ms for records (a signal ends the wait early). The kernel wakes a
-  // consumer only once it has committed everything, and reports "readable" while anything is
-  // uncommitted: with records read but not committed, sleep in short steps instead.
-  void Wait(int timeout_ms) {
-    if (Uncommitted()) {
-      const int ms = std::min(timeout_ms, 20);
-      timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-      nanosleep(&ts, nullptr);
-      return;
-    }
-    epoll_event ev;
-    (void)epoll_wait(epfd_, &ev, 1, timeout_ms);
-  }
-
-  bool Uncommitted() const { return read_ != __atomic_load_n(consumer_, __ATOMIC_ACQUIRE); }
-  // Read but uncommitted records hold a quarter of the ring or more.
-  bool BacklogHigh() const {
-    return read_ - __atomic_load_n(consumer_, __ATOMIC_ACQUIRE) >= size_ / 4;
-  }
-  void Commit() { __atomic_store_n(consumer_, read_, __ATOMIC_RELEASE); }
-
- private:
-  absl::Status MapError() const {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cannot map the exit-event ring buffer: ", strerror(errno),
-                     " (locked-memory or memory cgroup limit too low?)"));
-  }
-  size_t page_ = 0;
-  uint64_t size_ = 0;
-  uint64_t* consumer_ = nullptr;
-  uint8_t* data_ = nullptr;  // producer page, then the data twice
-  int epfd_ = -1;
-  uint64_t read_ = 0;
-};
 }  // namespace
 
 struct Collector::Impl {
@@ -536,25 +241,7 @@ struct Collector::Impl {
   }
 
   absl::StatusOr<std::string> ReadIterator() {
-    int fd = bpf_iter_create(bpf_link__fd(iter_link));
-    if (fd < 0) {
-      return absl::InternalError(absl::StrCat("creating the process iterator: ", strerror(errno)));
-    }
-    std::string buf;
-    buf.reserve(last_read_size + (64 << 10));  // one allocation per pass, not a doubling series
-    char chunk[1 << 16];
-    for (;;) {
-      ssize_t n = read(fd, chunk, sizeof(chunk));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        int err = errno;
-        close(fd);
-        return absl::InternalError(absl::StrCat("reading the process iterator: ", strerror(err)));
-      }
-      if (n == 0) break;
-      buf.append(chunk, static_cast<size_t>(n));
-    }
-    close(fd);
+    ASSIGN_OR_RETURN(std::string buf, ReadProcessIterator(iter_link, last_read_size));
     last_read_size = buf.size();
     return buf;
   }
@@ -836,57 +523,19 @@ void Collector::CommitExits() { impl_->ring.Commit(); }
 bool Collector::CommitBacklogHigh() const { return impl_->ring.BacklogHigh(); }
 
 absl::StatusOr<KernelStats> Collector::ReadStats() {
-  const int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return absl::InternalError("cannot count the possible CPUs");
-  std::vector<uint64_t> values(static_cast<size_t>(ncpu));
-  KernelStats out{};
-  const int fd = bpf_map__fd(impl_->skel->maps.stats);
-  for (uint32_t i = 0; i < PS_STAT_MAX; ++i) {
-    if (bpf_map_lookup_elem(fd, &i, values.data()) != 0) {
-      return absl::InternalError(absl::StrCat("reading stats: ", strerror(errno)));
-    }
-    for (uint64_t v : values) out[i] += v;
-  }
+  ASSIGN_OR_RETURN(KernelStats out, ReadPerCpuStats(bpf_map__fd(impl_->skel->maps.stats)));
   out[PS_STAT_DROP_RINGBUF] += impl_->old_ringbuf_events;
   return out;
 }
 
 std::vector<ProgramStats> Collector::Programs() const {
   std::vector<ProgramStats> out = impl_->attached;
-  for (size_t i = 0; i < out.size(); ++i) {
-    bpf_prog_info info = {};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(impl_->attached_fds[i], &info, &len) == 0) {
-      out[i].run_time_ns = info.run_time_ns;
-      out[i].run_cnt = info.run_cnt;
-    }
-  }
+  FillProgramCosts(impl_->attached_fds, out);
   return out;
 }
 
-namespace {
-
-absl::StatusOr<size_t> CountEntries(const bpf_map* map) {
-  const int fd = bpf_map__fd(map);
-  std::vector<char> key(bpf_map__key_size(map)), next(bpf_map__key_size(map));
-  size_t n = 0;
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
-    ++n;
-    key.swap(next);
-    prev = key.data();
-  }
-  if (errno != ENOENT) {
-    return absl::InternalError(
-        absl::StrCat("walking map ", bpf_map__name(map), ": ", strerror(errno)));
-  }
-  return n;
-}
-
-}  // namespace
-
 absl::StatusOr<size_t> Collector::ProcIoEntries() {
-  return CountEntries(impl_->skel->maps.proc_io);
+  return CountMapEntries(impl_->skel->maps.proc_io);
 }
 
 absl::StatusOr<std::vector<MapFill>> Collector::MapEntries() {
@@ -894,7 +543,7 @@ absl::StatusOr<std::vector<MapFill>> Collector::MapEntries() {
   for (const bpf_map* m :
        {impl_->skel->maps.proc_io, impl_->skel->maps.requests, impl_->skel->maps.inode_owner,
         impl_->skel->maps.oom_victims, impl_->skel->maps.leader_handover}) {
-    ASSIGN_OR_RETURN(size_t n, CountEntries(m));
+    ASSIGN_OR_RETURN(size_t n, CountMapEntries(m));
     out.push_back({bpf_map__name(m), n, bpf_map__max_entries(m)});
   }
   return out;
@@ -903,26 +552,5 @@ absl::StatusOr<std::vector<MapFill>> Collector::MapEntries() {
 const std::vector<std::string>& Collector::Degraded() const { return impl_->degraded; }
 
 const PinState& Collector::Pinning() const { return impl_->pin; }
-
-absl::StatusOr<int> UnpinCollector(const std::string& pin_path) {
-  struct stat st;
-  if (pin_path.empty()) return absl::InvalidArgumentError("--unpin needs a --pin_path");
-  if (stat(pin_path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return 0;
-    return absl::InternalError(absl::StrCat(pin_path, ": ", strerror(errno)));
-  }
-  if (!S_ISDIR(st.st_mode) || !OnBpfFs(pin_path) || !OnBpfFs(Parent(pin_path))) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        pin_path, " is not a directory inside a BPF filesystem: procscoped pinned nothing there"));
-  }
-  ASSIGN_OR_RETURN(int lock, LockPinDir(pin_path));
-  auto n = ClearDir(pin_path);
-  close(lock);
-  if (!n.ok()) return n.status();
-  if (rmdir(pin_path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("removing ", pin_path, ": ", strerror(errno)));
-  }
-  return *n;
-}
 
 }  // namespace procscope

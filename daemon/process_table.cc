@@ -27,10 +27,16 @@ std::unique_ptr<RE2> CompileFilter(const std::string& pattern) {
 void KeepMax(ps_counters& have, const ps_counters& now) { MaxCounters(have, now); }
 void KeepMax(ps_io& have, const ps_io& now) { MaxIo(have, now); }
 
+absl::Time TimeOf(absl::Time t) { return t; }
+template <typename T>
+absl::Time TimeOf(const T& entry) {
+  return entry.at;
+}
+
 template <typename Map>
 void Forget(Map& m, absl::Time now) {
   for (auto it = m.begin(); it != m.end();) {
-    if (now - it->second > kForgetAfter) {
+    if (now - TimeOf(it->second) > kForgetAfter) {
       m.erase(it++);
     } else {
       ++it;
@@ -135,7 +141,11 @@ void ProcessTable::Credit(const std::string& group, const ps_counters& c, const 
 void ProcessTable::ApplySamples(const std::vector<ProcessSample>& samples, absl::Time now) {
   ++pass_;
   for (const ProcessSample& s : samples) {
-    if (exited_.contains(s.key) || excluded_.contains(s.key)) continue;
+    if (exited_.contains(s.key)) continue;
+    if (auto ex = excluded_.find(s.key); ex != excluded_.end()) {
+      if (ex->second.comm == s.comm) continue;
+      excluded_.erase(ex);  // it exec'd since: judge it again under its new name
+    }
     auto it = live_.find(s.key);
     if (it == live_.end() || it->second.info.comm != s.comm) {
       // New, or its comm changed (it exec'd): read who it is now.
@@ -146,7 +156,7 @@ void ProcessTable::ApplySamples(const std::vector<ProcessSample>& samples, absl:
           Credit(e.info.group, e.info.counters, e.base, e.info.io, e.base_io, now);
           live_.erase(it);
         }
-        excluded_[s.key] = now;
+        excluded_[s.key] = {now, s.comm};
         continue;
       }
       std::string group = GroupName(options_.group_by, s.comm, id, s.uid);

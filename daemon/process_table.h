@@ -111,7 +111,13 @@ class ProcessTable {
   // Per group: totals of its exited processes (and of what processes did in it before they
   // moved to another group), exits and crashes, last activity. Live processes are added on read.
   absl::flat_hash_map<std::string, GroupInfo> groups_;
-  absl::flat_hash_map<ps_key, absl::Time> excluded_;   // left out by the filters
+  // Left out by the filters, under the comm it had then: a process sampled between fork and exec
+  // (still its parent's name) is judged again once it exec'd.
+  struct ExcludedAs {
+    absl::Time at;
+    std::string comm;
+  };
+  absl::flat_hash_map<ps_key, ExcludedAs> excluded_;
   absl::flat_hash_map<ps_key, absl::Time> exited_;     // exit applied: ignore late samples
   absl::flat_hash_map<uint64_t, CgroupInfo> cgroups_;  // cgroup id -> what it was seen as
   absl::flat_hash_map<uint32_t, std::string> users_;   // uid -> name, as seen

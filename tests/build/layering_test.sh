@@ -5,7 +5,7 @@
 #     toolchain: none of the commands ninja would run for them calls bpftool or clang -target bpf
 #     (so no vmlinux.h and no skeleton is needed);
 #   - exporter/, model/ and common/ include no daemon/ header, common/ and model/ nothing above
-#     them.
+#     them; only the loader (daemon/collector.cc) includes the BPF skeleton.
 # Usage: layering_test.sh <source dir> <build dir>
 set -euo pipefail
 SRC=$1
@@ -40,6 +40,11 @@ check_layer() {  # dir allowed-dirs...
   done < <(cd "$SRC" && grep -H '^#include "' "$dir"/*.h "$dir"/*.cc)
   echo "ok: $dir/ includes only $dir/${*:+, $*} and the BPF/proto contracts"
 }
+# The loader is the only file that knows the skeleton (bench/ measures programs by name, tests/
+# use their own test skeletons).
+skel_users=$(cd "$SRC" && grep -l '\.skel\.h"' common/* model/* exporter/* daemon/* tools/* | tr '\n' ' ')
+[[ "$skel_users" == "daemon/collector.cc " ]] || fail "a skeleton is included by: $skel_users (only daemon/collector.cc may)"
+echo "ok: only daemon/collector.cc includes the skeleton"
 check_layer common
 check_layer model common
 check_layer exporter model common

@@ -235,6 +235,20 @@ TEST_F(ProcessTableTest, FiltersLeaveProcessesOutOfTableAndGroups) {
   EXPECT_EQ(only_db.Processes()[0].comm, "db");
 }
 
+// A shell forks, the pass sees the child under the shell's name (left out by --include), then the
+// child execs the matching program: the same pid and start time must be judged again.
+TEST_F(ProcessTableTest, ProcessExcludedBeforeItsExecIsIncludedAfter) {
+  ProcessTable t = Make(GroupBy::kComm, /*include=*/"^db$", /*exclude=*/"");
+  t.ApplySamples({S(20, 2, "bash", 10)}, kT0);
+  EXPECT_TRUE(t.Processes().empty());
+  t.ApplySamples({S(20, 2, "db", 50)}, kT0 + absl::Seconds(1));
+  ASSERT_EQ(t.Processes().size(), 1u);
+  EXPECT_EQ(t.Processes()[0].comm, "db");
+  // And the other way: an included process that execs into an excluded name leaves the table.
+  t.ApplySamples({S(20, 2, "sh", 60)}, kT0 + absl::Seconds(2));
+  EXPECT_TRUE(t.Processes().empty());
+}
+
 // std::regex matched recursively and overflowed the stack on a path this long (any user can run
 // a binary from a deep directory); RE2 matches in linear time.
 TEST_F(ProcessTableTest, FiltersMatchLongExePathsWithoutRecursion) {

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "bpf_maps.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <string.h>
+
+#include "absl/strings/str_cat.h"
+#include "fd.h"
+#include "file.h"
+
+namespace procscope {
+
+absl::StatusOr<std::string> ReadProcessIterator(bpf_link* iter_link, size_t reserve) {
+  ScopedFd fd(bpf_iter_create(bpf_link__fd(iter_link)));
+  if (!fd.valid()) {
+    return absl::InternalError(absl::StrCat("creating the process iterator: ", strerror(errno)));
+  }
+  std::string buf;
+  buf.reserve(reserve + (64 << 10));
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = read(fd.get(), chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return absl::InternalError(absl::StrCat("reading the process iterator: ", strerror(errno)));
+    }
+    if (n == 0) break;
+    buf.append(chunk, static_cast<size_t>(n));
+  }
+  return buf;
+}
+
+absl::StatusOr<KernelStats> ReadPerCpuStats(int fd) {
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return absl::InternalError("cannot count the possible CPUs");
+  std::vector<uint64_t> values(static_cast<size_t>(ncpu));
+  KernelStats out{};
+  for (uint32_t i = 0; i < PS_STAT_MAX; ++i) {
+    if (bpf_map_lookup_elem(fd, &i, values.data()) != 0) {
+      return absl::InternalError(absl::StrCat("reading stats: ", strerror(errno)));
+    }
+    for (uint64_t v : values) out[i] += v;
+  }
+  return out;
+}
+
+void FillProgramCosts(const std::vector<int>& prog_fds, std::vector<ProgramStats>& out) {
+  for (size_t i = 0; i < out.size() && i < prog_fds.size(); ++i) {
+    bpf_prog_info info = {};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(prog_fds[i], &info, &len) == 0) {
+      out[i].run_time_ns = info.run_time_ns;
+      out[i].run_cnt = info.run_cnt;
+    }
+  }
+}
+
+absl::StatusOr<size_t> CountMapEntries(const bpf_map* map) {
+  const int fd = bpf_map__fd(map);
+  std::vector<char> key(bpf_map__key_size(map)), next(bpf_map__key_size(map));
+  size_t n = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+    ++n;
+    key.swap(next);
+    prev = key.data();
+  }
+  if (errno != ENOENT) {
+    return absl::InternalError(
+        absl::StrCat("walking map ", bpf_map__name(map), ": ", strerror(errno)));
+  }
+  return n;
+}
+
+}  // namespace procscope

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+// Reading what the BPF side keeps, from map, link and program file descriptors: the exit ring
+// buffer, the process iterator, the per-CPU drop counters, program costs, map fill. libbpf's
+// plain API only: the loader (collector.cc) is the one file that knows the skeleton.
+#ifndef PROCSCOPE_DAEMON_BPF_MAPS_H_
+#define PROCSCOPE_DAEMON_BPF_MAPS_H_
+
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <linux/bpf.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "model.h"
+
+struct bpf_link;
+struct bpf_map;
+
+namespace procscope {
+
+// One full read of the process iterator (`reserve`: the size of the previous read, so that a
+// pass makes one allocation, not a doubling series).
+absl::StatusOr<std::string> ReadProcessIterator(bpf_link* iter_link, size_t reserve);
+
+// The `stats` per-CPU array, summed over CPUs.
+absl::StatusOr<KernelStats> ReadPerCpuStats(int fd);
+
+// run_time_ns / run_cnt of each program fd into the matching entry of `out`.
+void FillProgramCosts(const std::vector<int>& prog_fds, std::vector<ProgramStats>& out);
+
+// Entries in a hash map, by walking its keys (about 0.5 us per entry).
+absl::StatusOr<size_t> CountMapEntries(const bpf_map* map);
+
+// The exit ring buffer, consumed by hand so that the consumer position (what the kernel may
+// overwrite, and what a next daemon would read again) advances only on Commit(): after the exits
+// read are in the journal, so that a kill -9 in between loses none (they are read again).
+// libbpf 1.1's ring_buffer commits after each record.
+class ExitRing {
+ public:
+  ExitRing() = default;
+  ExitRing(const ExitRing&) = delete;
+  ExitRing& operator=(const ExitRing&) = delete;
+  ~ExitRing() {
+    if (data_ != nullptr) munmap(data_, page_ + 2 * size_);
+    if (consumer_ != nullptr) munmap(consumer_, page_);
+    if (epfd_ >= 0) close(epfd_);
+  }
+
+  absl::Status Open(int fd) {
+    bpf_map_info info = {};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+      return absl::InternalError(absl::StrCat("exit ring buffer: ", strerror(errno)));
+    }
+    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_ = info.max_entries;
+    void* c = mmap(nullptr, page_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (c == MAP_FAILED) return MapError();
+    consumer_ = static_cast<uint64_t*>(c);
+    // The producer page, then the data mapped twice: a record that wraps reads as one piece.
+    void* d =
+        mmap(nullptr, page_ + 2 * size_, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(page_));
+    if (d == MAP_FAILED) return MapError();
+    data_ = static_cast<uint8_t*>(d);
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    epoll_event ev = {};
+    ev.events = EPOLLIN;
+    if (epfd_ < 0 || epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return MapError();
+    read_ = __atomic_load_n(consumer_, __ATOMIC_ACQUIRE);
+    return absl::OkStatus();
+  }
+
+  // Hands every complete record after the read position to `fn`; returns how many.
+  template <typename Fn>
+  int Drain(Fn&& fn) {
+    const uint64_t prod =
+        __atomic_load_n(reinterpret_cast<const uint64_t*>(data_), __ATOMIC_ACQUIRE);
+    int n = 0;
+    while (read_ < prod) {
+      const auto* hdr = reinterpret_cast<const uint32_t*>(data_ + page_ + (read_ & (size_ - 1)));
+      const uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+      if (len & BPF_RINGBUF_BUSY_BIT) break;  // reserved, not yet submitted
+      const uint32_t body = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+      if ((len & BPF_RINGBUF_DISCARD_BIT) == 0) {
+        fn(reinterpret_cast<const uint8_t*>(hdr) + BPF_RINGBUF_HDR_SZ, body);
+        ++n;
+      }
+      read_ += (body + BPF_RINGBUF_HDR_SZ + 7) & ~uint64_t{7};
+    }
+    return n;
+  }
+
+  // Waits up to timeout_ms for records (a signal ends the wait early). The kernel wakes a
+  // consumer only once it has committed everything, and reports "readable" while anything is
+  // uncommitted: with records read but not committed, sleep in short steps instead.
+  void Wait(int timeout_ms) {
+    if (Uncommitted()) {
+      const int ms = std::min(timeout_ms, 20);
+      timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+      nanosleep(&ts, nullptr);
+      return;
+    }
+    epoll_event ev;
+    (void)epoll_wait(epfd_, &ev, 1, timeout_ms);
+  }
+
+  bool Uncommitted() const { return read_ != __atomic_load_n(consumer_, __ATOMIC_ACQUIRE); }
+  // Read but uncommitted records hold a quarter of the ring or more.
+  bool BacklogHigh() const {
+    return read_ - __atomic_load_n(consumer_, __ATOMIC_ACQUIRE) >= size_ / 4;
+  }
+  void Commit() { __atomic_store_n(consumer_, read_, __ATOMIC_RELEASE); }
+
+ private:
+  absl::Status MapError() const {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot map the exit-event ring buffer: ", strerror(errno),
+                     " (locked-memory or memory cgroup limit too low?)"));
+  }
+  size_t page_ = 0;
+  uint64_t size_ = 0;
+  uint64_t* consumer_ = nullptr;
+  uint8_t* data_ = nullptr;  // producer page, then the data twice
+  int epfd_ = -1;
+  uint64_t read_ = 0;
+};
+
+}  // namespace procscope
+
+#endif  // PROCSCOPE_DAEMON_BPF_MAPS_H_
