@@ -56,7 +56,8 @@ ABSL_FLAG(absl::Duration, group_idle_expiry, absl::Minutes(10),
           "Series of a group with no live process and no exit for this long are dropped");
 ABSL_FLAG(std::string, include, "",
           "Only processes whose comm or exe matches this regex (RE2 syntax); empty: all");
-ABSL_FLAG(std::string, exclude, "", "Leave out processes whose comm or exe matches this regex");
+ABSL_FLAG(std::string, exclude, "",
+          "Leave out processes whose comm or exe matches this regex (RE2 syntax)");
 ABSL_FLAG(int, top_k, 10, "Per-process series: the top K processes of each resource (1..1000)");
 ABSL_FLAG(int, max_series, 20000, "Hard cap on series per scrape (what it drops is counted)");
 ABSL_FLAG(absl::Duration, offender_window, absl::Seconds(30),
