@@ -55,7 +55,8 @@ v1::ProcessList BuildProcessList(const Snapshot& s) {
     return it == rate[static_cast<int>(res)].end() ? 0.0 : it->second;
   };
   list.mutable_processes()->Reserve(static_cast<int>(pass.processes.size()));
-  for (const ProcessInfo& p : pass.processes) {
+  for (const std::shared_ptr<const ProcessInfo>& shared : pass.processes) {
+    const ProcessInfo& p = *shared;
     v1::Process* o = list.add_processes();
     o->set_pid(p.key.tgid);
     o->set_ppid(p.ppid);

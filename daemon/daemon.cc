@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -22,6 +23,25 @@ TableOptions TableOptionsOf(const ReloadableConfig& c, absl::Duration boot_to_un
   TableOptions o = c.table;
   o.boot_to_unix = boot_to_unix;
   return o;
+}
+
+bool KeyLess(const ps_key& a, const ps_key& b) {
+  return a.tgid != b.tgid ? a.tgid < b.tgid : a.start_ns < b.start_ns;
+}
+
+// Everything a reader of the snapshot can see of a process is the same.
+bool SameForOutput(const ProcessInfo& a, const ProcessInfo& b) {
+  return a.ppid == b.ppid && a.uid == b.uid && a.nr_threads == b.nr_threads &&
+         a.cgroup_id == b.cgroup_id && a.rss_bytes == b.rss_bytes &&
+         memcmp(&a.counters, &b.counters, sizeof(a.counters)) == 0 &&
+         memcmp(&a.io, &b.io, sizeof(a.io)) == 0 && a.comm == b.comm && a.group == b.group &&
+         a.start_time == b.start_time && a.identity.resolved == b.identity.resolved &&
+         a.identity.exe == b.identity.exe && a.identity.user == b.identity.user &&
+         a.identity.cgroup_path == b.identity.cgroup_path &&
+         a.identity.cgroup.container_id == b.identity.cgroup.container_id &&
+         a.identity.cgroup.runtime == b.identity.cgroup.runtime &&
+         a.identity.cgroup.pod_uid == b.identity.cgroup.pod_uid &&
+         a.identity.cgroup.systemd_unit == b.identity.cgroup.systemd_unit;
 }
 
 OffenderConfig OffenderConfigOf(const ReloadableConfig& c) {
@@ -144,25 +164,26 @@ std::shared_ptr<const Snapshot> Daemon::snapshot() const {
 void Daemon::Publish(bool pass, absl::Time now) {
   auto s = std::make_shared<Snapshot>();
   if (pass) {
-    // The pass before last's data, unless a reader still holds it: assigning into its
-    // ProcessInfos reuses their strings' memory, where a fresh copy per pass would allocate
-    // (and fault in) every one of them again.
-    std::shared_ptr<PassData> p;
-    if (recycle_ != nullptr && recycle_.use_count() == 1) {
-      std::atomic_thread_fence(std::memory_order_acquire);  // the last reader's release
-      p = std::move(recycle_);
-      p->top_processes.clear();
-      p->rankings.clear();
-      p->top_rates.clear();
-    } else {
-      p = std::make_shared<PassData>();
-    }
-    recycle_.reset();
+    auto p = std::make_shared<PassData>();
     std::vector<const ProcessInfo*> live = table_.ProcessPtrs();
-    std::sort(live.begin(), live.end(),
-              [](const ProcessInfo* a, const ProcessInfo* b) { return a->key.tgid < b->key.tgid; });
-    p->processes.resize(live.size());
-    for (size_t i = 0; i < live.size(); ++i) p->processes[i] = *live[i];
+    std::sort(live.begin(), live.end(), [](const ProcessInfo* a, const ProcessInfo* b) {
+      return a->key.tgid != b->key.tgid ? a->key.tgid < b->key.tgid
+                                        : a->key.start_ns < b->key.start_ns;
+    });
+    // Walk the last pass's copies alongside (both sorted by pid, start time): an unchanged
+    // process keeps its copy.
+    p->processes.reserve(live.size());
+    size_t j = 0;
+    for (const ProcessInfo* cur : live) {
+      while (j < published_.size() && KeyLess(published_[j]->key, cur->key)) ++j;
+      if (j < published_.size() && published_[j]->key == cur->key &&
+          SameForOutput(*published_[j], *cur)) {
+        p->processes.push_back(published_[j]);
+      } else {
+        p->processes.push_back(std::make_shared<const ProcessInfo>(*cur));
+      }
+    }
+    published_ = p->processes;
     p->offenders = detector_.Evaluate(now);
     p->rankings.reserve(kNumResources);
     for (Resource r : kAllResources) p->rankings.push_back(detector_.Ranking(r));
@@ -176,7 +197,6 @@ void Daemon::Publish(bool pass, absl::Time now) {
     }
     for (const Offender& o : p->offenders) keys.push_back(o.key);
     p->top_processes = table_.ProcessesWithKeys(keys);
-    recycle_ = std::move(pass_);
     pass_ = std::move(p);
   }
   s->ready = ready_;

@@ -115,9 +115,10 @@ class Daemon {
   std::string web_config_file_;
   ProcessTable table_;
   OffenderDetector detector_;
-  std::shared_ptr<PassData> pass_;     // the last pass's part of the snapshot (read-only now)
-  std::shared_ptr<PassData> recycle_;  // the one before: its memory is reused when unshared
-  SelfState self_;                     // as of the last pass
+  std::shared_ptr<PassData> pass_;  // the last pass's part of the snapshot (read-only now)
+  // The shared copies of the last pass's processes, by pid (loop thread only).
+  std::vector<std::shared_ptr<const ProcessInfo>> published_;
+  SelfState self_;  // as of the last pass
   bool ready_ = false;
   bool exits_pending_ = false;               // exits handled since the last Publish
   std::vector<ProcessSample> last_samples_;  // for the console report

@@ -17,7 +17,10 @@ namespace procscope {
 // The parts that change only with a sampling pass (a snapshot published without a pass, at
 // start and at the end of Run, shares them and re-reads only the groups).
 struct PassData {
-  std::vector<ProcessInfo> processes;  // every live process, sorted by pid
+  // Every live process, sorted by pid. Shared, immutable copies: a process that did not change
+  // since the last pass (most of them, on an idle machine) keeps the copy it had, so a pass
+  // neither copies nor allocates for it and the snapshots share its memory.
+  std::vector<std::shared_ptr<const ProcessInfo>> processes;
   // Copies of the processes that can get per-process series: the top K of each resource (as
   // of the pass's export options) and the offenders.
   std::vector<ProcessInfo> top_processes;

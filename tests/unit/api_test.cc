@@ -40,14 +40,15 @@ ProcessInfo Proc(uint32_t pid, uint64_t start_ns, const std::string& comm) {
 
 Snapshot TwoProcesses() {
   auto pass = std::make_shared<PassData>();
-  pass->processes = {Proc(10, 100, "web"), Proc(20, 200, "db\xff")};
+  pass->processes = {std::make_shared<const ProcessInfo>(Proc(10, 100, "web")),
+                     std::make_shared<const ProcessInfo>(Proc(20, 200, "db\xff"))};
   pass->rankings.resize(kNumResources);
-  pass->rankings[static_cast<int>(Resource::kCpu)] = {{pass->processes[1].key, 1.5},
-                                                      {pass->processes[0].key, 0.25}};
-  pass->rankings[static_cast<int>(Resource::kBlockIo)] = {{pass->processes[0].key, 4096}};
+  pass->rankings[static_cast<int>(Resource::kCpu)] = {{pass->processes[1]->key, 1.5},
+                                                      {pass->processes[0]->key, 0.25}};
+  pass->rankings[static_cast<int>(Resource::kBlockIo)] = {{pass->processes[0]->key, 4096}};
   Offender o;
   o.resource = Resource::kCpu;
-  o.key = pass->processes[1].key;
+  o.key = pass->processes[1]->key;
   o.comm = "db\xff";
   o.group = "db";
   o.rate = 1.5;
@@ -103,7 +104,7 @@ TEST(ApiTest, ProcessesCarryIdentityTotalsAndRates) {
 TEST(ApiTest, ARateOfAnotherIncarnationOfThePidIsNotTaken) {
   Snapshot s = TwoProcesses();
   auto pass = std::make_shared<PassData>(*s.pass);
-  ps_key old = pass->processes[0].key;
+  ps_key old = pass->processes[0]->key;
   old.start_ns = 1;  // same pid, an earlier process
   pass->rankings[static_cast<int>(Resource::kCpu)] = {{old, 9}};
   s.pass = pass;
