@@ -17,6 +17,7 @@ PACKAGES=(
   apache2-utils  # tests/integration/tls_test.sh: htpasswd makes the bcrypt hashes, as users do
   prometheus-alertmanager  # tests/deploy: amtool check-config, and a real Alertmanager
   procps strace ca-certificates  # ps/pgrep in the tests; the SystemCallFilter check; npm's TLS
+  iproute2                 # ss: tests/integration/config_test.sh finds a quiet daemon's port
   systemd                  # systemd-analyze (tests/deploy), absent from minimal roots and containers
   debootstrap git          # tests/fresh: a minimal Debian root with a clone of the checkout
 )

@@ -15,6 +15,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 PROCSCOPED=$(realpath "$1")
 [[ $(id -u) -eq 0 ]] || missing "needs root"
+command -v ss >/dev/null || missing "needs ss (iproute2: scripts/setup.sh)"
 scratch procscope-cfg
 
 # rejects ARGS...: procscoped exits 2 with one line on stderr; sets $out.
@@ -196,6 +197,7 @@ grep -qa psvictim "$TMP/journal/events.journal" || fail "journal does not hold t
 pass "SIGTERM stops cleanly with the journal flushed"
 
 # --log_level from the config file: error hides the INFO start lines; SIGHUP applies a new level.
+# The port is not logged at that level: ss finds it.
 printf 'log_level=error\n' >"$TMP/log.conf"
 "$PROCSCOPED" --config="$TMP/log.conf" --listen=127.0.0.1:0 --journal_dir= --pin_path= --quiet \
     >"$TMP/log.out" 2>&1 &
