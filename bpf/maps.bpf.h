@@ -121,6 +121,47 @@ PS_MAP struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/*
+ * stacks0, stacks1: stack id -> up to PS_STACK_DEPTH instruction pointers (kernel and user stacks
+ * share them). The programs fill the map of the current epoch (ps_epoch, even: stacks0); user space
+ * advances the epoch, drains stack_counts, reads the ids it references from the previous epoch's
+ * map and clears that map before its turn comes again. Preallocated by the kernel: 8192 entries
+ * x ~1 KiB each. A bucket already holding another stack counts PS_STAT_STACK_COLLISIONS.
+ */
+struct ps_stack_map {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 8192);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, PS_STACK_DEPTH * sizeof(__u64));
+};
+PS_MAP struct ps_stack_map stacks0 SEC(".maps");
+PS_MAP struct ps_stack_map stacks1 SEC(".maps");
+
+/*
+ * stack_counts: struct ps_stack_key -> samples (on-CPU) or ns (off-CPU). User space drains it
+ * (reads and deletes every entry) once per pass. Full counts PS_STAT_DROP_STACK_COUNTS.
+ */
+PS_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ps_stack_key);
+	__type(value, __u64);
+} stack_counts SEC(".maps");
+
+/* profile_notify: ring buffer of struct ps_profiled, one per new stack_counts entry. Full counts
+ * PS_STAT_DROP_PROFILE_NOTIFY. */
+PS_MAP struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+} profile_notify SEC(".maps");
+
+/* The stack-map epoch, advanced by user space (in .bss: one writer, any number of readers). */
+#ifdef PS_DEFINE_MAPS
+volatile __u32 ps_epoch;
+#else
+extern volatile __u32 ps_epoch;
+#endif
+
 static __always_inline void ps_stat_add(__u32 idx, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);

@@ -113,6 +113,40 @@ struct ps_exit_event {
 	struct ps_io io;
 };
 
+/*
+ * Stacks (bpf/stacks.bpf.h): on-CPU samples and sampled off-CPU time, counted per process, thread
+ * and (kernel, user) stack in `stack_counts`. Stack ids index the stack map of the key's epoch
+ * (stacks0 for an even epoch, stacks1 for an odd one), so that user space can drain one map while
+ * the programs fill the other.
+ */
+#define PS_STACK_DEPTH 127 /* PERF_MAX_STACK_DEPTH: frames kept per stack */
+
+enum ps_stack_kind {
+	PS_STACK_ONCPU = 0,       /* value: samples, each 1/profile_hz s of CPU */
+	PS_STACK_OFFCPU_BLOCKED,  /* value: ns off-CPU in uninterruptible sleep (D) */
+	PS_STACK_OFFCPU_SLEEP,    /* value: ns off-CPU in interruptible sleep (S) */
+	PS_STACK_KINDS,
+};
+
+struct ps_stack_key {
+	struct ps_key key; /* the process */
+	__u32 tid;
+	__s32 kstack;      /* stack id, or -errno: none (failed, or not collected) */
+	__s32 ustack;      /* stack id, or -errno: none (kernel thread, failed) */
+	__u16 kind;        /* enum ps_stack_kind */
+	__u16 epoch;       /* the epoch whose stack map holds kstack/ustack (low 16 bits) */
+};
+
+/* Sent on `profile_notify` when a process gets a new stack_counts entry, so that user space reads
+ * its mappings while it lives (a short-lived process is gone by the next drain). */
+struct ps_profiled {
+	struct ps_key key;
+	__u32 tid;
+	__u32 pad;
+	__u64 cgroup_id;
+	char comm[PS_COMM_LEN]; /* the thread's */
+};
+
 /* Indexes of the `stats` per-CPU array: drop counters for every lossy path, and I/O that could
  * not be charged to a process. */
 enum ps_stat {
@@ -127,6 +161,13 @@ enum ps_stat {
 	PS_STAT_IO_UNATTRIBUTED_BYTES,
 	PS_STAT_IO_ORPHAN_OPS,      /* requests completed after their process exited */
 	PS_STAT_EXITS,              /* exit events emitted */
+	PS_STAT_PROFILE_SAMPLES,    /* on-CPU samples taken (perf_event), idle ones included */
+	PS_STAT_PROFILE_IDLE,       /* on-CPU samples of an idle CPU: charged to no one */
+	PS_STAT_DROP_STACK_COUNTS,  /* stack_counts full: a sample or an off-CPU block lost */
+	PS_STAT_STACK_COLLISIONS,   /* bpf_get_stackid -EEXIST: the stack's bucket held another */
+	PS_STAT_STACK_FAILED,       /* bpf_get_stackid failed otherwise (a task with an mm) */
+	PS_STAT_DROP_PROFILE_NOTIFY, /* profile_notify full: a process's mappings may be missed */
+	PS_STAT_OFFCPU_STACK_EXPIRED, /* an off-CPU block outlived its stack map's epoch */
 	PS_STAT_MAX,
 };
 
@@ -138,7 +179,7 @@ enum ps_stat {
  * programs that are running. It adopts only when this version and a hash of the maps'
  * definitions and BTF types both match, and otherwise starts fresh. The "meta" pin is an array map of one struct ps_meta.
  */
-#define PS_LAYOUT_VERSION 2
+#define PS_LAYOUT_VERSION 3
 
 struct ps_meta {
 	__u32 layout;  /* PS_LAYOUT_VERSION of the daemon that pinned the state */
@@ -178,5 +219,10 @@ PS_ABI_OFFSET(ps_exit_event, comm, 56);
 PS_ABI_OFFSET(ps_exit_event, c, 72);
 PS_ABI_OFFSET(ps_exit_event, io, 280);
 PS_ABI_ASSERT(sizeof(struct ps_meta) == 16);
+PS_ABI_ASSERT(sizeof(struct ps_stack_key) == 32);
+PS_ABI_OFFSET(ps_stack_key, tid, 16);
+PS_ABI_OFFSET(ps_stack_key, kstack, 20);
+PS_ABI_OFFSET(ps_stack_key, kind, 28);
+PS_ABI_ASSERT(sizeof(struct ps_profiled) == 48);
 
 #endif /* PROCSCOPE_BPF_PROCSCOPE_H_ */

@@ -553,4 +553,13 @@ const std::vector<std::string>& Collector::Degraded() const { return impl_->degr
 
 const PinState& Collector::Pinning() const { return impl_->pin; }
 
+absl::StatusOr<std::vector<RawStack>> Collector::DrainStacks() {
+  return std::vector<RawStack>{};  // TODO(issue 10): drain stack_counts
+}
+
+int Collector::PollProfiled(const std::function<void(const ProfiledProcess&)>& fn) {
+  (void)fn;
+  return 0;  // TODO(issue 10): the profile_notify ring
+}
+
 }  // namespace procscope

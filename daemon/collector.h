@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "model.h"
+#include "profile.h"
 #include "procscope.h"
 #include "records.h"
 
@@ -43,6 +44,15 @@ struct CollectorOptions {
   // Exits handed out by PollExits stay in the ring buffer (for the next collector, after a
   // crash) until CommitExits(); false: committed as they are handed out.
   bool defer_exit_commit = false;
+  // On-CPU stack sampling: a software CPU-clock perf event per CPU at this rate (0: off).
+  int profile_hz = 19;
+  // Off-CPU accounting in the scheduler hook: time blocked (D) and sleeping (S) per process.
+  bool offcpu = true;
+  // Off-CPU stacks: one switch-out in this many is sampled and its blocked time scaled by it
+  // (0: no off-CPU stacks; needs offcpu).
+  int offcpu_stack_ratio = 16;
+  // Run-queue wait caused: a waiter's wait charged to the task that held its CPU.
+  bool contention = true;
 };
 
 // What the collector found at options.pin_path.
@@ -87,6 +97,15 @@ class Collector {
   // For each hash map that can fill up: its fill. Walks the keys (about 0.5 us per entry): call
   // it every few seconds, not per scrape.
   absl::StatusOr<std::vector<MapFill>> MapEntries();
+
+  // Stacks counted since the last call (on-CPU samples, sampled off-CPU time), with their
+  // addresses; drains the kernel's counts and advances the stack-map epoch. Empty when
+  // profiling is off.
+  absl::StatusOr<std::vector<RawStack>> DrainStacks();
+
+  // Hands every process that got its first stack entry since the last call to `fn` (the
+  // profile_notify ring; its records also end PollExits' wait). Returns how many.
+  int PollProfiled(const std::function<void(const ProfiledProcess&)>& fn);
 
   // Pinning and adoption, as decided by Create.
   const PinState& Pinning() const;

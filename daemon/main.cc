@@ -49,6 +49,14 @@ ABSL_FLAG(bool, verbose, false,
           "Print all of libbpf's messages, the verifier log included (at warning level)");
 ABSL_FLAG(bool, bpf_stats, false,
           "Measure each BPF program's run time (procscope_bpf_program_* metrics); ~35 ns per run");
+ABSL_FLAG(int, profile_hz, 19,
+          "On-CPU stack samples per second per CPU (0: no on-CPU profiling; at most 1000)");
+ABSL_FLAG(bool, offcpu, true,
+          "Off-CPU accounting: time blocked (D) and sleeping (S) per process");
+ABSL_FLAG(int, offcpu_stack_ratio, 16,
+          "Off-CPU stacks: sample one switch-out in N (0: no off-CPU stacks; at most 65536)");
+ABSL_FLAG(bool, contention, true,
+          "Run-queue wait caused: charge each wait to the process that held the CPU");
 ABSL_FLAG(std::string, proc_root, "/proc", "Where procfs is mounted (a host's /proc in a pod)");
 ABSL_FLAG(procscope::GroupBy, group_by, procscope::GroupBy::kComm,
           "What groups processes: comm, exe, container, unit (systemd) or user");
@@ -157,6 +165,10 @@ absl::StatusOr<Config> ConfigFromFlagsInner() {
   c.collector.verbose = absl::GetFlag(FLAGS_verbose);
   c.collector.bpf_stats = absl::GetFlag(FLAGS_bpf_stats);
   c.collector.pin_path = absl::GetFlag(FLAGS_pin_path);
+  c.collector.profile_hz = absl::GetFlag(FLAGS_profile_hz);
+  c.collector.offcpu = absl::GetFlag(FLAGS_offcpu);
+  c.collector.offcpu_stack_ratio = absl::GetFlag(FLAGS_offcpu_stack_ratio);
+  c.collector.contention = absl::GetFlag(FLAGS_contention);
   const int64_t ring = absl::GetFlag(FLAGS_ring_buffer_bytes);
   c.collector.ring_buffer_bytes =
       ring == (4 << 20) ? 0 : static_cast<uint32_t>(std::clamp<int64_t>(ring, 1, UINT32_MAX));

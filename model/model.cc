@@ -20,6 +20,13 @@ constexpr const char* kStatNames[] = {
     "io_unattributed_bytes",  // PS_STAT_IO_UNATTRIBUTED_BYTES
     "io_orphan_ops",          // PS_STAT_IO_ORPHAN_OPS
     "exits",                  // PS_STAT_EXITS
+    "profile_samples",        // PS_STAT_PROFILE_SAMPLES
+    "profile_idle",           // PS_STAT_PROFILE_IDLE
+    "drop_stack_counts",      // PS_STAT_DROP_STACK_COUNTS
+    "stack_collisions",       // PS_STAT_STACK_COLLISIONS
+    "stack_failed",           // PS_STAT_STACK_FAILED
+    "drop_profile_notify",    // PS_STAT_DROP_PROFILE_NOTIFY
+    "offcpu_stack_expired",   // PS_STAT_OFFCPU_STACK_EXPIRED
 };
 static_assert(std::size(kStatNames) == PS_STAT_MAX, "a ps_stat without a name in kStatNames");
 
