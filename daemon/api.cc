@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "counters_proto.h"
 #include "google/protobuf/util/json_util.h"
 #include "http_server.h"
@@ -96,6 +97,7 @@ v1::OffenderList BuildOffenderList(const Snapshot& s) {
     out->set_share(o.share);
     out->set_reason(ToValidUtf8(o.reason));
     out->set_since_unix_ns(UnixNanos(o.since));
+    out->set_where(ToValidUtf8(o.where));
   }
   return list;
 }
@@ -147,6 +149,48 @@ absl::StatusOr<EventQuery> ParseEventQuery(absl::string_view query, size_t event
   // All outcomes: the newest exits plus the older failures kept in a ring of their own.
   const size_t held = std::max<size_t>(events_in_memory, 1) * (*failed ? 1 : 2);
   return EventQuery{std::min(*limit, held), *failed};
+}
+
+}  // namespace procscope
+
+namespace procscope {
+
+absl::StatusOr<ProfileRequest> ParseProfileRequest(absl::string_view query, bool offcpu,
+                                                   absl::Duration history) {
+  auto args = ParseQuery(query);
+  if (!args.ok()) return args.status();
+  ProfileRequest r;
+  for (const auto& [name, value] : *args) {
+    if (name != "seconds" && name != "pid" && name != "group" && name != "format") {
+      return absl::InvalidArgumentError(absl::StrCat("unknown parameter '", EscapeForDisplay(name),
+                                                     "': expected seconds, pid, group or format"));
+    }
+  }
+  const size_t max_seconds = static_cast<size_t>(absl::ToInt64Seconds(history));
+  auto seconds = QueryCount(query, "seconds", std::min<size_t>(30, max_seconds), max_seconds);
+  if (!seconds.ok()) return seconds.status();
+  r.query.window = absl::Seconds(static_cast<int64_t>(*seconds));
+  auto pid = QueryCount(query, "pid", 0, 4194304);  // PID_MAX_LIMIT
+  if (!pid.ok()) return pid.status();
+  r.query.pid = static_cast<uint32_t>(*pid);
+  for (const auto& [name, value] : *args) {
+    if (name == "group") {
+      if (value.empty()) return absl::InvalidArgumentError("group: must not be empty");
+      r.query.group = value;
+    }
+    if (name == "format") {
+      if (value == "folded") {
+        r.folded = true;
+      } else if (value != "pprof") {
+        return absl::InvalidArgumentError(absl::StrCat("format='", EscapeForDisplay(value),
+                                                       "': must be pprof (the default) or folded"));
+      }
+    }
+  }
+  r.query.kinds = offcpu
+                      ? std::vector<StackKind>{StackKind::kOffCpuBlocked, StackKind::kOffCpuSleep}
+                      : std::vector<StackKind>{StackKind::kOnCpu};
+  return r;
 }
 
 }  // namespace procscope

@@ -14,6 +14,7 @@
 #include "exits.h"
 #include "metrics.h"
 #include "procscope.pb.h"
+#include "profile_store.h"
 #include "snapshot.h"
 
 namespace procscope {
@@ -38,6 +39,15 @@ struct EventQuery {
 };
 inline constexpr size_t kMaxEventsLimit = 1000000;
 absl::StatusOr<EventQuery> ParseEventQuery(absl::string_view query, size_t events_in_memory);
+
+// /debug/pprof/profile and /debug/pprof/offcpu: seconds=N (1..history, default 30), pid=P,
+// group=G, format=pprof|folded. Any other parameter, or a bad value, is a one-line error.
+struct ProfileRequest {
+  ProfileQuery query;
+  bool folded = false;
+};
+absl::StatusOr<ProfileRequest> ParseProfileRequest(absl::string_view query, bool offcpu,
+                                                   absl::Duration history);
 
 // A message as the API serves it: original field names, zero fields present, one line and a
 // newline. Strings that are not UTF-8 are repaired first (the conversion would fail).

@@ -122,6 +122,11 @@ absl::Status ValidateConfig(const Config& c) {
                                                    c.collector.offcpu_stack_ratio,
                                                    ": must be 0 (off) to 65536"));
   }
+  if (c.profile_history < absl::Minutes(1) || c.profile_history > absl::Hours(1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--profile_history=", absl::FormatDuration(c.profile_history),
+                     ": must be between 1m and 1h"));
+  }
   if (!c.collector.pin_path.empty() && c.collector.pin_path[0] != '/') {
     return absl::InvalidArgumentError(absl::StrCat(
         "--pin_path=", c.collector.pin_path, ": must be an absolute path (empty: no pinning)"));

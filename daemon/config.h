@@ -33,6 +33,8 @@ struct Config {
   absl::Duration sample_interval = absl::Seconds(1);  // process iterator passes
   CollectorOptions collector;
   std::string proc_root = "/proc";
+  // How far back /debug/pprof/* and `procscope profile` can look (the profile history).
+  absl::Duration profile_history = absl::Minutes(10);
   // Serving.
   std::string listen = ":9750";
   // --web_config_file (exporter-toolkit's format): TLS and basic auth; re-read on SIGHUP.

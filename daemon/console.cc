@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "daemon.h"
 #include "report.h"
 #include "text.h"
@@ -20,6 +22,12 @@ void Daemon::Report(absl::Time now) {
     for (const Offender& o : pass_->offenders) {
       absl::StrAppendFormat(&out, "OFFENDER %-13s pid %-7u %-16s %s\n", ResourceName(o.resource),
                             o.key.tgid, EscapeForDisplay(o.comm), o.reason);
+      if (!o.where.empty()) {
+        // The arrows are ours; the frames' names are escaped one by one.
+        std::vector<std::string> parts = absl::StrSplit(o.where, " \u2190 ");
+        for (std::string& part : parts) part = EscapeForDisplay(part);
+        absl::StrAppend(&out, "         ", absl::StrJoin(parts, " \u2190 "), "\n");
+      }
     }
   }
   if (!report_prev_.empty()) {

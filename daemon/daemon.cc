@@ -11,10 +11,14 @@
 #include <cstdio>
 #include <cstring>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "log.h"
 #include "report.h"
+#include "text.h"
 
 namespace procscope {
 namespace {
@@ -42,6 +46,17 @@ bool SameForOutput(const ProcessInfo& a, const ProcessInfo& b) {
          a.identity.cgroup.runtime == b.identity.cgroup.runtime &&
          a.identity.cgroup.pod_uid == b.identity.cgroup.pod_uid &&
          a.identity.cgroup.systemd_unit == b.identity.cgroup.systemd_unit;
+}
+
+// Folded stacks a crash event carries.
+constexpr size_t kCrashStacks = 5;
+
+// The scheduler's own frames on top of every off-CPU stack: not where a process waits.
+bool SchedulerFrame(const std::string& name) {
+  return name == "__schedule" || name == "schedule" || name == "schedule_timeout" ||
+         name == "schedule_hrtimeout_range_clock" || name == "schedule_hrtimeout_range" ||
+         name == "schedule_preempt_disabled" || name == "io_schedule" ||
+         name == "preempt_schedule_common" || name == "__cond_resched";
 }
 
 OffenderConfig OffenderConfigOf(const ReloadableConfig& c) {
@@ -82,6 +97,13 @@ Daemon::Daemon(const Config& config)
       detector_(OffenderConfigOf(reload_)),
       pass_(std::make_shared<PassData>()) {
   self_.version = PROCSCOPE_VERSION;
+  SymbolizerOptions so;
+  so.proc_root = config.proc_root;
+  symbolizer_ = std::make_unique<Symbolizer>(so);
+  ProfileStoreOptions po;
+  po.history = config.profile_history;
+  profiles_ = std::make_unique<ProfileStore>(po);
+  profiles_->set_profile_hz(config.collector.profile_hz);
 }
 
 Daemon::~Daemon() {
@@ -139,6 +161,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, boo
             {"/api/v1/offenders", [self](absl::string_view) { return self->Offenders(); }},
             {"/api/v1/events", [self](absl::string_view q) { return self->Events(q); }},
             {"/api/v1/status", [self](absl::string_view) { return self->Status(); }},
+            {"/debug/pprof/profile", [self](absl::string_view q) { return self->PprofProfile(q); }},
+            {"/debug/pprof/offcpu", [self](absl::string_view q) { return self->PprofOffcpu(q); }},
             // Open to all (kubelet probes send no credentials); they tell only "alive", "ready".
             {"/healthz", [self](absl::string_view) { return self->Healthz(); }, /*open=*/true},
             {"/readyz", [self](absl::string_view) { return self->Readyz(); }, /*open=*/true},
@@ -185,6 +209,7 @@ void Daemon::Publish(bool pass, absl::Time now) {
     }
     published_ = p->processes;
     p->offenders = detector_.Evaluate(now);
+    AddOffenderWhere(&p->offenders, now);
     p->rankings.reserve(kNumResources);
     for (Resource r : kAllResources) p->rankings.push_back(detector_.Ranking(r));
     // Only the processes that can get series: the top K of each resource, and offenders.
@@ -228,6 +253,7 @@ void Daemon::Sample() {
   }
   auto stats = collector_->ReadStats();
   table_.ApplySamples(*samples, now);
+  DrainProfiles(now);
   detector_.Observe(table_.ProcessPtrs(), now);
   if (stats.ok()) self_.kernel_stats = *stats;
   self_.programs = collector_->Programs();
@@ -240,6 +266,88 @@ void Daemon::Sample() {
   if (!reload_.quiet) last_samples_ = *std::move(samples);  // for the terminal report only
 }
 
+void Daemon::CaptureProfiled() {
+  collector_->PollProfiled([this](const ProfiledProcess& p) {
+    // NotFound: gone already; its stacks come out as [unknown]+0x... frames.
+    (void)symbolizer_->Capture(p.key);
+    if (!profiles_->HasProcess(p.key)) {
+      ProfileProcess meta;
+      meta.key = p.key;
+      meta.comm = p.comm;
+      profiles_->SetProcess(meta, absl::Now());
+    }
+  });
+}
+
+void Daemon::DrainProfiles(absl::Time now) {
+  std::vector<ps_key> forget;
+  forget.swap(forget_after_drain_);
+  auto raw = collector_->DrainStacks();
+  if (!raw.ok()) {
+    LOG(ERROR) << raw.status().message();
+  } else if (!raw->empty()) {
+    absl::flat_hash_map<ps_key, const ProcessInfo*> live;
+    for (const ProcessInfo* p : table_.ProcessPtrs()) live[p->key] = p;
+    absl::flat_hash_set<ps_key> described;
+    std::vector<SymbolizedStack> stacks;
+    stacks.reserve(raw->size());
+    for (RawStack& r : *raw) {
+      if (described.insert(r.key).second) {
+        if (auto it = live.find(r.key); it != live.end()) {
+          const ProcessInfo& p = *it->second;
+          ProfileProcess meta;
+          meta.key = p.key;
+          meta.comm = p.comm;
+          meta.group = p.group;
+          meta.container = p.identity.cgroup.container_id;
+          meta.exe = p.identity.exe;
+          profiles_->SetProcess(meta, now);
+        }
+      }
+      SymbolizedStack s;
+      s.key = r.key;
+      s.kind = r.kind;
+      s.value = r.value;
+      s.kernel = symbolizer_->Kernel(r.kernel_ips);
+      s.user = symbolizer_->User(r.key, r.user_ips);
+      s.user_missing = r.user_missing;
+      stacks.push_back(std::move(s));
+    }
+    profiles_->Add(now, std::move(stacks));
+  }
+  for (const ps_key& k : forget) symbolizer_->Forget(k);
+}
+
+void Daemon::AddOffenderWhere(std::vector<Offender>* offenders, absl::Time now) const {
+  for (Offender& o : *offenders) {
+    const bool cpu = o.resource == Resource::kCpu;
+    if (!cpu && o.resource != Resource::kBlockIo) continue;
+    ProfileQuery q;
+    q.window = reload_.offenders.window;
+    q.pid = o.key.tgid;
+    q.kinds = {cpu ? StackKind::kOnCpu : StackKind::kOffCpuBlocked};
+    ProfileData d = profiles_->Query(q, now);
+    std::vector<ProfileData::Sample> own;
+    for (ProfileData::Sample& s : d.samples) {
+      if (!(d.processes[s.process].key == o.key)) continue;
+      if (!cpu) {
+        size_t skip = 0;
+        while (skip + 1 < s.frames.size() && SchedulerFrame(d.frames[s.frames[skip]].function)) {
+          ++skip;
+        }
+        s.frames.erase(s.frames.begin(), s.frames.begin() + skip);
+      }
+      own.push_back(std::move(s));
+    }
+    d.samples = std::move(own);
+    double share = 0;
+    const std::string path = HottestPath(d, cpu ? 3 : 5, &share);
+    if (path.empty()) continue;
+    o.where = absl::StrCat(cpu ? "hottest" : "blocked in", " (",
+                           static_cast<int>(share * 100 + 0.5), "%): ", path);
+  }
+}
+
 void Daemon::UpdateJournalStats() {
   absl::MutexLock l(&pub_mu_);
   live_.journal_dropped_bytes = journal_->DroppedBytes();
@@ -250,6 +358,34 @@ void Daemon::OnExit(const ps_exit_event& e) {
   const absl::Time now = absl::Now();
   if (table_.Redelivered(e)) return;  // journaled by the previous procscoped already
   v1::ExitEvent rec = table_.ApplyExit(e, now);
+  {
+    ProfileProcess meta;
+    meta.key = e.key;
+    meta.comm = CommFromKernel(e.comm);
+    meta.group = rec.group();
+    meta.container = rec.container();
+    meta.exited = true;
+    profiles_->SetProcess(meta, now);
+    forget_after_drain_.push_back(e.key);
+  }
+  if (rec.outcome() == v1::CRASHED) {
+    // Its last samples may still be in the kernel's map: drain them now (crashes are rare; at
+    // most one early drain per 100 ms however many come).
+    if (now - last_crash_drain_ >= absl::Milliseconds(100)) {
+      last_crash_drain_ = now;
+      DrainProfiles(now);
+    }
+    ProfileQuery q;
+    q.window = profiles_->history();
+    q.pid = e.key.tgid;
+    ProfileData d = profiles_->Query(q, now);
+    std::vector<ProfileData::Sample> own;
+    for (ProfileData::Sample& s : d.samples) {
+      if (d.processes[s.process].key == e.key) own.push_back(std::move(s));  // not a reused pid
+    }
+    d.samples = std::move(own);
+    rec.set_last_stacks(ToValidUtf8(absl::StrJoin(TopFoldedStacks(d, kCrashStacks), "\n")));
+  }
   if (rec.outcome() == v1::CRASHED || rec.outcome() == v1::OOM_KILLED) {
     ProcessInfo p;
     p.key = e.key;
@@ -313,6 +449,7 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
         static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(wake - now), 0, 1000));
     auto polled = collector_->PollExits(wait_ms, on_exit);
     if (!polled.ok()) return polled.status();
+    CaptureProfiled();
     if (reload.exchange(false)) {
       auto c = reloader();
       if (c.ok()) {

@@ -29,7 +29,9 @@
 #include "offenders.h"
 #include "process_table.h"
 #include "procfs.h"
+#include "profile_store.h"
 #include "snapshot.h"
+#include "symbolizer.h"
 
 namespace procscope {
 
@@ -74,6 +76,12 @@ class Daemon {
   HttpResponse Status() ABSL_LOCKS_EXCLUDED(pub_mu_);
   HttpResponse Healthz() ABSL_LOCKS_EXCLUDED(pub_mu_);
   HttpResponse Readyz() ABSL_LOCKS_EXCLUDED(pub_mu_);
+  // /debug/pprof/profile and /debug/pprof/offcpu: ?seconds=N&pid=P&group=G&format=folded.
+  HttpResponse PprofProfile(absl::string_view query) { return Pprof(query, /*offcpu=*/false); }
+  HttpResponse PprofOffcpu(absl::string_view query) { return Pprof(query, /*offcpu=*/true); }
+
+  // The profile history (thread-safe on its own), for `procscope profile --standalone`.
+  const ProfileStore& profiles() const { return *profiles_; }
 
  private:
   // Counters that move between passes or per scrape: small, copied under pub_mu_.
@@ -99,6 +107,14 @@ class Daemon {
   // The snapshot's SelfState with the live counters merged in.
   SelfState SelfOf(const Snapshot& s) const ABSL_LOCKS_EXCLUDED(pub_mu_);
   void UpdateJournalStats() ABSL_LOCKS_EXCLUDED(pub_mu_);
+  // Profiling (loop thread): the processes that got their first stack are captured by the
+  // symbolizer; DrainProfiles symbolises the stacks drained since the last call into the store,
+  // then lets the symbolizer forget the processes that exited before it.
+  void CaptureProfiled();
+  void DrainProfiles(absl::Time now);
+  // The offenders' hottest frames or top off-CPU stack, from the store.
+  void AddOffenderWhere(std::vector<Offender>* offenders, absl::Time now) const;
+  HttpResponse Pprof(absl::string_view query, bool offcpu);
 
   const Config config_;  // as started; the reloadable part lives in reload_
   std::unique_ptr<Collector> collector_;
@@ -124,6 +140,11 @@ class Daemon {
   std::vector<ProcessSample> last_samples_;  // for the console report
   std::vector<ProcessSample> report_prev_;   // the console report's previous pass
   absl::Time report_prev_at_;
+  std::unique_ptr<Symbolizer> symbolizer_;
+  std::vector<ps_key> forget_after_drain_;  // exited: Forget once their last stacks are drained
+  absl::Time last_crash_drain_;
+  // Written by the loop, read by the HTTP threads: thread-safe on its own.
+  std::unique_ptr<ProfileStore> profiles_;
 
   // Shared with the HTTP threads.
   mutable absl::Mutex pub_mu_;

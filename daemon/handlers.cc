@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "api.h"
 #include "daemon.h"
+#include "pprof.h"
 #include "prometheus/text_serializer.h"
 
 namespace procscope {
@@ -25,6 +26,14 @@ SelfState Daemon::SelfOf(const Snapshot& s) const {
   self.map_entries = live_.map_entries;
   self.last_scrape_duration_seconds = live_.last_scrape_duration_seconds;
   self.series_dropped_total = live_.series_dropped_total;
+  self.profiling = config_.collector.profile_hz > 0 ||
+                   (config_.collector.offcpu && config_.collector.offcpu_stack_ratio > 0);
+  const ProfileStoreStats ps = profiles_->Stats();
+  self.profile_stacks = ps.stacks;
+  self.profile_user_stacks = ps.user_stacks;
+  self.profile_user_truncated = ps.user_truncated;
+  self.profile_dropped_entries = ps.dropped_entries;
+  self.profile_store_bytes = ps.bytes;
   return self;
 }
 
@@ -77,6 +86,19 @@ HttpResponse Daemon::Healthz() {
       kText,
       "ok\n",
       {{"Procscope-Last-Pass-Age-Seconds", absl::StrFormat("%.3f", absl::ToDoubleSeconds(since))}}};
+}
+
+HttpResponse Daemon::Pprof(absl::string_view query, bool offcpu) {
+  auto req = ParseProfileRequest(query, offcpu, profiles_->history());
+  if (!req.ok()) return {400, kText, absl::StrCat(req.status().message(), "\n")};
+  // From the history, at once: a scraper asking every N s for seconds=N gets each sample once.
+  const ProfileData d = profiles_->Query(req->query, absl::Now());
+  if (req->folded) return {200, kText, FoldedStacks(d)};
+  return {200,
+          "application/octet-stream",
+          EncodePprof(d, offcpu ? PprofKind::kOffCpu : PprofKind::kOnCpu),
+          {{"Content-Disposition",
+            absl::StrCat("attachment; filename=\"", offcpu ? "offcpu" : "profile", ".pb.gz\"")}}};
 }
 
 HttpResponse Daemon::Readyz() {

@@ -55,6 +55,8 @@ ABSL_FLAG(bool, offcpu, true,
           "Off-CPU accounting: time blocked (D) and sleeping (S) per process");
 ABSL_FLAG(int, offcpu_stack_ratio, 16,
           "Off-CPU stacks: sample one switch-out in N (0: no off-CPU stacks; at most 65536)");
+ABSL_FLAG(absl::Duration, profile_history, absl::Minutes(10),
+          "How far back /debug/pprof/profile and /debug/pprof/offcpu can look (1m to 1h)");
 ABSL_FLAG(bool, contention, true,
           "Run-queue wait caused: charge each wait to the process that held the CPU");
 ABSL_FLAG(std::string, proc_root, "/proc", "Where procfs is mounted (a host's /proc in a pod)");
@@ -169,6 +171,7 @@ absl::StatusOr<Config> ConfigFromFlagsInner() {
   c.collector.offcpu = absl::GetFlag(FLAGS_offcpu);
   c.collector.offcpu_stack_ratio = absl::GetFlag(FLAGS_offcpu_stack_ratio);
   c.collector.contention = absl::GetFlag(FLAGS_contention);
+  c.profile_history = absl::GetFlag(FLAGS_profile_history);
   const int64_t ring = absl::GetFlag(FLAGS_ring_buffer_bytes);
   c.collector.ring_buffer_bytes =
       ring == (4 << 20) ? 0 : static_cast<uint32_t>(std::clamp<int64_t>(ring, 1, UINT32_MAX));

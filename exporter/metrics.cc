@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "counters.h"
+#include "profile.h"
 #include "text.h"
 
 namespace procscope {
@@ -71,6 +72,11 @@ enum Fam {
   kJournalDamaged,
   kDegradedHook,
   kBuildInfo,
+  kProfileStacks,
+  kProfileUserStacks,
+  kProfileUserTruncated,
+  kProfileDropped,
+  kProfileStoreBytes,
   kNumFamilies,
 };
 
@@ -158,6 +164,17 @@ constexpr FamilyDef kFamilies[] = {
     {"procscope_degraded_hook", kGauge,
      "1 for each tracepoint hook that could not attach: the data it gives is missing."},
     {"procscope_build_info", kGauge, "Always 1; the version label names the daemon's version."},
+    {"procscope_profile_stacks_total", kCounter,
+     "Stack entries drained into the profile history, by kind (cpu, blocked, sleep)."},
+    {"procscope_profile_user_stacks_total", kCounter,
+     "Stack entries with a user stack (a task with an mm), by kind."},
+    {"procscope_profile_user_stacks_truncated_total", kCounter,
+     "User stacks whose outermost frame is no thread or process entry point (frame pointers "
+     "missing on the way), by kind."},
+    {"procscope_profile_entries_dropped_total", kCounter,
+     "Aggregated stack entries the profile history dropped before their time (memory cap)."},
+    {"procscope_profile_store_bytes", kGauge,
+     "Estimated memory of the profile history (stacks, frames, buckets), in bytes."},
 };
 
 static_assert(std::size(kFamilies) == kNumFamilies, "a metric family (Fam) without a definition");
@@ -348,6 +365,16 @@ Unit SelfUnit(const SelfState& s, uint64_t series_dropped_now, size_t max_series
     if (hooks.insert(hook).second) u.Add(kDegradedHook, {{"hook", std::move(hook)}}, 1);
   }
   u.Add(kBuildInfo, {{"version", SanitizeLabelValue(s.version)}}, 1);
+  for (int k = 0; s.profiling && k < PS_STACK_KINDS; ++k) {
+    const Labels kind = {{"kind", StackKindName(static_cast<StackKind>(k))}};
+    u.Add(kProfileStacks, kind, static_cast<double>(s.profile_stacks[k]));
+    u.Add(kProfileUserStacks, kind, static_cast<double>(s.profile_user_stacks[k]));
+    u.Add(kProfileUserTruncated, kind, static_cast<double>(s.profile_user_truncated[k]));
+  }
+  if (s.profiling) {
+    u.Add(kProfileDropped, {}, static_cast<double>(s.profile_dropped_entries));
+    u.Add(kProfileStoreBytes, {}, static_cast<double>(s.profile_store_bytes));
+  }
   return u;
 }
 

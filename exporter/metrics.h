@@ -4,6 +4,7 @@
 #ifndef PROCSCOPE_EXPORTER_METRICS_H_
 #define PROCSCOPE_EXPORTER_METRICS_H_
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,6 +32,15 @@ struct SelfState {
   // Optional hooks that could not attach (Collector::Degraded): their data is missing.
   std::vector<std::string> degraded_hooks;
   std::string version;
+  // The profile history (profiler/profile_store.h), indexed by StackKind: stack entries drained,
+  // those with a user stack, and of those the truncated ones; entries the memory cap dropped.
+  // Exported only while `profiling` (on-CPU sampling or off-CPU stacks are on).
+  bool profiling = false;
+  std::array<uint64_t, PS_STACK_KINDS> profile_stacks{};
+  std::array<uint64_t, PS_STACK_KINDS> profile_user_stacks{};
+  std::array<uint64_t, PS_STACK_KINDS> profile_user_truncated{};
+  uint64_t profile_dropped_entries = 0;
+  uint64_t profile_store_bytes = 0;
 };
 
 struct ExportOptions {

@@ -129,6 +129,9 @@ struct Offender {
   double share = 0;  // of the machine, 0..1, where meaningful (cpu: of all cores), else 0
   std::string reason;
   absl::Time since;  // first evaluation that flagged it, continuously since
+  // Where it spends the resource, from the profile history ("hottest: sha256_block ← hash_file
+  // ← main"; a block I/O offender's top blocked stack); "" when there are no stacks.
+  std::string where;
 };
 
 }  // namespace procscope

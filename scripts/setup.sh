@@ -20,6 +20,7 @@ PACKAGES=(
   iproute2                 # ss: tests/integration/config_test.sh finds a quiet daemon's port
   systemd                  # systemd-analyze (tests/deploy), absent from minimal roots and containers
   debootstrap git          # tests/fresh: a minimal Debian root with a clone of the checkout
+  golang-go                # go tool pprof: tests/integration/profile_test.sh reads /debug/pprof/*
 )
 # Node.js and npm (tests/deploy, the dashboard checks): Debian's, unless the commands are already
 # there. NodeSource's nodejs bundles npm and conflicts with Debian's npm package, so a machine with

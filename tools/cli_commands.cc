@@ -149,6 +149,16 @@ absl::StatusOr<TopData> TerminalIo::Standalone(absl::Duration d) {
   return standalone_(d);
 }
 
+absl::StatusOr<std::string> TerminalIo::StandaloneProfile(absl::Duration d,
+                                                          absl::string_view path) {
+  if (!standalone_profile_) return CommandIo::StandaloneProfile(d, path);
+  if (isatty(STDERR_FILENO)) {
+    fprintf(stderr, "procscope: profiling this machine for %s (Ctrl-C stops early)...\n",
+            absl::FormatDuration(d).c_str());
+  }
+  return standalone_profile_(d, path);
+}
+
 RenderOptions RenderOptionsForTerminal(const Options& o) {
   RenderOptions r;
   r.color = UseColor(o.color, isatty(STDOUT_FILENO), getenv("TERM"), getenv("NO_COLOR"));
@@ -295,6 +305,8 @@ int RunCommand(const Options& o, const RenderOptions& r, CommandIo& io) {
       return RunTree(o, r, io);
     case Command::kStatus:
       return RunStatus(o, r, io);
+    case Command::kProfile:
+      return RunProfile(o, r, io);
   }
   return 1;
 }

@@ -44,6 +44,14 @@ class CommandIo {
   virtual void Stop() = 0;
   // top --standalone: measure this machine for `d` (the BPF collector, not in this library).
   virtual absl::StatusOr<TopData> Standalone(absl::Duration d) = 0;
+  // profile --standalone: profile this machine for `d`; the gzipped pprof of `path`'s query
+  // ("/debug/pprof/profile?seconds=10&pid=P") as the daemon would have served it.
+  virtual absl::StatusOr<std::string> StandaloneProfile(absl::Duration /*d*/,
+                                                        absl::string_view /*path*/) {
+    return absl::UnimplementedError("no standalone profiler here");
+  }
+  // profile --pprof=FILE: writes `data` to `file`.
+  virtual absl::Status WriteFile(const std::string& file, absl::string_view data);
 };
 
 // The real one: libcurl to o.endpoint, absl::Now, poll() naps that g_stop cuts short, the
@@ -64,8 +72,14 @@ class TerminalIo : public CommandIo {
   bool Stopped() override;
   void Stop() override;
   absl::StatusOr<TopData> Standalone(absl::Duration d) override;
+  absl::StatusOr<std::string> StandaloneProfile(absl::Duration d, absl::string_view path) override;
+  void set_standalone_profile(
+      std::function<absl::StatusOr<std::string>(absl::Duration, absl::string_view)> f) {
+    standalone_profile_ = std::move(f);
+  }
 
  private:
+  std::function<absl::StatusOr<std::string>(absl::Duration, absl::string_view)> standalone_profile_;
   const Endpoint endpoint_;
   const absl::Duration timeout_;
   std::function<absl::StatusOr<TopData>(absl::Duration)> standalone_;
@@ -84,6 +98,7 @@ int Watch(const Options& o, RenderOptions r, CommandIo& io);
 int RunEvents(const Options& o, const RenderOptions& r, CommandIo& io);
 int RunTree(const Options& o, const RenderOptions& r, CommandIo& io);
 int RunStatus(const Options& o, const RenderOptions& r, CommandIo& io);
+int RunProfile(const Options& o, const RenderOptions& r, CommandIo& io);  // cli_profile.cc
 
 }  // namespace procscope::cli
 

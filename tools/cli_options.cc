@@ -32,6 +32,10 @@ std::vector<std::string> FlagsOf(Command c) {
       break;
     case Command::kStatus:
       break;
+    case Command::kProfile:
+      f.insert(f.end(),
+               {"pid", "group", "duration", "offcpu", "folded", "pprof", "standalone", "limit"});
+      break;
   }
   return f;
 }
@@ -176,6 +180,31 @@ absl::StatusOr<Options> MakeOptions(Command c, const FlagValues& v,
   if (o.watch && o.json) {
     return Usage("--watch and --json do not go together (--json is one document; poll it instead)");
   }
+  if (c == Command::kProfile) {
+    if (v.pid < 0 || v.pid > 4194304) {
+      return Usage(absl::StrCat("--pid=", v.pid, ": must be a process id (1..4194304)"));
+    }
+    if (v.pid != 0 && !v.group.empty()) {
+      return Usage("--pid and --group do not go together (one process, or one group)");
+    }
+    if (given.count("group") && v.group.empty()) return Usage("--group: must not be empty");
+    if (given.count("pprof") && v.pprof_file.empty()) {
+      return Usage("--pprof=FILE: the file to write the profile to");
+    }
+    if (static_cast<int>(o.json) + static_cast<int>(o.folded) + (v.pprof_file.empty() ? 0 : 1) >
+        1) {
+      return Usage("--json, --folded and --pprof do not go together (one output)");
+    }
+    // The daemon keeps 10 minutes of history by default (--profile_history).
+    if (o.duration < absl::Seconds(1) || o.duration > absl::Minutes(10)) {
+      return Usage(absl::StrCat("--duration=", absl::FormatDuration(o.duration),
+                                ": must be between 1s and 10m"));
+    }
+    if (o.standalone && given.count("endpoint")) {
+      return Usage("--endpoint has no effect with --standalone (it measures this machine itself)");
+    }
+    return o;
+  }
   if (o.standalone) {
     if (o.watch)
       return Usage("--watch and --standalone do not go together (a standalone run is one shot)");
@@ -216,6 +245,8 @@ std::string MainHelp() {
       "  events   exits and crashes, newest first (--follow: print new ones as they come)\n"
       "  tree     the process tree with CPU, memory, faults and I/O per process\n"
       "  status   procscoped's health, version, BPF programs and their cost, drops, map fill\n"
+      "  profile  where processes spend their CPU (or wait, --offcpu): the top functions,\n"
+      "           folded stacks or a pprof file (--standalone: without a daemon, as root)\n"
       "\n"
       "Every command takes --endpoint=HOST:PORT (default ",
       kDefaultEndpoint,
@@ -290,6 +321,26 @@ std::string CommandHelp(Command c) {
           "the daemon reports itself unhealthy.\n"
           "\n",
           kCommon);
+    case Command::kProfile:
+      return absl::StrCat(
+          "Usage: procscope profile [--pid=P | --group=G] [--duration=10s] [--offcpu]\n"
+          "                         [--folded | --pprof=FILE | --json] [--limit=10]\n"
+          "       procscope profile --standalone ...   (as root, no daemon needed)\n"
+          "\n"
+          "Waits --duration, then takes the last --duration of procscoped's profile history\n"
+          "(/debug/pprof/profile, or /debug/pprof/offcpu with --offcpu) and prints the top\n"
+          "functions: self (the innermost frame of a sample) and total (anywhere on its stack),\n"
+          "as `pprof -top` does. On-CPU values are samples, off-CPU ones time blocked or asleep.\n"
+          "\n",
+          kCommon,
+          "  --pid=P                one process (by default every process)\n"
+          "  --group=G              one group (as procscoped groups processes, --group_by)\n"
+          "  --duration=10s         the window (1s..10m)\n"
+          "  --offcpu               time off the CPU (blocked in D state, or asleep) instead\n"
+          "  --folded               folded stacks for flamegraph.pl: comm;outer;...;inner value\n"
+          "  --pprof=FILE           write the gzipped pprof profile (go tool pprof FILE)\n"
+          "  --limit=10             functions shown\n"
+          "  --standalone           load the BPF collector here for --duration instead\n");
   }
   return "";
 }

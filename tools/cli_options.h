@@ -22,12 +22,13 @@ inline constexpr char kDefaultEndpoint[] = "127.0.0.1:9750";
 inline constexpr int kDefaultLimit = 10;
 inline constexpr int kDefaultDaemonPort = 9750;
 
-enum class Command { kTop, kEvents, kTree, kStatus, kLast = kStatus };
+enum class Command { kTop, kEvents, kTree, kStatus, kProfile, kLast = kProfile };
 inline constexpr EnumTable<Command> kCommandNames = {{
     {Command::kTop, "top"},
     {Command::kEvents, "events"},
     {Command::kTree, "tree"},
     {Command::kStatus, "status"},
+    {Command::kProfile, "profile"},
 }};
 static_assert(IsEnumTable(kCommandNames), "kCommandNames must name every Command");
 inline std::optional<Command> ParseCommand(absl::string_view name) {
@@ -101,6 +102,13 @@ struct PlainValues {
   bool failed = false;
   bool all = false;
   std::string password_file;  // main reads it into Options::endpoint.password
+  // profile: one process or one group (neither: every process), off-CPU instead of on-CPU, and
+  // the output (the top functions by default).
+  int pid = 0;
+  std::string group;
+  bool offcpu = false;
+  bool folded = false;
+  std::string pprof_file;
 };
 
 // Every flag's value, as main read it.

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "exits.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -241,6 +242,12 @@ std::string RenderTop(const TopData& d, SortKey sort, size_t limit, const Render
                                        off.share() > 0 ? Percent(off.share()) : "-",
                                        EscapeForDisplay(off.reason())),
                        kRedBold});
+      if (!off.where().empty()) {
+        // The arrows are ours; the frames' names are escaped one by one.
+        std::vector<std::string> parts = absl::StrSplit(off.where(), " \u2190 ");
+        for (std::string& part : parts) part = EscapeForDisplay(part);
+        lines.push_back({absl::StrCat(std::string(22, ' '), absl::StrJoin(parts, " \u2190 "))});
+      }
     }
   }
   lines.push_back({""});

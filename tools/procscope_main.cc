@@ -38,11 +38,18 @@ ABSL_FLAG(procscope::cli::SortKey, sort, procscope::cli::SortKey::kCpu,
 ABSL_FLAG(int, limit, procscope::cli::kDefaultLimit, "top: processes shown; events: events shown");
 ABSL_FLAG(bool, watch, false, "top: refresh in place every --interval until q or Ctrl-C");
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "top --watch / events --follow: period");
-ABSL_FLAG(bool, standalone, false, "top: run the BPF collector here for --duration (root)");
-ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "top --standalone: how long to measure");
+ABSL_FLAG(bool, standalone, false,
+          "top, profile: run the BPF collector here for --duration (root)");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
+          "top --standalone: how long to measure; profile: the window");
 ABSL_FLAG(bool, follow, false, "events: keep polling and print new events until Ctrl-C");
 ABSL_FLAG(bool, failed, false, "events: only exits that were not a success");
 ABSL_FLAG(bool, all, false, "tree: do not fold idle siblings with the same name");
+ABSL_FLAG(int, pid, 0, "profile: only this process");
+ABSL_FLAG(std::string, group, "", "profile: only this group");
+ABSL_FLAG(bool, offcpu, false, "profile: time off the CPU (blocked, asleep) instead of on it");
+ABSL_FLAG(bool, folded, false, "profile: folded stacks (flamegraph.pl input)");
+ABSL_FLAG(std::string, pprof, "", "profile: write the gzipped pprof profile to this file");
 
 namespace procscope::cli {
 namespace {
@@ -74,12 +81,13 @@ int main(int argc, char** argv) {
   const std::optional<cli::Command> command = cli::ParseCommand(first);
   if (!command) {
     if (absl::StartsWith(first, "-")) {
-      fprintf(stderr,
-              "procscope: the command comes first: procscope top|events|tree|status [flags] "
-              "(see procscope --help)\n");
+      fprintf(
+          stderr,
+          "procscope: the command comes first: procscope top|events|tree|status|profile [flags] "
+          "(see procscope --help)\n");
     } else {
       fprintf(stderr,
-              "procscope: unknown command '%s': expected top, events, tree or status (see "
+              "procscope: unknown command '%s': expected top, events, tree, status or profile (see "
               "procscope --help)\n",
               procscope::EscapeForDisplay(first).c_str());
     }
@@ -123,6 +131,11 @@ int main(int argc, char** argv) {
   v.follow = absl::GetFlag(FLAGS_follow);
   v.failed = absl::GetFlag(FLAGS_failed);
   v.all = absl::GetFlag(FLAGS_all);
+  v.pid = absl::GetFlag(FLAGS_pid);
+  v.group = absl::GetFlag(FLAGS_group);
+  v.offcpu = absl::GetFlag(FLAGS_offcpu);
+  v.folded = absl::GetFlag(FLAGS_folded);
+  v.pprof_file = absl::GetFlag(FLAGS_pprof);
   v.ca_file = absl::GetFlag(FLAGS_ca_file);
   v.cert_file = absl::GetFlag(FLAGS_cert_file);
   v.key_file = absl::GetFlag(FLAGS_key_file);
@@ -147,5 +160,8 @@ int main(int argc, char** argv) {
   cli::InstallStopHandlers();
   cli::TerminalIo io(*options,
                      [](absl::Duration d) { return cli::CollectStandalone(d, cli::g_stop); });
+  io.set_standalone_profile([](absl::Duration d, absl::string_view path) {
+    return cli::ProfileStandalone(d, path, cli::g_stop);
+  });
   return cli::RunCommand(*options, cli::RenderOptionsForTerminal(*options), io);
 }
