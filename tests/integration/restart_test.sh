@@ -87,6 +87,16 @@ start "$P"
 grep -q "adopted pinned BPF state from $P (layout [0-9]*, [0-9]* processes)" "$TMP/out" ||
   { cat "$TMP/out"; fail "no adoption line"; }
 pass "$(grep -o 'adopted pinned.*' "$TMP/out")"
+# The adopting daemon's own sampler fills the pinned stack maps, counts and epoch (.bss) that the
+# pinned scheduler hook uses: one set of stacks for DrainStacks.
+want=$(for m in stacks0 stacks1 stack_counts bss; do bpftool -j map show pinned "$P/$m" | jq .id; done | sort -n)
+got=""
+for id in $(bpftool -j prog show | jq -r '.[] | select(.name == "ps_profile") | .id'); do
+  maps=$(bpftool -j prog show id "$id" | jq '.map_ids[]' | sort -n)
+  [[ -z "$(comm -23 <(echo "$want") <(echo "$maps"))" ]] && got=$id
+done
+[[ -n "$got" ]] || fail "no ps_profile program uses the pinned stack maps and .bss ($(echo $want))"
+pass "the adopting daemon's sampler (prog $got) uses the pinned stacks0/1, stack_counts and .bss"
 wait_exits psrs300 300 || fail "exits of psrs300 after the restart: $(exits psrs300), want 300"
 sleep 0.5
 [[ $(exits psrs300) -eq 300 ]] || fail "psrs300 exits $(exits psrs300), want exactly 300"
