@@ -435,7 +435,10 @@ std::optional<KallsymsTable::Hit> KallsymsTable::Lookup(uint64_t addr) const {
   Hit hit;
   hit.module = modules_[s.module];
   hit.module_base = module_bases_[s.module];
-  if (s.name == kEnd) return hit;  // in a gap past a text area's end
+  if (s.name == kEnd) {  // in a gap past a text area's end, or past the end of all
+    if (it == syms_.end()) return std::nullopt;
+    return hit;
+  }
   // The symbol runs to the next one, if that is of the same module (or ends it); the last one of
   // a module whose end is unknown, and the last of all, only a little way.
   const bool bounded = it != syms_.end() && (it->module == s.module || it->name == kEnd);

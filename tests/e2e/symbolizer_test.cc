@@ -341,6 +341,38 @@ TEST(Symbolizer, RestrictedKallsymsIsAState) {
   unlink(path);
 }
 
+// A module loaded after kallsyms was read: its address is past every symbol, is not named after
+// the old last one, and re-reads the file (at most once per interval).
+TEST(Symbolizer, KallsymsReloadsOnMiss) {
+  char path[] = "/tmp/symbolizer_kallsyms_XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  auto write_text = [&](const std::string& text) { std::ofstream(path, std::ios::trunc) << text; };
+  write_text("ffffffff81000000 T _text\nffffffff81000100 T schedule\nffffffff81200000 T _etext\n");
+  SymbolizerOptions o;
+  o.kallsyms = path;
+  o.kallsyms_reload_interval = absl::ZeroDuration();
+  Symbolizer s(o);
+  EXPECT_EQ(s.Kernel({0xffffffff81000104})[0].function, "schedule");
+  const uint64_t module_fn = 0xffffffffc0001010;
+  EXPECT_EQ(s.Kernel({module_fn})[0].Display(), "[kernel]+0xffffffffc0001010");
+  EXPECT_EQ(s.Stats().kallsyms_reads, 2u) << "the miss re-read the file";
+  write_text(
+      "ffffffff81000000 T _text\nffffffff81000100 T schedule\nffffffff81200000 T _etext\n"
+      "ffffffffc0001000 t newmod_fn\t[newmod]\n");
+  Frame f = s.Kernel({module_fn})[0];
+  EXPECT_EQ(f.function, "newmod_fn");
+  EXPECT_EQ(f.module, "[newmod]");
+  EXPECT_EQ(f.offset, 0x10u);
+  EXPECT_EQ(s.Stats().kallsyms_reads, 3u);
+  // With the default interval, misses do not re-read the file again and again.
+  Symbolizer slow(SymbolizerOptions{.kallsyms = path});
+  for (int i = 0; i < 5; ++i) slow.Kernel({0xffffffffd0000000});
+  EXPECT_EQ(slow.Stats().kallsyms_reads, 1u);
+  unlink(path);
+}
+
 TEST(Symbolizer, LruBoundsProcessesAndObjects) {
   REQUIRE_ROOT();
   Child a(SYMFIX_EXE), b(SYMFIX_STRIPPED);
