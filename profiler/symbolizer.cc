@@ -353,31 +353,38 @@ struct Symbolizer::Impl {
     return out;
   }
 
-  void LoadKallsyms() {
+  absl::Status LoadKallsyms() {
     kallsyms_loaded = true;
     kallsyms_read_at = absl::Now();
     ++stats.kallsyms_reads;
-    kallsyms.Clear();
     // Streamed a line at a time, into tables that grow once: the file is 5 MB of text.
     FILE* f = fopen(options.kallsyms.c_str(), "re");
     if (f == nullptr) {
-      kallsyms.Finish("");
-      return;
+      return ErrnoStatus(errno, absl::StrCat("open ", options.kallsyms));
     }
+    KallsymsTable fresh;
     char* line = nullptr;
     size_t cap = 0;
     ssize_t n;
-    while ((n = getline(&line, &cap, f)) > 0) kallsyms.AddLine(absl::string_view(line, n));
+    while ((n = getline(&line, &cap, f)) > 0) fresh.AddLine(absl::string_view(line, n));
     free(line);
     fclose(f);
     absl::StatusOr<std::string> modules =
         ReadFileAt(AT_FDCWD, options.proc_root + "/modules", options.proc_root + "/modules");
-    kallsyms.Finish(modules.ok() ? *modules : "");
+    fresh.Finish(modules.ok() ? *modules : "");
+    absl::Status status = absl::OkStatus();
+    if (fresh.restricted() || fresh.size() == 0) {
+      status = absl::PermissionDeniedError(
+          absl::StrCat(options.kallsyms, " shows no addresses (kptr_restrict, or no CAP_SYSLOG)"));
+    }
+    // A re-read after privileges were dropped sees zeros: keep what an earlier read had.
+    if (status.ok() || kallsyms.size() == 0) kallsyms = std::move(fresh);
     malloc_trim(0);  // the tables' growth left freed chunks behind: give them back
+    return status;
   }
 
   std::vector<Frame> Kernel(absl::Span<const uint64_t> ips) {
-    if (!kallsyms_loaded) LoadKallsyms();
+    if (!kallsyms_loaded) LoadKallsyms().IgnoreError();
     std::vector<Frame> out;
     out.reserve(ips.size());
     for (size_t i = 0; i < ips.size(); ++i) {
@@ -391,7 +398,7 @@ struct Symbolizer::Impl {
       std::optional<KallsymsTable::Hit> hit = kallsyms.Lookup(look);
       if (!hit && kallsyms.size() > 0 &&
           absl::Now() - kallsyms_read_at >= options.kallsyms_reload_interval) {
-        LoadKallsyms();  // a module (or BPF program) loaded since?
+        LoadKallsyms().IgnoreError();  // a module (or BPF program) loaded since?
         hit = kallsyms.Lookup(look);
       }
       if (hit) {
@@ -425,6 +432,8 @@ Symbolizer::Symbolizer(SymbolizerOptions options)
 Symbolizer::~Symbolizer() = default;
 
 absl::Status Symbolizer::Capture(const ps_key& key) { return impl_->Capture(key); }
+
+absl::Status Symbolizer::LoadKernelSymbols() { return impl_->LoadKallsyms(); }
 
 std::vector<Frame> Symbolizer::User(const ps_key& key, absl::Span<const uint64_t> ips) {
   return impl_->User(key, ips);

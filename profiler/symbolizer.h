@@ -61,6 +61,11 @@ class Symbolizer {
   // key already captured: re-reads the mappings (a dlopen since). NotFound: the process is gone.
   absl::Status Capture(const ps_key& key);
 
+  // Reads kallsyms now (else the first Kernel call does). Call it before dropping CAP_SYSLOG:
+  // without it kallsyms shows only zeros, and a later re-read that sees zeros keeps this table.
+  // PermissionDenied: no addresses (kernel frames will be "[kernel]+0x<ip>").
+  absl::Status LoadKernelSymbols();
+
   // User frames of process `key`, innermost first, one per address. Addresses after the first are
   // return addresses: their function is looked up at address - 1 (a call that ends a function
   // returns past it), their `address` and `offset` stay as given. A process never captured is
