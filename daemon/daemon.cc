@@ -120,6 +120,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const Config& config, boo
   if (!collector.ok()) return collector.status();
   d->collector_ = *std::move(collector);
   d->self_.degraded_hooks = d->collector_->Degraded();
+  // Now, while procscoped still has CAP_SYSLOG (main drops it after Create): without it
+  // kallsyms shows only zeros and kernel frames would be "[kernel]+0x<ip>".
+  if (config.collector.profile_hz > 0 || config.collector.offcpu_stack_ratio > 0) {
+    if (absl::Status s = d->symbolizer_->LoadKernelSymbols(); !s.ok()) {
+      LOG(WARNING) << "kernel frames will have no names: " << s.message();
+    }
+  }
 
   if (!config.journal_dir.empty()) {
     // Streamed: the group totals fold each record in and the store keeps only the newest

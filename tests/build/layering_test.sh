@@ -4,8 +4,8 @@
 #   - the exporter's, the model's, the config's and the CLI's unit tests build without the BPF
 #     toolchain: none of the commands ninja would run for them calls bpftool or clang -target bpf
 #     (so no vmlinux.h and no skeleton is needed);
-#   - exporter/, model/ and common/ include no daemon/ header, common/ and model/ nothing above
-#     them; only the loader (daemon/collector.cc) includes the BPF skeleton.
+#   - exporter/, profiler/, model/ and common/ include no daemon/ header, common/ and model/
+#     nothing above them; only the loader (daemon/collector.cc) includes the BPF skeleton.
 # Usage: layering_test.sh <source dir> <build dir>
 set -euo pipefail
 SRC=$1
@@ -31,7 +31,7 @@ check_layer() {  # dir allowed-dirs...
   local dir=$1; shift
   local allowed=" "
   for d in "$dir" "$@"; do allowed+="$(cd "$SRC/$d" && ls *.h | tr '\n' ' ')"; done
-  allowed+=" procscope.h procscope.pb.h "
+  allowed+=" procscope.h procscope.pb.h profile.pb.h "
   while IFS= read -r line; do
     file=${line%%:*}
     inc=$(sed -E 's/.*#include "([^"]+)".*/\1/' <<<"${line#*:}")
@@ -48,3 +48,4 @@ echo "ok: only daemon/collector.cc includes the skeleton"
 check_layer common
 check_layer model common
 check_layer exporter model common
+check_layer profiler model common
