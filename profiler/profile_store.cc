@@ -56,6 +56,15 @@ bool IsEntryFrame(const Frame& f) {
   return kEntries->contains(f.function);
 }
 
+bool IsCompleteUserStack(const std::vector<Frame>& user) {
+  if (user.empty()) return false;
+  if (IsEntryFrame(user.back())) return true;
+  // main's caller is libc's __libc_start_call_main, a local symbol that a stripped libc.so.6
+  // (Debian's) does not name: a walk that got to main is whole.
+  return user.size() >= 2 && user[user.size() - 2].function == "main" &&
+         user.back().function.empty();
+}
+
 ProfileStore::ProfileStore(ProfileStoreOptions options) : options_(options) {}
 
 void ProfileStore::set_profile_hz(int hz) {
@@ -201,7 +210,7 @@ void ProfileStore::Add(absl::Time now, std::vector<SymbolizedStack> stacks) {
     counters_.stacks[k]++;
     if (!s.user.empty()) {
       counters_.user_stacks[k]++;
-      if (!IsEntryFrame(s.user.back())) counters_.user_truncated[k]++;
+      if (!IsCompleteUserStack(s.user)) counters_.user_truncated[k]++;
     } else if (s.user_missing) {
       counters_.user_stacks[k]++;
       counters_.user_truncated[k]++;

@@ -90,6 +90,9 @@ struct ProfileStoreStats {
 // True when `outermost` (the last user frame) is where a thread or process starts: _start,
 // __libc_start_main, __libc_start_call_main, start_thread, clone, clone3.
 bool IsEntryFrame(const Frame& outermost);
+// A user stack (innermost first) the walk got through whole: its outermost frame is an entry
+// point, or a nameless frame (a stripped libc's __libc_start_call_main) calling main.
+bool IsCompleteUserStack(const std::vector<Frame>& user);
 
 class ProfileStore {
  public:

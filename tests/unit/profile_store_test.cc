@@ -164,11 +164,16 @@ TEST(ProfileStore, CountsTruncatedUserStacks) {
                   Stack(a, {}, 1, StackKind::kOnCpu, {"ksoftirqd_fn"})});
   SymbolizedStack missing = Stack(a, {}, 1);
   missing.user_missing = true;
-  store.Add(kT0, {missing});
+  // A stripped libc: main's caller has no name, but the walk got to main.
+  SymbolizedStack stripped = Stack(a, {"f", "main"}, 1);
+  stripped.user.push_back(Fn("", "/usr/lib/x86_64-linux-gnu/libc.so.6", 0x2724a));
+  SymbolizedStack lost = Stack(a, {"f", "g"}, 1);
+  lost.user.push_back(Fn("", "/usr/lib/x86_64-linux-gnu/libc.so.6", 0x1234));
+  store.Add(kT0, {missing, stripped, lost});
   ProfileStoreStats s = store.Stats();
-  EXPECT_EQ(s.stacks[0], 5u);
-  EXPECT_EQ(s.user_stacks[0], 4u);  // the kernel-only one has no user stack
-  EXPECT_EQ(s.user_truncated[0], 2u);
+  EXPECT_EQ(s.stacks[0], 7u);
+  EXPECT_EQ(s.user_stacks[0], 6u);  // the kernel-only one has no user stack
+  EXPECT_EQ(s.user_truncated[0], 3u);
 }
 
 TEST(ProfileStore, TopFunctionsSelfAndTotal) {
