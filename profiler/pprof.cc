@@ -77,16 +77,25 @@ std::string EncodePprofRaw(const ProfileData& p, PprofKind kind) {
   absl::flat_hash_map<std::string, pb::Mapping*> mappings;
   absl::flat_hash_map<std::pair<std::string, std::string>, uint64_t> functions;
   std::vector<uint64_t> location_of(p.frames.size());
-  for (size_t i = 0; i < p.frames.size(); ++i) {
-    const Frame& f = p.frames[i];
-    std::string module = f.module.empty() ? (f.kernel ? "[kernel]" : "[unknown]") : f.module;
-    pb::Mapping*& m = mappings[module];
-    if (m == nullptr) {
+  auto module_of = [](const Frame& f) {
+    return f.module.empty() ? std::string(f.kernel ? "[kernel]" : "[unknown]") : f.module;
+  };
+  // User objects first: pprof takes mapping[0] for the main binary ("File:" in its header).
+  for (bool kernel : {false, true}) {
+    for (const Frame& f : p.frames) {
+      if (f.kernel != kernel) continue;
+      pb::Mapping*& m = mappings[module_of(f)];
+      if (m != nullptr) continue;
       m = out.add_mapping();
       m->set_id(out.mapping_size());
-      m->set_filename(st.Get(Utf8(module)));
+      m->set_filename(st.Get(Utf8(module_of(f))));
       m->set_has_functions(true);
     }
+  }
+  for (size_t i = 0; i < p.frames.size(); ++i) {
+    const Frame& f = p.frames[i];
+    const std::string module = module_of(f);
+    pb::Mapping* m = mappings[module];
     m->set_memory_limit(std::max<uint64_t>(m->memory_limit(), f.offset + 1));
     const std::string name = Utf8(f.Display());
     auto [fit, fnew] = functions.try_emplace(std::make_pair(name, module), 0);
