@@ -127,3 +127,16 @@ curl -sf -o "$TMP/off.pb.gz" "$URL/debug/pprof/offcpu?seconds=10" || fail "GET /
 pprof -raw "$TMP/off.pb.gz" >"$TMP/off.raw" || { cat "$TMP/pprof.err"; fail "go tool pprof cannot read offcpu"; }
 grep -q 'offcpu/nanoseconds' "$TMP/off.raw" || fail "offcpu sample type missing: $(head -5 "$TMP/off.raw")"
 pass "/debug/pprof/offcpu is a profile of offcpu/nanoseconds"
+
+# --- procscope profile --standalone (no daemon asked) --------------------------------------------
+kill "$DPID"
+wait "$DPID" 2>/dev/null || true
+"$SPIN" 0 &
+SPID=$!
+PIDS+=("$SPID")
+renice -n -10 -p "$SPID" >/dev/null
+"$PROCSCOPE" profile --standalone --pid="$SPID" --duration=4s --color=never >"$TMP/sa" 2>"$TMP/sa.err" ||
+  fail "procscope profile --standalone: $(cat "$TMP/sa.err")"
+sa_first=$(awk '/function$/ {getline; print $NF; exit}' "$TMP/sa")
+[[ $sa_first == "$FN" ]] || { cat "$TMP/sa"; fail "procscope profile --standalone lists '$sa_first' first"; }
+pass "procscope profile --standalone --pid=$SPID lists $FN first"
