@@ -2,14 +2,20 @@
 // The on-CPU sampler end to end: a child spinning in a known function (this binary is built with
 // frame pointers) is sampled there with whole user stacks, a syscall-heavy child gets kernel
 // stacks, idle CPUs are charged to no one, keys carry the process start time, a full
-// stack_counts is counted as drops, and --profile_hz=0 opens no perf event.
+// stack_counts is counted as drops, --profile_hz=0 opens no perf event, and refused perf events
+// degrade the sampler only.
 #include <dirent.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "harness.h"
@@ -366,6 +373,46 @@ TEST(ProfileTest, ProfileHzZeroOpensNoPerfEvent) {
   EXPECT_EQ(PerfEventFds(), before + OnlineCpuCount());  // one event per online CPU
   on.reset();
   EXPECT_EQ(PerfEventFds(), before);
+}
+
+// perf_event_open refused (here by a seccomp filter, as a container runtime's profile may): the
+// collector runs without the sampler and says what is missing and the remedy.
+TEST(ProfileTest, RefusedPerfEventsDegradeTheSamplerOnly) {
+  std::string error;
+  PS_REQUIRE(Sampler(&error), error);
+  Child child([](Child&) {
+    const int inherited = PerfEventFds();  // the parent's sampler's, copied by fork
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_perf_event_open, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog = {static_cast<unsigned short>(std::size(filter)), filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+      return 10;
+    }
+    CollectorOptions opts;
+    opts.profile_hz = 19;
+    auto c = Collector::Create(opts);
+    if (!c.ok()) return 11;  // the rest must still load
+    const std::vector<std::string>& d = (*c)->Degraded();
+    if (d.size() != 1 || d[0] != "cpu-clock") return 12;
+    const std::string w = DegradedHooksWarning(d);
+    if (!absl::StrContains(w, "CAP_PERFMON") || !absl::StrContains(w, "perf_event_paranoid")) {
+      return 13;
+    }
+    for (const ProgramStats& p : (*c)->Programs()) {
+      if (p.hook == "cpu-clock") return 14;
+    }
+    if (PerfEventFds() != inherited) return 15;
+    return 0;
+  });
+  const int status = child.Wait();
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10 seccomp, 11 load failed, 12 degraded list, "
+                                       "13 warning, 14 program listed, 15 perf event open";
 }
 
 }  // namespace
