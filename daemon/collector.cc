@@ -796,7 +796,7 @@ absl::StatusOr<std::vector<RawStack>> Collector::DrainStacks() {
     r.kind = static_cast<StackKind>(k.kind);
     r.value = values[i];
     // -EFAULT: no frames to walk (a sample in user mode has no kernel stack; a kernel thread
-    // has no user stack): nothing is missing.
+    // has no user stack, bpf/stacks.bpf.h): nothing is missing.
     if (k.kstack >= 0) {
       r.kernel_missing = !resolve(k, k.kstack, r.kernel_ips);
     } else {

@@ -146,6 +146,18 @@ int PerfEventFds() {
   return n;
 }
 
+// A child of kthreadd (pid 2), i.e. a kernel thread, from /proc/<pid>/stat's ppid.
+bool KernelThreadParent(uint32_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(f, line)) return false;
+  const size_t paren = line.rfind(')');
+  if (paren == std::string::npos) return false;
+  char state = 0;
+  int ppid = 0;
+  return sscanf(line.c_str() + paren + 1, " %c %d", &state, &ppid) == 2 && ppid == 2;
+}
+
 int OnlineCpuCount() { return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)); }
 
 TEST(ProfileTest, SamplesTheKnownFunctionWithWholeStacks) {
@@ -271,10 +283,18 @@ TEST(ProfileTest, IdleSamplesAreChargedToNoOne) {
   auto drained = c->DrainStacks();
   ASSERT_TRUE(drained.ok());
   uint64_t charged = 0;
+  int kthreads = 0;
   for (const RawStack& r : *drained) {
     EXPECT_NE(r.key.tgid, 0u) << "a sample charged to pid 0 (the idle task)";
     if (r.kind == StackKind::kOnCpu) charged += r.value;
+    // A kernel thread (kthreadd's child) has no user stack, and none is missing.
+    if (r.key.tgid != 2 && KernelThreadParent(r.key.tgid)) {
+      EXPECT_TRUE(r.user_ips.empty()) << r.key.tgid;
+      EXPECT_FALSE(r.user_missing) << r.key.tgid;
+      ++kthreads;
+    }
   }
+  printf("kernel-thread stacks checked: %d\n", kthreads);
   const uint64_t samples = (*b)[PS_STAT_PROFILE_SAMPLES] - (*a)[PS_STAT_PROFILE_SAMPLES];
   const uint64_t idle = (*b)[PS_STAT_PROFILE_IDLE] - (*a)[PS_STAT_PROFILE_IDLE];
   const uint64_t dropped = (*b)[PS_STAT_DROP_STACK_COUNTS] - (*a)[PS_STAT_DROP_STACK_COUNTS];
