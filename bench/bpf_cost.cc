@@ -3,24 +3,42 @@
 // prints what each program cost: run count, total run time, ns per run.
 //
 //   procscope_bpf_cost -- perf bench sched pipe -l 200000
+//   procscope_bpf_cost --profile_hz=99 -- stress-ng --cpu 2 --timeout 30s
+//
+// The stack counts are drained once a second meanwhile, as the daemon does.
 #include <bpf/bpf.h>
+#include <string.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 
 #include "absl/strings/str_join.h"
 #include "collector.h"
 
 int main(int argc, char** argv) {
   int first = 1;
-  if (argc > 1 && std::string(argv[1]) == "--") first = 2;
+  procscope::CollectorOptions opts;
+  if (argc > 1 && absl::StartsWith(argv[1], "--profile_hz=")) {
+    if (!absl::SimpleAtoi(argv[1] + strlen("--profile_hz="), &opts.profile_hz)) {
+      fprintf(stderr, "procscope_bpf_cost: bad %s\n", argv[1]);
+      return 2;
+    }
+    first = 2;
+  }
+  if (argc > first && std::string(argv[first]) == "--") ++first;
   if (first >= argc) {
-    fprintf(stderr, "usage: %s -- <workload command...>\n", argv[0]);
+    fprintf(stderr, "usage: %s [--profile_hz=N] -- <workload command...>\n", argv[0]);
     return 2;
   }
-  auto collector = procscope::Collector::Create({});
+  auto collector = procscope::Collector::Create(opts);
   if (!collector.ok()) {
     fprintf(stderr, "procscope_bpf_cost: %s\n", std::string(collector.status().message()).c_str());
     return 1;
@@ -34,8 +52,17 @@ int main(int argc, char** argv) {
   const auto before = (*collector)->Programs();
   std::vector<std::string> cmd(argv + first, argv + argc);
   const std::string line = absl::StrJoin(cmd, " ");
+  std::atomic<bool> done{false};
+  std::thread drainer([&] {
+    while (!done.load()) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      (void)(*collector)->DrainStacks();
+    }
+  });
   const int rc = system(line.c_str());
   const auto after = (*collector)->Programs();
+  done = true;
+  drainer.join();
   close(stats_fd);
   printf("| program | hook | attach | runs | ns/run |\n|---|---|---|---:|---:|\n");
   for (size_t i = 0; i < after.size(); ++i) {

@@ -17,6 +17,9 @@
 #ifndef EFAULT
 #define EFAULT 14
 #endif
+#ifndef ENODATA
+#define ENODATA 61
+#endif
 
 /* One stack id of the current task into the current epoch's map, or -errno. */
 static __always_inline __s32 ps_stack_id(void *ctx, __u32 epoch, __u64 flags)
@@ -33,7 +36,8 @@ static __always_inline __s32 ps_stack_id(void *ctx, __u32 epoch, __u64 flags)
 /*
  * Fills k->kstack, k->ustack and k->epoch with the current task's stacks. `user`: the task has a
  * user address space (no user stack is asked of a kernel thread). Every failure is counted; a
- * failed stack still lets the caller count the time under "no stack".
+ * failed stack still lets the caller count the time under "no stack". A kernel stack of -EFAULT
+ * is no failure: a perf_event sample that interrupted user mode has no kernel frames.
  */
 static __always_inline void ps_capture_stacks(void *ctx, struct ps_stack_key *k, bool user)
 {
@@ -42,7 +46,7 @@ static __always_inline void ps_capture_stacks(void *ctx, struct ps_stack_key *k,
 
 	k->epoch = (__u16)epoch;
 	id = ps_stack_id(ctx, epoch, 0);
-	if (id < 0)
+	if (id < 0 && id != -EFAULT)
 		ps_stat_add(id == -EEXIST ? PS_STAT_STACK_COLLISIONS : PS_STAT_STACK_FAILED, 1);
 	k->kstack = id;
 	if (!user) {
@@ -52,7 +56,9 @@ static __always_inline void ps_capture_stacks(void *ctx, struct ps_stack_key *k,
 	id = ps_stack_id(ctx, epoch, BPF_F_USER_STACK);
 	if (id < 0)
 		ps_stat_add(id == -EEXIST ? PS_STAT_STACK_COLLISIONS : PS_STAT_STACK_FAILED, 1);
-	k->ustack = id;
+	/* -EFAULT stays the kernel thread's "no user stack"; a task with an address space whose
+	 * walk found no frame (its mm not loaded: mid-switch) gets -ENODATA, a missing stack. */
+	k->ustack = id == -EFAULT ? -ENODATA : id;
 }
 
 /* Tells user space that `task`'s process has a new stack_counts entry. */

@@ -81,6 +81,18 @@ class ExitRing {
     return absl::OkStatus();
   }
 
+  // Makes `fd` (another ring buffer) end Wait() too. Edge-triggered: one wake-up per batch of
+  // records there, so that records nobody consumes yet do not turn Wait() into a busy loop.
+  absl::Status AddWakeFd(int fd) {
+    epoll_event ev = {};
+    ev.events = EPOLLIN | EPOLLET;
+    ev.data.fd = fd;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      return absl::InternalError(absl::StrCat("epoll on a ring buffer: ", strerror(errno)));
+    }
+    return absl::OkStatus();
+  }
+
   // Hands every complete record after the read position to `fn`; returns how many.
   template <typename Fn>
   int Drain(Fn&& fn) {

@@ -67,6 +67,19 @@ void HashBtfType(const btf* b, uint32_t id, int depth, Fnv& h) {
       }
       return;
     }
+    case BTF_KIND_DATASEC: {  // .bss: every variable's name, place and type
+      h.U64(t->size);
+      const btf_var_secinfo* v = btf_var_secinfos(t);
+      for (int i = 0; i < btf_vlen(t); ++i) {
+        const btf_type* var = btf__type_by_id(b, v[i].type);
+        h.Str(var != nullptr ? btf__name_by_offset(b, var->name_off) : "");
+        h.U64(v[i].offset);
+        h.U64(v[i].size);
+        HashBtfType(b, v[i].type, depth + 1, h);
+      }
+      return;
+    }
+    case BTF_KIND_VAR:
     case BTF_KIND_TYPEDEF:
     case BTF_KIND_VOLATILE:
     case BTF_KIND_CONST:
@@ -80,6 +93,10 @@ void HashBtfType(const btf* b, uint32_t id, int depth, Fnv& h) {
 }
 
 }  // namespace
+
+std::string MapPin(const std::string& dir, const char* map) {
+  return absl::StrCat(dir, "/", map[0] == '.' ? map + 1 : map);
+}
 
 std::string LinkPin(const std::string& dir, const char* tp) {
   return absl::StrCat(dir, "/link_", tp);

@@ -15,13 +15,17 @@ struct bpf_object;
 
 namespace procscope {
 
-// The maps that carry state across a restart (scratch and .bss are per object).
-inline constexpr const char* kPinnedMaps[] = {"tasks",           "proc_io",  "inode_owner",
-                                              "leader_handover", "requests", "oom_victims",
-                                              "events",          "stats"};
+// The maps that carry state across a restart (scratch is per object). The pinned scheduler hook
+// fills the stack maps and reads the stack epoch in .bss, so an adopting daemon drains and
+// advances those (its own sampler program uses them too).
+inline constexpr const char* kPinnedMaps[] = {
+    "tasks", "proc_io", "inode_owner", "leader_handover", "requests",       "oom_victims", "events",
+    "stats", "stacks0", "stacks1",     "stack_counts",    "profile_notify", ".bss"};
 inline constexpr char kMetaPin[] = "meta";
 inline constexpr char kSysFsBpf[] = "/sys/fs/bpf";
 
+// The pin path of a map: its name, without the leading dot of a data section (".bss": "bss").
+std::string MapPin(const std::string& dir, const char* map);
 // Pin paths of a hook's link and program.
 std::string LinkPin(const std::string& dir, const char* tp);
 std::string ProgPin(const std::string& dir, const char* tp);

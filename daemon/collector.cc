@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/magic.h>
+#include <linux/perf_event.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
@@ -20,12 +21,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <iterator>
 #include <mutex>
+#include <unordered_map>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "bpf_maps.h"
 #include "bpf_pins.h"
 #include "libbpf_log.h"
@@ -72,6 +79,42 @@ const Hook kHooks[] = {
      [](procscope_bpf* s) { return s->progs.ps_dirty_folio_raw; }, false,
      "page-cache bytes dirtied, and writeback charged to the writer, unattributed instead"},
 };
+
+// The on-CPU sampler's "hook": a software CPU-clock perf event per online CPU.
+constexpr char kProfileHook[] = "cpu-clock";
+constexpr char kProfileMissing[] =
+    "on-CPU stacks (perf_event_open needs CAP_PERFMON or CAP_SYS_ADMIN, or "
+    "kernel.perf_event_paranoid <= 0, and a seccomp filter that allows it; --profile_hz=0 turns "
+    "the sampler off)";
+
+// The online CPUs, from /sys/devices/system/cpu/online ("0-3,5").
+absl::StatusOr<std::vector<int>> OnlineCpus() {
+  constexpr char kPath[] = "/sys/devices/system/cpu/online";
+  const int fd = open(kPath, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::InternalError(absl::StrCat(kPath, ": ", strerror(errno)));
+  char buf[1024];
+  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return absl::InternalError(absl::StrCat("reading ", kPath));
+  std::vector<int> cpus;
+  for (absl::string_view part : absl::StrSplit(absl::string_view(buf, n), ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    if (part.empty()) continue;
+    const std::vector<absl::string_view> ends = absl::StrSplit(part, '-');
+    int lo = 0, hi = 0;
+    if (ends.size() > 2 || !absl::SimpleAtoi(ends[0], &lo) || !absl::SimpleAtoi(ends.back(), &hi) ||
+        lo > hi) {
+      return absl::InternalError(absl::StrCat(kPath, ": cannot parse \"", part, "\""));
+    }
+    for (int c = lo; c <= hi; ++c) cpus.push_back(c);
+  }
+  return cpus;
+}
+
+// Stack ids of one key, innermost address first, trailing zeros trimmed.
+void TrimStack(std::vector<uint64_t>& ips) {
+  while (!ips.empty() && ips.back() == 0) ips.pop_back();
+}
 
 bool HasCap(const __user_cap_data_struct (&data)[2], int cap) {
   return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
@@ -121,9 +164,26 @@ struct Collector::Impl {
   bool defer_commit = false;  // CommitExits() advances the ring's consumer position
   int stats_fd = -1;          // keeps kernel.bpf_stats on while open
   size_t last_read_size = 0;
+  // The sampler's perf events, one per online CPU; each link owns its event's fd.
+  std::vector<bpf_link*> profile_links;
+  // profile_notify, consumed by PollProfiled.
+  absl::Mutex notify_mu;
+  ring_buffer* notify_rb ABSL_GUARDED_BY(notify_mu) = nullptr;
+  const std::function<void(const ProfiledProcess&)>* notify_fn ABSL_GUARDED_BY(notify_mu) = nullptr;
+  // DrainStacks runs one at a time; what it could not read is added to ReadStats().
+  absl::Mutex drain_mu;
+  std::vector<ps_stack_key> drain_keys ABSL_GUARDED_BY(drain_mu);
+  std::vector<uint64_t> drain_values ABSL_GUARDED_BY(drain_mu);
+  std::atomic<uint64_t> stacks_expired{0};     // key of an epoch whose stack map was reused
+  std::atomic<uint64_t> stacks_unreadable{0};  // a referenced stack id not in its map
 
   ~Impl() {
     if (stats_fd >= 0) close(stats_fd);
+    for (bpf_link* l : profile_links) bpf_link__destroy(l);
+    {
+      absl::MutexLock l(&notify_mu);
+      if (notify_rb != nullptr) ring_buffer__free(notify_rb);
+    }
     for (bpf_link* l : links) bpf_link__destroy(l);
     if (iter_link != nullptr) bpf_link__destroy(iter_link);
     if (skel != nullptr) procscope_bpf__destroy(skel);
@@ -155,7 +215,7 @@ struct Collector::Impl {
       for (auto& [m, fd] : maps) close(fd);
     };
     for (const char* name : kPinnedMaps) {
-      const int fd = bpf_obj_get(absl::StrCat(dir, "/", name).c_str());
+      const int fd = bpf_obj_get(MapPin(dir, name).c_str());
       if (fd < 0) {
         close_all();
         *why = absl::StrCat("pinned map ", name, " is missing");
@@ -187,7 +247,7 @@ struct Collector::Impl {
   absl::Status Pin(const std::string& dir, uint64_t hash) {
     for (const char* name : kPinnedMaps) {
       bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
-      const std::string path = absl::StrCat(dir, "/", name);
+      const std::string path = MapPin(dir, name);
       if (m == nullptr || bpf_obj_pin(bpf_map__fd(m), path.c_str()) != 0) {
         return absl::InternalError(absl::StrCat("pinning ", path, ": ", strerror(errno)));
       }
@@ -238,6 +298,76 @@ struct Collector::Impl {
                           info.type == BPF_PROG_TYPE_RAW_TRACEPOINT ? "raw_tp" : "tp_btf", 0, 0});
       attached_fds.push_back(prog_fd);
     }
+  }
+
+  // Opens a CPU-clock perf event on every online CPU at `hz` samples per second and attaches
+  // the sampler to each. All or nothing: a CPU that fails closes the others.
+  absl::Status AttachProfiler(int hz) {
+    ASSIGN_OR_RETURN(std::vector<int> cpus, OnlineCpus());
+    bpf_program* prog = skel->progs.ps_profile;
+    for (int cpu : cpus) {
+      perf_event_attr attr = {};
+      attr.size = sizeof(attr);
+      attr.type = PERF_TYPE_SOFTWARE;
+      attr.config = PERF_COUNT_SW_CPU_CLOCK;
+      attr.freq = 1;
+      attr.sample_freq = static_cast<uint64_t>(hz);
+      const int fd =
+          static_cast<int>(syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+      bpf_link* link = nullptr;
+      int err = errno;
+      if (fd >= 0) {
+        link = bpf_program__attach_perf_event(prog, fd);
+        err = errno;
+        if (link == nullptr) close(fd);
+      }
+      if (link == nullptr) {
+        for (bpf_link* l : profile_links) bpf_link__destroy(l);
+        profile_links.clear();
+        const char* why = "";
+        if (err == EACCES || err == EPERM) {
+          why =
+              ": needs CAP_PERFMON (or CAP_SYS_ADMIN) or kernel.perf_event_paranoid <= 0, and "
+              "a seccomp filter that allows perf_event_open";
+        } else if (err == EINVAL) {
+          why = ": the rate may exceed kernel.perf_event_max_sample_rate";
+        }
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "on-CPU sampler not attached: %s of a CPU-clock perf event on CPU %d at %d Hz: "
+            "%s%s (--profile_hz=0 turns it off)",
+            fd < 0 ? "perf_event_open" : "attaching the program to", cpu, hz, strerror(err), why));
+      }
+      profile_links.push_back(link);
+    }
+    attached.push_back({bpf_program__name(prog), kProfileHook, "perf_event", 0, 0});
+    attached_fds.push_back(bpf_program__fd(prog));
+    return absl::OkStatus();
+  }
+
+  // Reads stack `id` of `map_fd` into `out`; false when it is not there.
+  bool ReadStack(int map_fd, int32_t id, std::vector<uint64_t>& out) {
+    out.assign(PS_STACK_DEPTH, 0);
+    const uint32_t key = static_cast<uint32_t>(id);
+    if (bpf_map_lookup_elem(map_fd, &key, out.data()) != 0) {
+      out.clear();
+      return false;
+    }
+    TrimStack(out);
+    return true;
+  }
+
+  // Deletes every stack of `map_fd`. Ids are collected first: deleting while walking restarts
+  // the walk.
+  void ClearStackMap(int map_fd) {
+    std::vector<uint32_t> ids;
+    uint32_t key = 0, next = 0;
+    const uint32_t* prev = nullptr;
+    while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
+      ids.push_back(next);
+      key = next;
+      prev = &key;
+    }
+    for (uint32_t id : ids) (void)bpf_map_delete_elem(map_fd, &id);
   }
 
   absl::StatusOr<std::string> ReadIterator() {
@@ -334,6 +464,15 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     return absl::InvalidArgumentError(
         absl::StrCat("ring buffer size ", options.ring_buffer_bytes, ": ", strerror(errno)));
   }
+
+  if (options.test_stack_counts_max_entries != 0 &&
+      bpf_map__set_max_entries(impl->skel->maps.stack_counts,
+                               options.test_stack_counts_max_entries) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stack_counts size ", options.test_stack_counts_max_entries, ": ", strerror(errno)));
+  }
+  // No sampler, no program: nothing of it is loaded or attached.
+  if (options.profile_hz <= 0) bpf_program__set_autoload(impl->skel->progs.ps_profile, false);
 
   // Pinned state: adopt it when its layout is ours, else start fresh (and pin after attaching).
   // Pinning that cannot be set up is reported, not fatal: the collector then works unpinned.
@@ -467,7 +606,43 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     }
   }  // fresh
 
+  // The sampler's perf events are the daemon's own (not pinned): opened here, before the
+  // daemon drops its capabilities, in both the fresh and the adopting case.
+  if (options.profile_hz > 0) {
+    if (absl::Status s = impl->AttachProfiler(options.profile_hz); !s.ok()) {
+      LOG(WARNING) << s.message();
+      impl->degraded.push_back(kProfileHook);
+    }
+  }
+
   RETURN_IF_ERROR(impl->ring.Open(bpf_map__fd(impl->skel->maps.events)));
+  {
+    absl::MutexLock l(&impl->notify_mu);
+    Impl* raw = impl.get();
+    impl->notify_rb = ring_buffer__new(
+        bpf_map__fd(impl->skel->maps.profile_notify),
+        [](void* ctx, void* data, size_t size) -> int {
+          Impl* im = static_cast<Impl*>(ctx);
+          im->notify_mu.AssertHeld();
+          if (size < sizeof(ps_profiled) || im->notify_fn == nullptr) return 0;
+          ps_profiled p;
+          memcpy(&p, data, sizeof(p));
+          ProfiledProcess out;
+          out.key = p.key;
+          out.tid = p.tid;
+          out.cgroup_id = p.cgroup_id;
+          out.comm.assign(p.comm, strnlen(p.comm, sizeof(p.comm)));
+          (*im->notify_fn)(out);
+          return 0;
+        },
+        raw, nullptr);
+    if (impl->notify_rb == nullptr) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot map the profile_notify ring buffer: ", strerror(errno)));
+    }
+  }
+  // A new profiled process ends PollExits' wait, so that its mappings are read within ms.
+  RETURN_IF_ERROR(impl->ring.AddWakeFd(bpf_map__fd(impl->skel->maps.profile_notify)));
   impl->defer_commit = options.defer_exit_commit;
   if (options.bpf_stats) {
     impl->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
@@ -486,7 +661,7 @@ std::string DegradedHooksWarning(const std::vector<std::string>& hooks) {
   if (hooks.empty()) return "";
   std::string out = "degraded: not attached:";
   for (size_t i = 0; i < hooks.size(); ++i) {
-    const char* missing = "its data";
+    const char* missing = hooks[i] == kProfileHook ? kProfileMissing : "its data";
     for (const Hook& h : kHooks) {
       if (hooks[i] == h.tracepoint && *h.missing != '\0') missing = h.missing;
     }
@@ -525,6 +700,9 @@ bool Collector::CommitBacklogHigh() const { return impl_->ring.BacklogHigh(); }
 absl::StatusOr<KernelStats> Collector::ReadStats() {
   ASSIGN_OR_RETURN(KernelStats out, ReadPerCpuStats(bpf_map__fd(impl_->skel->maps.stats)));
   out[PS_STAT_DROP_RINGBUF] += impl_->old_ringbuf_events;
+  // What DrainStacks found unreadable: an expired epoch, a stack id not in its map.
+  out[PS_STAT_OFFCPU_STACK_EXPIRED] += impl_->stacks_expired.load(std::memory_order_relaxed);
+  out[PS_STAT_STACK_FAILED] += impl_->stacks_unreadable.load(std::memory_order_relaxed);
   return out;
 }
 
@@ -540,9 +718,9 @@ absl::StatusOr<size_t> Collector::ProcIoEntries() {
 
 absl::StatusOr<std::vector<MapFill>> Collector::MapEntries() {
   std::vector<MapFill> out;
-  for (const bpf_map* m :
-       {impl_->skel->maps.proc_io, impl_->skel->maps.requests, impl_->skel->maps.inode_owner,
-        impl_->skel->maps.oom_victims, impl_->skel->maps.leader_handover}) {
+  for (const bpf_map* m : {impl_->skel->maps.proc_io, impl_->skel->maps.requests,
+                           impl_->skel->maps.inode_owner, impl_->skel->maps.oom_victims,
+                           impl_->skel->maps.leader_handover, impl_->skel->maps.stack_counts}) {
     ASSIGN_OR_RETURN(size_t n, CountMapEntries(m));
     out.push_back({bpf_map__name(m), n, bpf_map__max_entries(m)});
   }
@@ -554,12 +732,98 @@ const std::vector<std::string>& Collector::Degraded() const { return impl_->degr
 const PinState& Collector::Pinning() const { return impl_->pin; }
 
 absl::StatusOr<std::vector<RawStack>> Collector::DrainStacks() {
-  return std::vector<RawStack>{};  // TODO(issue 10): drain stack_counts
+  Impl& im = *impl_;
+  absl::MutexLock l(&im.drain_mu);
+  volatile __u32* epoch_var = &im.skel->bss->ps_epoch;
+  const uint32_t epoch = *epoch_var;
+  const int counts_fd = bpf_map__fd(im.skel->maps.stack_counts);
+  const int stack_fds[2] = {bpf_map__fd(im.skel->maps.stacks0), bpf_map__fd(im.skel->maps.stacks1)};
+
+  // 1. Every counted key, read and deleted in batches (about 100 ns an entry).
+  constexpr uint32_t kBatch = 4096;
+  im.drain_keys.resize(kBatch);
+  im.drain_values.resize(kBatch);
+  std::vector<ps_stack_key> keys;
+  std::vector<uint64_t> values;
+  uint32_t token = 0;
+  bool first = true;
+  for (;;) {
+    uint32_t count = kBatch;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    const int rc = bpf_map_lookup_and_delete_batch(counts_fd, first ? nullptr : &token, &token,
+                                                   im.drain_keys.data(), im.drain_values.data(),
+                                                   &count, &opts);
+    const int err = errno;
+    first = false;
+    if (rc != 0 && err != ENOENT) {
+      return absl::InternalError(absl::StrCat("draining stack_counts: ", strerror(err)));
+    }
+    count = std::min(count, kBatch);
+    keys.insert(keys.end(), im.drain_keys.begin(), im.drain_keys.begin() + count);
+    values.insert(values.end(), im.drain_values.begin(), im.drain_values.begin() + count);
+    if (rc != 0) break;  // ENOENT: that was the last batch
+  }
+
+  // 2. The stacks they reference, each read once, from the map of the key's epoch. A key more
+  // than one epoch old references a map that has been cleared and refilled since: expired.
+  std::unordered_map<uint64_t, std::vector<uint64_t>> cache;
+  std::vector<uint64_t> buf;
+  auto resolve = [&](const ps_stack_key& k, int32_t id, std::vector<uint64_t>& out) -> bool {
+    const uint16_t age = static_cast<uint16_t>(static_cast<uint16_t>(epoch) - k.epoch);
+    if (age > 1) {
+      im.stacks_expired.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    const uint64_t ck = (uint64_t{k.epoch & 1u} << 32) | static_cast<uint32_t>(id);
+    if (auto it = cache.find(ck); it != cache.end()) {
+      out = it->second;
+      return !out.empty();
+    }
+    const bool ok = im.ReadStack(stack_fds[k.epoch & 1], id, buf);
+    if (!ok) im.stacks_unreadable.fetch_add(1, std::memory_order_relaxed);
+    cache.emplace(ck, buf);
+    out = buf;
+    return ok;
+  };
+  std::vector<RawStack> out;
+  out.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const ps_stack_key& k = keys[i];
+    if (k.kind >= PS_STACK_KINDS) continue;
+    RawStack r;
+    r.key = k.key;
+    r.tid = k.tid;
+    r.kind = static_cast<StackKind>(k.kind);
+    r.value = values[i];
+    // -EFAULT: no frames to walk (a sample in user mode has no kernel stack; a kernel thread
+    // has no user stack, bpf/stacks.bpf.h): nothing is missing.
+    if (k.kstack >= 0) {
+      r.kernel_missing = !resolve(k, k.kstack, r.kernel_ips);
+    } else {
+      r.kernel_missing = k.kstack != -EFAULT;
+    }
+    if (k.ustack >= 0) {
+      r.user_missing = !resolve(k, k.ustack, r.user_ips);
+    } else {
+      r.user_missing = k.ustack != -EFAULT;
+    }
+    out.push_back(std::move(r));
+  }
+
+  // 3. The map of the epoch before this one is referenced by no key any more (those are read or
+  // expired): clear it, then advance, so that the programs fill it next.
+  im.ClearStackMap(stack_fds[(epoch + 1) & 1]);
+  __atomic_store_n(epoch_var, epoch + 1, __ATOMIC_RELEASE);
+  return out;
 }
 
 int Collector::PollProfiled(const std::function<void(const ProfiledProcess&)>& fn) {
-  (void)fn;
-  return 0;  // TODO(issue 10): the profile_notify ring
+  absl::MutexLock l(&impl_->notify_mu);
+  if (impl_->notify_rb == nullptr) return 0;
+  impl_->notify_fn = &fn;
+  const int n = ring_buffer__consume(impl_->notify_rb);
+  impl_->notify_fn = nullptr;
+  return std::max(n, 0);
 }
 
 }  // namespace procscope

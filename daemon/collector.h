@@ -13,8 +13,8 @@
 
 #include "absl/status/statusor.h"
 #include "model.h"
-#include "profile.h"
 #include "procscope.h"
+#include "profile.h"
 #include "records.h"
 
 namespace procscope {
@@ -53,6 +53,9 @@ struct CollectorOptions {
   int offcpu_stack_ratio = 16;
   // Run-queue wait caused: a waiter's wait charged to the task that held its CPU.
   bool contention = true;
+  // TEST ONLY: capacity of the stack_counts map (0: the built-in 16384), so that a test can fill
+  // it. A different size also changes the layout hash: pinned state is then not adopted.
+  uint32_t test_stack_counts_max_entries = 0;
 };
 
 // What the collector found at options.pin_path.
@@ -99,8 +102,10 @@ class Collector {
   absl::StatusOr<std::vector<MapFill>> MapEntries();
 
   // Stacks counted since the last call (on-CPU samples, sampled off-CPU time), with their
-  // addresses; drains the kernel's counts and advances the stack-map epoch. Empty when
-  // profiling is off.
+  // addresses; drains the kernel's counts, clears the stack map of the epoch before and advances
+  // the stack-map epoch (docs/ARCHITECTURE.md, "Stacks"). Call it once per pass, at least every
+  // few seconds: an off-CPU stack must be drained within one epoch of its capture. Empty when
+  // nothing was counted. One caller at a time (it serialises itself).
   absl::StatusOr<std::vector<RawStack>> DrainStacks();
 
   // Hands every process that got its first stack entry since the last call to `fn` (the

@@ -56,6 +56,8 @@ enum Fam {
   kBpfRunTime,
   kBpfRuns,
   kKernelDropped,
+  kProfileSamples,
+  kStacksLost,
   kUnattributedOps,
   kUnattributedBytes,
   kOrphanOps,
@@ -133,6 +135,12 @@ constexpr FamilyDef kFamilies[] = {
      "Runs of the BPF program, as the kernel counts them (kernel.bpf_stats_enabled=1)."},
     {"procscope_kernel_events_dropped_total", kCounter,
      "Events the BPF programs could not account, by reason (a full map or ring buffer)."},
+    {"procscope_profile_samples_total", kCounter,
+     "On-CPU samples taken (--profile_hz per online CPU), by cpu: busy (charged to the running "
+     "process) or idle (charged to no one)."},
+    {"procscope_profile_stacks_lost_total", kCounter,
+     "Stacks not recorded, by reason; the sample or off-CPU time is still counted, without that "
+     "stack."},
     {"procscope_unattributed_block_io_operations_total", kCounter,
      "Block requests of no traced process (journal, metadata, kernel I/O)."},
     {"procscope_unattributed_block_io_bytes_total", kCounter,
@@ -324,6 +332,16 @@ Unit SelfUnit(const SelfState& s, uint64_t series_dropped_now, size_t max_series
             static_cast<double>(s.kernel_stats[i]));
     }
   }
+  const KernelStats& k = s.kernel_stats;
+  const uint64_t idle = k[PS_STAT_PROFILE_IDLE];
+  u.Add(kProfileSamples, {{"cpu", "busy"}},
+        static_cast<double>(k[PS_STAT_PROFILE_SAMPLES] > idle ? k[PS_STAT_PROFILE_SAMPLES] - idle
+                                                              : 0));
+  u.Add(kProfileSamples, {{"cpu", "idle"}}, static_cast<double>(idle));
+  u.Add(kStacksLost, {{"reason", "collision"}}, static_cast<double>(k[PS_STAT_STACK_COLLISIONS]));
+  u.Add(kStacksLost, {{"reason", "failed"}}, static_cast<double>(k[PS_STAT_STACK_FAILED]));
+  u.Add(kStacksLost, {{"reason", "offcpu_expired"}},
+        static_cast<double>(k[PS_STAT_OFFCPU_STACK_EXPIRED]));
   u.Add(kUnattributedOps, {}, static_cast<double>(s.kernel_stats[PS_STAT_IO_UNATTRIBUTED_OPS]));
   u.Add(kUnattributedBytes, {}, static_cast<double>(s.kernel_stats[PS_STAT_IO_UNATTRIBUTED_BYTES]));
   u.Add(kOrphanOps, {}, static_cast<double>(s.kernel_stats[PS_STAT_IO_ORPHAN_OPS]));

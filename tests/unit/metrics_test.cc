@@ -42,8 +42,8 @@ constexpr char kFffd[] = "\xEF\xBF\xBD";  // U+FFFD
 
 // Series of the self-metrics of Self(): 2 per program (1), 9 drop reasons, 5 single counters
 // and gauges, 2 per map (1), scrape duration, series dropped, series limit, journal (3), build
-// info.
-constexpr size_t kSelfLines = 2 + 9 + 5 + 2 + 5 + 2;
+// info; on-CPU samples (busy, idle) and lost stacks (3 reasons).
+constexpr size_t kSelfLines = 2 + 9 + 5 + 2 + 5 + 2 + 2 + 3;
 constexpr size_t kProcessLines = 10;
 constexpr size_t kGroupLines = 15 + PS_RUNQ_BUCKETS + 2;  // without exits and crashes
 
@@ -348,6 +348,12 @@ TEST(BuildMetricsTest, ExactSeriesForSmallFixture) {
       R"(procscope_kernel_events_dropped_total{reason="handover"} 7)",
       R"(procscope_kernel_events_dropped_total{reason="stack_counts"} 14)",
       R"(procscope_kernel_events_dropped_total{reason="profile_notify"} 17)",
+      // samples 12, idle 13 in the fixture: busy clamps at 0
+      R"(procscope_profile_samples_total{cpu="busy"} 0)",
+      R"(procscope_profile_samples_total{cpu="idle"} 13)",
+      R"(procscope_profile_stacks_lost_total{reason="collision"} 15)",
+      R"(procscope_profile_stacks_lost_total{reason="failed"} 16)",
+      R"(procscope_profile_stacks_lost_total{reason="offcpu_expired"} 18)",
       R"(procscope_unattributed_block_io_operations_total 8)",
       R"(procscope_unattributed_block_io_bytes_total 9)",
       R"(procscope_orphan_block_io_operations_total 10)",
@@ -374,7 +380,7 @@ TEST(BuildMetricsTest, ExactSeriesForSmallFixture) {
     if (f.size() == 4 && f[1] == "TYPE") types[f[2]] = f[3];
     if (f.size() == 4 && f[1] == "HELP" && f[3].size() > 10) helped.insert(f[2]);
   }
-  EXPECT_EQ(types.size(), 38u);
+  EXPECT_EQ(types.size(), 40u);
   for (const auto& [name, type] : types) {
     EXPECT_EQ(helped.count(name), 1u) << name;
     EXPECT_EQ(type == "counter", absl::EndsWith(name, "_total")) << name;
@@ -547,7 +553,7 @@ TEST(BuildMetricsTest, HostileNamesCannotInjectSeries) {
 
   const size_t series = kSelfLines + n * (1 + kProcessLines + kGroupLines + 2);
   EXPECT_EQ(SampleLines(text).size(), series);
-  EXPECT_EQ(Lines(text).size(), series + 2 * 38);  // HELP and TYPE of every family
+  EXPECT_EQ(Lines(text).size(), series + 2 * 40);  // HELP and TYPE of every family
   EXPECT_EQ(fx.dropped, 0u);
   EXPECT_EQ(ToValidUtf8(text), text);
   EXPECT_THAT(text, Not(::testing::HasSubstr("\ninjected")));
