@@ -17,6 +17,9 @@
 #ifndef EFAULT
 #define EFAULT 14
 #endif
+#ifndef ENODATA
+#define ENODATA 61
+#endif
 
 /* One stack id of the current task into the current epoch's map, or -errno. */
 static __always_inline __s32 ps_stack_id(void *ctx, __u32 epoch, __u64 flags)
@@ -53,7 +56,9 @@ static __always_inline void ps_capture_stacks(void *ctx, struct ps_stack_key *k,
 	id = ps_stack_id(ctx, epoch, BPF_F_USER_STACK);
 	if (id < 0)
 		ps_stat_add(id == -EEXIST ? PS_STAT_STACK_COLLISIONS : PS_STAT_STACK_FAILED, 1);
-	k->ustack = id;
+	/* -EFAULT stays the kernel thread's "no user stack"; a task with an address space whose
+	 * walk found no frame (its mm not loaded: mid-switch) gets -ENODATA, a missing stack. */
+	k->ustack = id == -EFAULT ? -ENODATA : id;
 }
 
 /* Tells user space that `task`'s process has a new stack_counts entry. */

@@ -755,11 +755,13 @@ absl::StatusOr<std::vector<RawStack>> Collector::DrainStacks() {
                                                    &count, &opts);
     const int err = errno;
     first = false;
+    if (rc != 0 && err != ENOENT) {
+      return absl::InternalError(absl::StrCat("draining stack_counts: ", strerror(err)));
+    }
+    count = std::min(count, kBatch);
     keys.insert(keys.end(), im.drain_keys.begin(), im.drain_keys.begin() + count);
     values.insert(values.end(), im.drain_values.begin(), im.drain_values.begin() + count);
-    if (rc == 0) continue;
-    if (err == ENOENT) break;  // the last batch
-    return absl::InternalError(absl::StrCat("draining stack_counts: ", strerror(err)));
+    if (rc != 0) break;  // ENOENT: that was the last batch
   }
 
   // 2. The stacks they reference, each read once, from the map of the key's epoch. A key more
@@ -794,7 +796,7 @@ absl::StatusOr<std::vector<RawStack>> Collector::DrainStacks() {
     r.kind = static_cast<StackKind>(k.kind);
     r.value = values[i];
     // -EFAULT: no frames to walk (a sample in user mode has no kernel stack; a kernel thread
-    // has no user stack): nothing is missing.
+    // has no user stack, bpf/stacks.bpf.h): nothing is missing.
     if (k.kstack >= 0) {
       r.kernel_missing = !resolve(k, k.kstack, r.kernel_ips);
     } else {
