@@ -199,5 +199,49 @@ TEST(ApiTest, JsonKeepsFieldNamesZerosAndRepairsUtf8) {
   EXPECT_EQ(json.back(), '\n');
 }
 
+// /debug/pprof/*'s query: defaults, every parameter, and each bad one as one line naming it.
+TEST(ParseProfileRequest, DefaultsParametersAndErrors) {
+  const absl::Duration history = absl::Minutes(10);
+  auto r = ParseProfileRequest("", /*offcpu=*/false, history);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->query.window, absl::Seconds(30));
+  EXPECT_EQ(r->query.pid, 0u);
+  EXPECT_FALSE(r->folded);
+  ASSERT_EQ(r->query.kinds.size(), 1u);
+  EXPECT_EQ(r->query.kinds[0], StackKind::kOnCpu);
+
+  r = ParseProfileRequest("seconds=600&pid=42&group=web%20a&format=folded", true, history);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->query.window, absl::Seconds(600));
+  EXPECT_EQ(r->query.pid, 42u);
+  EXPECT_EQ(r->query.group, "web a");
+  EXPECT_TRUE(r->folded);
+  EXPECT_EQ(r->query.kinds.size(), 2u);  // blocked and sleep
+  EXPECT_TRUE(ParseProfileRequest("format=pprof", false, history).ok());
+  // A history shorter than the default window: the default is the history.
+  EXPECT_EQ(ParseProfileRequest("", false, absl::Seconds(20))->query.window, absl::Seconds(20));
+
+  const std::pair<const char*, const char*> bad[] = {
+      {"seconds=0", "seconds=0: must be a whole number from 1 to 600"},
+      {"seconds=601", "from 1 to 600"},
+      {"seconds=abc", "seconds=abc"},
+      {"seconds=+5", "must be a whole number"},  // + is a space in a query
+      {"seconds=1&seconds=2", "more than once"},
+      {"pid=-1", "pid=-1"},
+      {"pid=0", "pid=0"},
+      {"format=svg", "format='svg': must be pprof (the default) or folded"},
+      {"group=", "group: must not be empty"},
+      {"bogus=1", "unknown parameter 'bogus'"},
+      {"seconds=%zz", "percent"},
+  };
+  for (const auto& [q, want] : bad) {
+    auto e = ParseProfileRequest(q, false, history);
+    ASSERT_FALSE(e.ok()) << q;
+    EXPECT_NE(std::string(e.status().message()).find(want), std::string::npos)
+        << q << ": " << e.status().message();
+    EXPECT_EQ(std::string(e.status().message()).find('\n'), std::string::npos) << q;
+  }
+}
+
 }  // namespace
 }  // namespace procscope
