@@ -18,7 +18,7 @@ namespace procscope {
 // The maps that carry state across a restart (scratch and .bss are per object).
 inline constexpr const char* kPinnedMaps[] = {"tasks",           "proc_io",  "inode_owner",
                                               "leader_handover", "requests", "oom_victims",
-                                              "events",          "stats"};
+                                              "events",          "stats",    "contention"};
 inline constexpr char kMetaPin[] = "meta";
 inline constexpr char kSysFsBpf[] = "/sys/fs/bpf";
 

@@ -13,8 +13,8 @@
 
 #include "absl/status/statusor.h"
 #include "model.h"
-#include "profile.h"
 #include "procscope.h"
+#include "profile.h"
 #include "records.h"
 
 namespace procscope {
@@ -106,6 +106,10 @@ class Collector {
   // Hands every process that got its first stack entry since the last call to `fn` (the
   // profile_notify ring; its records also end PollExits' wait). Returns how many.
   int PollProfiled(const std::function<void(const ProfiledProcess&)>& fn);
+
+  // The culprit/victim pairs counted since the last call (the contention map, drained: each
+  // read-and-deleted). Empty when contention is off.
+  absl::StatusOr<std::vector<ContentionPair>> DrainContention();
 
   // Pinning and adoption, as decided by Create.
   const PinState& Pinning() const;
