@@ -22,7 +22,13 @@
  * sees a constant and drops its code from the hot path. */
 const volatile bool ps_offcpu = true;               /* blocked_ns, sleep_ns */
 const volatile bool ps_contention = true;           /* runq_caused_ns, the contention map */
-const volatile __u32 ps_offcpu_stack_ratio = 0;     /* 1 in N D/S switch-outs sampled; 0: off */
+/* Off-CPU stacks: 1 in ps_offcpu_stack_ratio D switch-outs and 1 in ps_offcpu_stack_ratio * 64
+ * S switch-outs are sampled (0: off), as thresholds on a 32-bit hash: the loader sets
+ * ps_offcpu_stack_thresh_{d,s} to 2^32 / ratio. S sleeps (pipes, futexes, epoll) are the bulk of
+ * all switches and a stack costs about 3 us, so they are sampled far less than D (disk, locks). */
+const volatile __u32 ps_offcpu_stack_ratio = 0;
+const volatile __u32 ps_offcpu_stack_thresh_d = 0;
+const volatile __u32 ps_offcpu_stack_thresh_s = 0;
 const volatile __u64 ps_contention_min_ns = 1000000; /* smallest episode kept per victim */
 
 
@@ -189,20 +195,31 @@ static __always_inline void ps_end_offcpu(struct task_struct *prev, struct ps_ta
 			t->off_stack.ustack = -ENOENT;
 		}
 		if (ns)
-			ps_add_stack_count(&t->off_stack, ns * ps_offcpu_stack_ratio, prev);
+			ps_add_stack_count(&t->off_stack,
+					   ns * ps_offcpu_stack_ratio *
+						   (t->off_kind == PS_STACK_OFFCPU_BLOCKED ? 1 : 64),
+					   prev);
 		t->off_stack.kind = 0;
 	}
 }
 
-/* Starts an off-CPU episode of kind `kind` at the switch-out at `now`; samples its stacks with
- * probability 1/ps_offcpu_stack_ratio (prev is `current`, so they are its blocking path). */
+/* Starts an off-CPU episode of kind `kind` at the switch-out at `now`; samples its stacks (prev
+ * is `current`, so they are its blocking path). The coin is a multiplicative hash of the rq clock
+ * (ns: its low bits are noise to any workload) and the tid: no helper call, no division, where
+ * bpf_get_prandom_u32() % ratio cost 25-40 ns per switch-out. */
 static __always_inline void ps_start_offcpu(void *ctx, struct task_struct *prev,
 					    struct task_struct *leader, struct ps_task *t,
 					    __u32 kind, __u64 now)
 {
+	__u32 coin;
+
 	t->off_ts = now;
 	t->off_kind = kind;
-	if (!ps_offcpu_stack_ratio || bpf_get_prandom_u32() % ps_offcpu_stack_ratio)
+	if (!ps_offcpu_stack_ratio)
+		return;
+	coin = (__u32)(((now ^ (__u64)prev->pid) * 0x9E3779B97F4A7C15ULL) >> 32);
+	if (coin >= (kind == PS_STACK_OFFCPU_BLOCKED ? ps_offcpu_stack_thresh_d
+						      : ps_offcpu_stack_thresh_s))
 		return;
 	ps_key_of(leader, &t->off_stack.key);
 	t->off_stack.tid = prev->pid;

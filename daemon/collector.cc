@@ -388,8 +388,15 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
   // Off-CPU accounting and contention: read-only, so that what is off costs no instruction.
   impl->skel->rodata->ps_offcpu = options.offcpu;
   impl->skel->rodata->ps_contention = options.contention;
-  impl->skel->rodata->ps_offcpu_stack_ratio =
+  const uint32_t ratio =
       options.offcpu && options.offcpu_stack_ratio > 0 ? options.offcpu_stack_ratio : 0;
+  impl->skel->rodata->ps_offcpu_stack_ratio = ratio;
+  if (ratio > 0) {  // the chance of a D, and (64 times less) of an S switch-out, of 2^32
+    impl->skel->rodata->ps_offcpu_stack_thresh_d =
+        static_cast<uint32_t>(std::min<uint64_t>((1ull << 32) / ratio, UINT32_MAX));
+    impl->skel->rodata->ps_offcpu_stack_thresh_s =
+        static_cast<uint32_t>((1ull << 32) / (64ull * ratio));
+  }
   if (procscope_bpf__load(impl->skel) != 0) {
     const int err = errno;
     if (err == EPERM) {
