@@ -435,7 +435,7 @@ void OffenderDetector::EvaluateContention(std::vector<Offender>& out,
       if (r.rate < config_.saturation_min_cpu_cores) break;
       covered += r.rate;
       ++n;
-      std::string reason = absl::StrFormat("%s: cpu %s, %.0f %% of the CPU used", why,
+      std::string reason = absl::StrFormat("%s: cpu %s, %.0f %% of all processes' CPU", why,
                                            FormatRate(Resource::kCpu, r.rate), 100 * r.rate / used);
       if (std::string text = DelayedText(r.key); !text.empty()) {
         absl::StrAppend(&reason, "; ", text);

@@ -677,8 +677,8 @@ TEST(OffenderContentionTest, SaturationByRunqueueWaitNamesEveryTopContributor) {
   EXPECT_EQ(cpu[0].key.tgid, 1u);
   EXPECT_EQ(cpu[1].key.tgid, 2u);
   EXPECT_EQ(cpu[0].reason,
-            "machine saturated (run-queue wait 0.90 cores on 2 CPUs): cpu 1.00 cores, 49 % of the "
-            "CPU used");
+            "machine saturated (run-queue wait 0.90 cores on 2 CPUs): cpu 1.00 cores, 49 % of all "
+            "processes' CPU");
   EXPECT_DOUBLE_EQ(cpu[0].share, 0.5);
   EXPECT_EQ(cpu[0].since, At(30));
   // Still saturated later: `since` is kept.
@@ -702,8 +702,9 @@ TEST(OffenderContentionTest, SaturationByCpuPressureAndNotWithoutIt) {
   d.ObserveCpuPressure(63);
   const std::vector<Offender> cpu = OfResource(d.Evaluate(At(30)), Resource::kCpu);
   ASSERT_THAT(cpu, SizeIs(2));
-  EXPECT_THAT(cpu[0].reason, HasSubstr("machine saturated (run-queue wait 0.00 cores on 2 CPUs, "
-                                       "cpu pressure 63 %): cpu 1.00 cores, 50 % of the CPU used"));
+  EXPECT_THAT(cpu[0].reason,
+              HasSubstr("machine saturated (run-queue wait 0.00 cores on 2 CPUs, "
+                        "cpu pressure 63 %): cpu 1.00 cores, 50 % of all processes' CPU"));
   d.ObserveCpuPressure(-1);  // not known: back to run-queue wait alone
   EXPECT_THAT(d.Evaluate(At(30)), IsEmpty());
 }
