@@ -2,7 +2,8 @@
 // Loads the collector with the kernel's BPF run-time statistics on, runs a workload command, and
 // prints what each program cost: run count, total run time, ns per run.
 //
-//   procscope_bpf_cost -- perf bench sched pipe -l 200000
+//   procscope_bpf_cost [--offcpu=0|1] [--contention=0|1] [--offcpu_stack_ratio=N]
+//                      [--profile_hz=N] -- perf bench sched pipe -l 200000
 //   procscope_bpf_cost --profile_hz=99 -- stress-ng --cpu 2 --timeout 30s
 //
 // The stack counts are drained once a second meanwhile, as the daemon does.
@@ -25,20 +26,41 @@
 
 int main(int argc, char** argv) {
   int first = 1;
-  procscope::CollectorOptions opts;
-  if (argc > 1 && absl::StartsWith(argv[1], "--profile_hz=")) {
-    if (!absl::SimpleAtoi(argv[1] + strlen("--profile_hz="), &opts.profile_hz)) {
-      fprintf(stderr, "procscope_bpf_cost: bad %s\n", argv[1]);
+  procscope::CollectorOptions options;
+  // The collector's feature switches (as procscoped's flags of the same names), before "--".
+  for (; first < argc && std::string(argv[first]) != "--"; ++first) {
+    const std::string a = argv[first];
+    const size_t eq = a.find('=');
+    const std::string name = a.substr(0, eq),
+                      value = eq == std::string::npos ? "" : a.substr(eq + 1);
+    char* end = nullptr;
+    const long v = strtol(value.c_str(), &end, 10);
+    if (value.empty() || *end != '\0' || v < 0) {
+      fprintf(stderr, "procscope_bpf_cost: bad option %s\n", a.c_str());
       return 2;
     }
-    first = 2;
+    if (name == "--offcpu") {
+      options.offcpu = v != 0;
+    } else if (name == "--contention") {
+      options.contention = v != 0;
+    } else if (name == "--offcpu_stack_ratio") {
+      options.offcpu_stack_ratio = static_cast<int>(v);
+    } else if (name == "--profile_hz") {
+      options.profile_hz = static_cast<int>(v);
+    } else {
+      fprintf(stderr, "procscope_bpf_cost: unknown option %s\n", a.c_str());
+      return 2;
+    }
   }
-  if (argc > first && std::string(argv[first]) == "--") ++first;
+  if (first < argc) ++first;  // "--"
   if (first >= argc) {
-    fprintf(stderr, "usage: %s [--profile_hz=N] -- <workload command...>\n", argv[0]);
+    fprintf(stderr,
+            "usage: %s [--offcpu=0|1] [--contention=0|1] [--offcpu_stack_ratio=N] "
+            "[--profile_hz=N] -- <workload command...>\n",
+            argv[0]);
     return 2;
   }
-  auto collector = procscope::Collector::Create(opts);
+  auto collector = procscope::Collector::Create(options);
   if (!collector.ok()) {
     fprintf(stderr, "procscope_bpf_cost: %s\n", std::string(collector.status().message()).c_str());
     return 1;

@@ -48,7 +48,7 @@ static __always_inline void ps_add_counters(struct ps_counters *dst, const struc
 	int i;
 
 #define PS_ADD_FIELD(f, ...) PS_ADD(shared, dst->f, src->f);
-	PS_COUNTER_FIELDS(PS_ADD_FIELD)
+	PS_SCALAR_FIELDS(PS_ADD_FIELD)
 #undef PS_ADD_FIELD
 #define PS_ADD_ARRAY(f, n)                                                                         \
 	for (i = 0; i < (n); i++)                                                                 \
@@ -95,6 +95,67 @@ static __always_inline void ps_fold_values(struct ps_thread_counters *snap,
 }
 
 /*
+ * Off-CPU accounting (PS_ACCOUNTED_FIELDS blocked_ns, sleep_ns). The kernel keeps no per-thread
+ * sleep time here: delay accounting is off by default (kernel.task_delayacct=0, and it times
+ * only I/O and a few other waits) and schedstats (se.statistics.sleep_start/block_start) is off
+ * too. So the hook takes one timestamp, the rq clock, at a switch-out into D or S, and the
+ * episode is closed at the thread's next switch-out, when the thread is `current` and its
+ * process's totals are at hand anyway: the kernel has stamped its switch-in meanwhile
+ * (sched_info.last_arrival, same rq clock) and added its wait after the wakeup to run_delay. So
+ * no lookup of `next`'s task storage at all (and the raw_tp twin, which has no BTF pointer to
+ * `next`, works the same).
+ */
+#define PS_TASK_INTERRUPTIBLE 0x1
+#define PS_TASK_UNINTERRUPTIBLE 0x2
+#define PS_TASK_NOLOAD 0x400 /* with UNINTERRUPTIBLE: TASK_IDLE, an idle kernel thread ("I") */
+
+/*
+ * What a switch-out starts: PS_STACK_OFFCPU_BLOCKED (D), PS_STACK_OFFCPU_SLEEP (S, or TASK_IDLE)
+ * or 0: nothing, the task stays runnable or stops for another reason (stopped, traced, frozen,
+ * dead). A task preempted after it set its sleep state (between set_current_state() and
+ * schedule()) stays queued, but the kernel does not count that wait as run_delay
+ * (sched_info_depart queues only a TASK_RUNNING task): it goes to its state's counter like a
+ * sleep, so that runq + blocked + sleep is all of the time off-CPU. (Measured: on a loaded
+ * machine that wait was up to half of a fsync-heavy child's D time.)
+ */
+static __always_inline __u32 ps_offcpu_kind(__u32 prev_state)
+{
+	if (prev_state & PS_TASK_UNINTERRUPTIBLE)
+		return (prev_state & PS_TASK_NOLOAD) ? PS_STACK_OFFCPU_SLEEP : PS_STACK_OFFCPU_BLOCKED;
+	if (prev_state & PS_TASK_INTERRUPTIBLE)
+		return PS_STACK_OFFCPU_SLEEP;
+	return 0;
+}
+
+/* Time asleep of an episode that began with the switch-out at `off_ts` and ended with the switch-in
+ * at `arrival` (both rq clock): that span less the run-queue wait after the wakeup, `d_runq`. 0 if
+ * the thread has not switched in since (arrival before off_ts) or the CPUs' clocks disagree. */
+static __always_inline __u64 ps_offcpu_ns(__u64 off_ts, __u64 arrival, __u64 d_runq)
+{
+	__u64 span;
+
+	if (arrival <= off_ts)
+		return 0;
+	span = arrival - off_ts;
+	return span > d_runq ? span - d_runq : 0;
+}
+
+/* Run-queue wait of the episode that ends now: the rq clock `now` less the task's
+ * sched_info.last_queued (0: it was not queued, e.g. the idle task). At sched_switch the kernel's
+ * sched_info_arrive (which adds the same difference to run_delay) has not run yet. */
+static __always_inline __u64 ps_wait_ending(__u64 now, __u64 last_queued)
+{
+	return last_queued && now > last_queued ? now - last_queued : 0;
+}
+
+/* Whether an off-CPU stack key of epoch `key_epoch` still names ids in a live stack map: the map
+ * of the current epoch or the previous one (which user space drains before it clears it). */
+static __always_inline bool ps_stack_epoch_live(__u32 epoch, __u16 key_epoch)
+{
+	return (__u16)((__u16)epoch - key_epoch) <= 1;
+}
+
+/*
  * Where a process's totals (in its leader's ps_task) stand:
  *
  *   PS_TOTALS_NONE ---- first fold or exit of a thread, leader not by exec ----> PS_TOTALS_OWN
@@ -122,6 +183,12 @@ struct ps_task {
 	__u32 group_dead; /* set at sched_process_exit of the process's last thread */
 	__u32 was_thread; /* folded as a non-leader thread: if it becomes the leader, an exec did it */
 	__u32 pad;
+	/* The off-CPU episode in progress: rq clock at its D/S switch-out (0: none), its kind
+	 * (enum ps_stack_kind) and, when sampled, its stacks (off_stack.kind != 0). */
+	__u64 off_ts;
+	__u32 off_kind;
+	__u32 pad2;
+	struct ps_stack_key off_stack;
 };
 
 /* NONE -> OWN or ADOPTING, once, whichever thread gets there first. True when the caller must

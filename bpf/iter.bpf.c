@@ -48,6 +48,20 @@ static __always_inline bool ps_unfolded(struct task_struct *task, struct ps_task
 	any |= c->f;
 	PS_COUNTER_FIELDS(PS_UNFOLDED_FIELD)
 #undef PS_UNFOLDED_FIELD
+	/* An off-CPU episode that ended with a switch-in but is not folded yet (the thread has run
+	 * since without switching out); 0 while it still sleeps. runq_caused_ns is never pending. */
+	c->blocked_ns = 0;
+	c->sleep_ns = 0;
+	c->runq_caused_ns = 0;
+	if (t && t->off_ts) {
+		__u64 ns = ps_offcpu_ns(t->off_ts, task->sched_info.last_arrival, c->runq_ns);
+
+		if (t->off_kind == PS_STACK_OFFCPU_BLOCKED)
+			c->blocked_ns = ns;
+		else
+			c->sleep_ns = ns;
+		any |= ns;
+	}
 	return any;
 }
 
@@ -133,7 +147,7 @@ int ps_dump_procs(struct bpf_iter__task *ctx)
 			ps_add_counters(&rec->c, h, false);
 	}
 	{
-		struct ps_counters own;
+		struct ps_counters own = {}; /* ps_unfolded sets the scalars, not the histogram */
 
 		ps_unfolded(task, t, &own);
 		ps_add_counters(&rec->c, &own, false);

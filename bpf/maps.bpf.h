@@ -155,6 +155,19 @@ PS_MAP struct {
 	__uint(max_entries, 1 << 16);
 } profile_notify SEC(".maps");
 
+/*
+ * contention: (culprit, victim) process pair -> run-queue wait of the victim's episodes of at
+ * least ps_contention_min_ns that ended when the culprit left the CPU (bpf/sched.bpf.c). User
+ * space drains it (reads and deletes every entry) once per pass; a plain hash, not an LRU, so
+ * that a full map is counted (PS_STAT_DROP_CONTENTION) instead of silently evicting a pair.
+ */
+PS_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct ps_contention_key);
+	__type(value, struct ps_contention_val);
+} contention SEC(".maps");
+
 /* The stack-map epoch, advanced by user space (in .bss: one writer, any number of readers). */
 #ifdef PS_DEFINE_MAPS
 volatile __u32 ps_epoch;

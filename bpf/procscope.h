@@ -44,6 +44,23 @@ struct ps_key {
 	X(maj_flt, maj_flt, PS_SEED(maj_flt))  /* major page faults (needed I/O) */
 
 /*
+ * PS_ACCOUNTED_FIELDS: counters the kernel does not keep per thread (delay accounting is off by
+ * default, task_delayacct=0, and even on it only times I/O waits; schedstats is off too), measured
+ * by the scheduler hook itself (bpf/sched.bpf.c) and added straight to the process totals. X(field).
+ * Off-CPU time is split by the state the thread slept in, from its switch-out to its wakeup: the
+ * wait between wakeup and switch-in is runq_ns, so runq_ns + blocked_ns + sleep_ns is the time it
+ * was off-CPU for its own reasons or the scheduler's.
+ */
+#define PS_ACCOUNTED_FIELDS(X)                                                                     \
+	X(blocked_ns)     /* off-CPU in uninterruptible sleep (D): disk, locks */                \
+	X(sleep_ns)       /* off-CPU in interruptible sleep (S, and idle kernel threads) */       \
+	X(runq_caused_ns) /* run-queue wait of others that ended when this process left the CPU */
+
+/* Every scalar of struct ps_counters, in struct order: what is per counter and not about how it is
+ * measured (adds, copies, the API, the exposition) iterates this. X(field, ...). */
+#define PS_SCALAR_FIELDS(X) PS_COUNTER_FIELDS(X) PS_ACCOUNTED_FIELDS(X)
+
+/*
  * Arrays of counters that follow the scalar ones in struct ps_counters: X(field, length). They are
  * added, maxed, copied and restored like the scalars; the fold fills runq_hist from the run_delay
  * of one wait episode (bpf/core.bpf.h).
@@ -70,7 +87,7 @@ struct ps_key {
 
 /* Scheduler and memory counters of one process, every thread included. */
 struct ps_counters {
-	PS_COUNTER_FIELDS(PS_U64_MEMBER)
+	PS_SCALAR_FIELDS(PS_U64_MEMBER)
 	PS_COUNTER_ARRAYS(PS_U64_ARRAY_MEMBER)
 };
 
@@ -147,6 +164,21 @@ struct ps_profiled {
 	char comm[PS_COMM_LEN]; /* the thread's */
 };
 
+/*
+ * Contention (bpf/sched.bpf.c): a run-queue wait episode of `victim` of at least
+ * ps_contention_min_ns, charged to `culprit`, the process that left the CPU when it ended. The
+ * `contention` map holds one entry per pair; user space drains it every pass.
+ */
+struct ps_contention_key {
+	struct ps_key culprit;
+	struct ps_key victim;
+};
+
+struct ps_contention_val {
+	__u64 wait_ns;
+	__u64 episodes;
+};
+
 /* Indexes of the `stats` per-CPU array: drop counters for every lossy path, and I/O that could
  * not be charged to a process. */
 enum ps_stat {
@@ -168,6 +200,7 @@ enum ps_stat {
 	PS_STAT_STACK_FAILED,       /* bpf_get_stackid failed otherwise (a task with an mm) */
 	PS_STAT_DROP_PROFILE_NOTIFY, /* profile_notify full: a process's mappings may be missed */
 	PS_STAT_OFFCPU_STACK_EXPIRED, /* an off-CPU block outlived its stack map's epoch */
+	PS_STAT_DROP_CONTENTION,    /* contention full: a culprit/victim pair's wait not kept */
 	PS_STAT_MAX,
 };
 
@@ -199,17 +232,17 @@ struct ps_meta {
 #endif
 #define PS_ABI_OFFSET(type, field, off) PS_ABI_ASSERT(__builtin_offsetof(struct type, field) == (off))
 PS_ABI_ASSERT(sizeof(struct ps_key) == 16);
-PS_ABI_ASSERT(sizeof(struct ps_counters) == 8 * (6 + PS_RUNQ_BUCKETS));
+PS_ABI_ASSERT(sizeof(struct ps_counters) == 8 * (9 + PS_RUNQ_BUCKETS));
 PS_ABI_ASSERT(sizeof(struct ps_io) == 56);
-PS_ABI_ASSERT(sizeof(struct ps_proc_rec) == 328);
+PS_ABI_ASSERT(sizeof(struct ps_proc_rec) == 352);
 PS_ABI_OFFSET(ps_proc_rec, ppid, 16);
 PS_ABI_OFFSET(ps_proc_rec, flags, 28);
 PS_ABI_OFFSET(ps_proc_rec, cgroup_id, 32);
 PS_ABI_OFFSET(ps_proc_rec, rss_bytes, 40);
 PS_ABI_OFFSET(ps_proc_rec, comm, 48);
 PS_ABI_OFFSET(ps_proc_rec, c, 64);
-PS_ABI_OFFSET(ps_proc_rec, io, 272);
-PS_ABI_ASSERT(sizeof(struct ps_exit_event) == 336);
+PS_ABI_OFFSET(ps_proc_rec, io, 296);
+PS_ABI_ASSERT(sizeof(struct ps_exit_event) == 360);
 PS_ABI_OFFSET(ps_exit_event, cgroup_id, 24);
 PS_ABI_OFFSET(ps_exit_event, exit_ns, 32);
 PS_ABI_OFFSET(ps_exit_event, exit_code, 40);
@@ -217,12 +250,14 @@ PS_ABI_OFFSET(ps_exit_event, flags, 44);
 PS_ABI_OFFSET(ps_exit_event, rss_max_bytes, 48);
 PS_ABI_OFFSET(ps_exit_event, comm, 56);
 PS_ABI_OFFSET(ps_exit_event, c, 72);
-PS_ABI_OFFSET(ps_exit_event, io, 280);
+PS_ABI_OFFSET(ps_exit_event, io, 304);
 PS_ABI_ASSERT(sizeof(struct ps_meta) == 16);
 PS_ABI_ASSERT(sizeof(struct ps_stack_key) == 32);
 PS_ABI_OFFSET(ps_stack_key, tid, 16);
 PS_ABI_OFFSET(ps_stack_key, kstack, 20);
 PS_ABI_OFFSET(ps_stack_key, kind, 28);
 PS_ABI_ASSERT(sizeof(struct ps_profiled) == 48);
+PS_ABI_ASSERT(sizeof(struct ps_contention_key) == 32);
+PS_ABI_ASSERT(sizeof(struct ps_contention_val) == 16);
 
 #endif /* PROCSCOPE_BPF_PROCSCOPE_H_ */

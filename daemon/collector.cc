@@ -524,6 +524,18 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
 
   // Resident memory and folio sizes are counted in pages: the kernel's, not 4 KiB (arm64: 16/64K).
   impl->skel->rodata->ps_page_size = static_cast<__u64>(sysconf(_SC_PAGESIZE));
+  // Off-CPU accounting and contention: read-only, so that what is off costs no instruction.
+  impl->skel->rodata->ps_offcpu = options.offcpu;
+  impl->skel->rodata->ps_contention = options.contention;
+  const uint32_t ratio =
+      options.offcpu && options.offcpu_stack_ratio > 0 ? options.offcpu_stack_ratio : 0;
+  impl->skel->rodata->ps_offcpu_stack_ratio = ratio;
+  if (ratio > 0) {  // the chance of a D, and (64 times less) of an S switch-out, of 2^32
+    impl->skel->rodata->ps_offcpu_stack_thresh_d =
+        static_cast<uint32_t>(std::min<uint64_t>((1ull << 32) / ratio, UINT32_MAX));
+    impl->skel->rodata->ps_offcpu_stack_thresh_s =
+        static_cast<uint32_t>((1ull << 32) / (64ull * ratio));
+  }
   if (procscope_bpf__load(impl->skel) != 0) {
     const int err = errno;
     if (err == EPERM) {
@@ -720,9 +732,34 @@ absl::StatusOr<std::vector<MapFill>> Collector::MapEntries() {
   std::vector<MapFill> out;
   for (const bpf_map* m : {impl_->skel->maps.proc_io, impl_->skel->maps.requests,
                            impl_->skel->maps.inode_owner, impl_->skel->maps.oom_victims,
-                           impl_->skel->maps.leader_handover, impl_->skel->maps.stack_counts}) {
+                           impl_->skel->maps.leader_handover, impl_->skel->maps.stack_counts,
+                           impl_->skel->maps.contention}) {
     ASSIGN_OR_RETURN(size_t n, CountMapEntries(m));
     out.push_back({bpf_map__name(m), n, bpf_map__max_entries(m)});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<ContentionPair>> Collector::DrainContention() {
+  const int fd = bpf_map__fd(impl_->skel->maps.contention);
+  std::vector<ps_contention_key> keys;
+  ps_contention_key k{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    keys.push_back(next);
+    k = next;
+    prev = &k;
+  }
+  if (errno != ENOENT) {
+    return absl::InternalError(absl::StrCat("walking the contention map: ", strerror(errno)));
+  }
+  std::vector<ContentionPair> out;
+  out.reserve(keys.size());
+  for (const ps_contention_key& key : keys) {
+    ps_contention_val v{};
+    // Read and delete in one step: an episode added in between is not lost.
+    if (bpf_map_lookup_and_delete_elem(fd, &key, &v) != 0) continue;
+    out.push_back({key.culprit, key.victim, v.wait_ns, v.episodes});
   }
   return out;
 }

@@ -48,8 +48,10 @@ struct CollectorOptions {
   int profile_hz = 19;
   // Off-CPU accounting in the scheduler hook: time blocked (D) and sleeping (S) per process.
   bool offcpu = true;
-  // Off-CPU stacks: one switch-out in this many is sampled and its blocked time scaled by it
-  // (0: no off-CPU stacks; needs offcpu).
+  // Off-CPU stacks: one D switch-out in this many, and one S switch-out in 64 times as many, is
+  // sampled and its time scaled by that (0: no off-CPU stacks; needs offcpu). S sleeps are most
+  // switches (pipes, futexes, epoll) and a stack costs ~3 us: sampled as often, they doubled the
+  // scheduler hook's cost (docs/PERFORMANCE.md).
   int offcpu_stack_ratio = 16;
   // Run-queue wait caused: a waiter's wait charged to the task that held its CPU.
   bool contention = true;
@@ -111,6 +113,10 @@ class Collector {
   // Hands every process that got its first stack entry since the last call to `fn` (the
   // profile_notify ring; its records also end PollExits' wait). Returns how many.
   int PollProfiled(const std::function<void(const ProfiledProcess&)>& fn);
+
+  // The culprit/victim pairs counted since the last call (the contention map, drained: each
+  // read-and-deleted). Empty when contention is off.
+  absl::StatusOr<std::vector<ContentionPair>> DrainContention();
 
   // Pinning and adoption, as decided by Create.
   const PinState& Pinning() const;

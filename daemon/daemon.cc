@@ -262,6 +262,14 @@ void Daemon::Sample() {
   table_.ApplySamples(*samples, now);
   DrainProfiles(now);
   detector_.Observe(table_.ProcessPtrs(), now);
+  // Who delayed whom this pass, and the CPU pressure: for culprits and saturation.
+  if (auto pairs = collector_->DrainContention(); pairs.ok()) {
+    detector_.ObserveContention(*pairs, now);
+  } else {
+    LOG(ERROR) << pairs.status().message();
+  }
+  auto pressure = procfs_.ReadCpuPressure();
+  detector_.ObserveCpuPressure(pressure.ok() ? *pressure : -1);
   if (stats.ok()) self_.kernel_stats = *stats;
   self_.programs = collector_->Programs();
   ready_ = true;

@@ -66,6 +66,15 @@ bool SameKey(const ps_key& a, const ps_key& b) {
   return a.tgid == b.tgid && a.start_ns == b.start_ns;
 }
 
+// A comm for a reason text: its bytes are the process's choice, so only printable ASCII stays.
+std::string SafeComm(const std::string& comm) {
+  std::string out = comm;
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
 // "must be >= 0" for a minimum; the negated comparison also rejects NaN.
 absl::Status CheckMinimum(const char* field, double v) {
   if (!(v >= 0)) {
@@ -89,7 +98,14 @@ absl::Status ValidateOffenderConfig(const OffenderConfig& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("offender dominance ", c.dominance, ": must be at least 1"));
   }
+  if (c.max_saturation_offenders < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("offender max_saturation_offenders ",
+                                                   c.max_saturation_offenders, ": must be >= 0"));
+  }
   const std::pair<const char*, double> minimums[] = {
+      {"saturation_runqueue_per_cpu", c.saturation_runqueue_per_cpu},
+      {"saturation_cpu_pressure", c.saturation_cpu_pressure},
+      {"saturation_min_cpu_cores", c.saturation_min_cpu_cores},
       {"min_cpu_cores", c.min_cpu_cores},
       {"min_runqueue_cores", c.min_runqueue_cores},
       {"min_memory_growth_bps", c.min_memory_growth_bps},
@@ -116,7 +132,8 @@ void OffenderDetector::Reconfigure(OffenderConfig config) {
 
 bool OffenderDetector::SameCounters(const Point& a, const Point& b) {
   return a.cpu_ns == b.cpu_ns && a.runq_ns == b.runq_ns && a.faults == b.faults &&
-         a.io_bytes == b.io_bytes && a.rss_bytes == b.rss_bytes;
+         a.io_bytes == b.io_bytes && a.rss_bytes == b.rss_bytes &&
+         a.runq_caused_ns == b.runq_caused_ns;
 }
 
 void OffenderDetector::Observe(const std::vector<ProcessInfo>& processes, absl::Time now) {
@@ -150,6 +167,7 @@ void OffenderDetector::Observe(const std::vector<const ProcessInfo*>& processes,
     point.faults = p.counters.min_flt + p.counters.maj_flt;
     point.io_bytes = p.io.read_bytes + p.io.write_bytes;
     point.rss_bytes = p.rss_bytes;
+    point.runq_caused_ns = p.counters.runq_caused_ns;
 
     std::vector<Point>& points = t.points;
     // The wall clock went back: the old points would be in the future, start over.
@@ -202,8 +220,56 @@ void OffenderDetector::ObserveCrash(const ProcessInfo& process, absl::Time now) 
   PruneCrashes(now_);
 }
 
+void OffenderDetector::ObserveContention(const std::vector<ContentionPair>& pairs, absl::Time now) {
+  ranking_cache_.clear();
+  now_ = std::max(now_, now);
+  if (!pairs.empty()) contention_.push_back({now, pairs});
+  PruneCrashes(now_);
+}
+
+std::vector<ResourceRate> OffenderDetector::Victims(const ps_key& culprit) const {
+  absl::flat_hash_map<Id, double> ns;
+  for (const ContentionPass& pass : contention_) {
+    for (const ContentionPair& c : pass.pairs) {
+      if (SameKey(c.culprit, culprit) && !SameKey(c.victim, culprit)) {
+        ns[IdOf(c.victim)] += static_cast<double>(c.wait_ns);
+      }
+    }
+  }
+  std::vector<ResourceRate> out;
+  for (const auto& [id, v] : ns) {
+    ps_key k{};
+    k.tgid = id.first;
+    k.start_ns = id.second;
+    out.push_back({k, v / 1e9});
+  }
+  std::sort(out.begin(), out.end(), RankedBefore);
+  return out;
+}
+
+std::vector<ResourceRate> OffenderDetector::Culprits(const ps_key& victim) const {
+  absl::flat_hash_map<Id, double> ns;
+  for (const ContentionPass& pass : contention_) {
+    for (const ContentionPair& c : pass.pairs) {
+      if (SameKey(c.victim, victim) && !SameKey(c.culprit, victim)) {
+        ns[IdOf(c.culprit)] += static_cast<double>(c.wait_ns);
+      }
+    }
+  }
+  std::vector<ResourceRate> out;
+  for (const auto& [id, v] : ns) {
+    ps_key k{};
+    k.tgid = id.first;
+    k.start_ns = id.second;
+    out.push_back({k, v / 1e9});
+  }
+  std::sort(out.begin(), out.end(), RankedBefore);
+  return out;
+}
+
 void OffenderDetector::PruneCrashes(absl::Time now) {
   const absl::Time cutoff = now - config_.window;
+  while (!contention_.empty() && contention_.front().time <= cutoff) contention_.pop_front();
   for (auto it = crashes_.begin(); it != crashes_.end();) {
     std::deque<absl::Time>& times = it->second.times;
     while (!times.empty() && times.front() <= cutoff) times.pop_front();
@@ -258,6 +324,126 @@ double OffenderDetector::ProcessRate(const Track& t, Resource r) const {
       return 0;
   }
   return 0;
+}
+
+double OffenderDetector::CausedRate(const Track& t) const {
+  if (t.points.empty()) return 0;
+  // As the run-queue wait: from birth inside the window, else from the baseline point.
+  Point newest = t.points.back();
+  newest.time = std::max(newest.time, t.plateau_end);
+  const absl::Time cutoff = last_observe_ - config_.window;
+  Point base;
+  if (t.start_time > cutoff && t.start_time < newest.time) {
+    base.time = t.start_time;
+  } else {
+    auto it = std::upper_bound(t.points.begin(), t.points.end(), cutoff,
+                               [](absl::Time c, const Point& p) { return c < p.time; });
+    base = it == t.points.begin() ? t.points.front() : *std::prev(it);
+    if (it != t.points.begin() && it != t.points.end() && SameCounters(base, *it)) {
+      base.time = cutoff;
+    }
+  }
+  if (newest.time - base.time < config_.window / 4) return 0;
+  return Delta(newest.runq_caused_ns, base.runq_caused_ns) /
+         absl::ToDoubleSeconds(newest.time - base.time) / 1e9;
+}
+
+double OffenderDetector::CausedRate(const ps_key& culprit) const {
+  auto it = tracks_.find(IdOf(culprit));
+  return it == tracks_.end() ? 0 : CausedRate(it->second);
+}
+
+void OffenderDetector::Describe(const ps_key& key, Offender& o) const {
+  if (auto it = tracks_.find(IdOf(key)); it != tracks_.end()) {
+    o.comm = it->second.comm;
+    o.group = it->second.group;
+    o.container = it->second.container;
+  }
+}
+
+std::string OffenderDetector::DelayedText(const ps_key& culprit) const {
+  const std::vector<ResourceRate> victims = Victims(culprit);
+  if (victims.empty()) return "";
+  auto it = tracks_.find(IdOf(culprit));
+  const std::string comm = it != tracks_.end() ? it->second.comm : absl::StrCat(culprit.tgid);
+  double rate = CausedRate(culprit);
+  if (rate <= 0) {  // not measured long enough: what the pairs say, over the window
+    for (const ResourceRate& v : victims) rate += v.rate;
+    rate /= absl::ToDoubleSeconds(config_.window);
+  }
+  return absl::StrFormat("%s delayed %d process%s by %.2f s/s", SafeComm(comm), victims.size(),
+                         victims.size() == 1 ? "" : "es", rate);
+}
+
+void OffenderDetector::EvaluateContention(std::vector<Offender>& out,
+                                          const std::vector<ResourceRate>& cpu) {
+  std::map<Id, absl::Time> flagged;
+  auto add = [&](const ps_key& key, double rate, std::string reason) {
+    for (const Offender& o : out) {
+      if (o.resource == Resource::kCpu && SameKey(o.key, key)) return;
+    }
+    Offender o;
+    o.resource = Resource::kCpu;
+    o.key = key;
+    o.rate = rate;
+    o.share = std::clamp(rate / std::max(config_.num_cpus, 1), 0.0, 1.0);
+    o.reason = std::move(reason);
+    Describe(key, o);
+    auto prev = extra_cpu_flags_.find(IdOf(key));
+    o.since = prev != extra_cpu_flags_.end() ? prev->second : last_observe_;
+    flagged[IdOf(key)] = o.since;
+    out.push_back(std::move(o));
+  };
+  auto cpu_of = [&](const ps_key& key) {
+    for (const ResourceRate& r : cpu) {
+      if (SameKey(r.key, key)) return r.rate;
+    }
+    return 0.0;
+  };
+
+  // A process whose caused run-queue wait stands out, as the one-process rule does.
+  std::vector<ResourceRate> caused;
+  for (const auto& [id, t] : tracks_) {
+    const double rate = CausedRate(t);
+    if (rate > 0) caused.push_back({t.key, rate});
+  }
+  std::sort(caused.begin(), caused.end(), RankedBefore);
+  if (!caused.empty() && caused[0].rate >= config_.min_runqueue_cores &&
+      (caused.size() < 2 || caused[0].rate >= config_.dominance * caused[1].rate)) {
+    std::string text = DelayedText(caused[0].key);
+    if (!text.empty()) {
+      add(caused[0].key, cpu_of(caused[0].key),
+          absl::StrCat(text, ", cpu ", FormatRate(Resource::kCpu, cpu_of(caused[0].key))));
+    }
+  }
+
+  // Saturation: several contributors, none of which need dominate.
+  double runq = 0, used = 0;
+  for (const ResourceRate& r : Ranking(Resource::kRunqueueWait)) runq += r.rate;
+  for (const ResourceRate& r : cpu) used += r.rate;
+  const bool by_runq = runq >= config_.saturation_runqueue_per_cpu * config_.num_cpus && runq > 0;
+  const bool by_psi = cpu_pressure_ >= 0 && cpu_pressure_ >= config_.saturation_cpu_pressure;
+  if ((by_runq || by_psi) && used > 0) {
+    std::string why = absl::StrFormat("machine saturated (run-queue wait %.2f cores on %d CPU%s",
+                                      runq, config_.num_cpus, config_.num_cpus == 1 ? "" : "s");
+    if (cpu_pressure_ >= 0) absl::StrAppendFormat(&why, ", cpu pressure %.0f %%", cpu_pressure_);
+    why += ")";
+    double covered = 0;
+    int n = 0;
+    for (const ResourceRate& r : cpu) {
+      if (n >= config_.max_saturation_offenders || covered >= 0.9 * used) break;
+      if (r.rate < config_.saturation_min_cpu_cores) break;
+      covered += r.rate;
+      ++n;
+      std::string reason = absl::StrFormat("%s: cpu %s, %.0f %% of all processes' CPU", why,
+                                           FormatRate(Resource::kCpu, r.rate), 100 * r.rate / used);
+      if (std::string text = DelayedText(r.key); !text.empty()) {
+        absl::StrAppend(&reason, "; ", text);
+      }
+      add(r.key, r.rate, std::move(reason));
+    }
+  }
+  extra_cpu_flags_ = std::move(flagged);
 }
 
 std::vector<ResourceRate> OffenderDetector::Ranking(Resource r) const {
@@ -347,12 +533,30 @@ std::vector<Offender> OffenderDetector::Evaluate(absl::Time now) {
     o.reason = absl::StrCat(What(r), " ", FormatRate(r, top), ", ",
                             next > 0 ? absl::StrFormat("%.1fx the next process", top / next)
                                      : "no other process close");
+    if (r == Resource::kCpu) {
+      if (std::string text = DelayedText(o.key); !text.empty())
+        absl::StrAppend(&o.reason, "; ", text);
+    } else if (r == Resource::kRunqueueWait) {
+      // Its culprits: whose slices its waits ended with.
+      const std::vector<ResourceRate> culprits = Culprits(o.key);
+      std::string names;
+      const double window_s = absl::ToDoubleSeconds(config_.window);
+      for (size_t i = 0; i < culprits.size() && i < 3; ++i) {
+        auto t = tracks_.find(IdOf(culprits[i].key));
+        absl::StrAppendFormat(
+            &names, "%s%s %.2f s/s", i == 0 ? "" : ", ",
+            t != tracks_.end() ? SafeComm(t->second.comm) : absl::StrCat(culprits[i].key.tgid),
+            culprits[i].rate / window_s);
+      }
+      if (!names.empty()) absl::StrAppend(&o.reason, "; delayed by ", names);
+    }
 
     auto [flag, inserted] = flags_.try_emplace(r, Flag{o.key, now});
     if (!inserted && !SameKey(flag->second.key, o.key)) flag->second = Flag{o.key, now};
     o.since = flag->second.since;
     out.push_back(std::move(o));
   }
+  EvaluateContention(out, Ranking(Resource::kCpu));
   return out;
 }
 

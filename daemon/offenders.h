@@ -30,6 +30,15 @@ struct OffenderConfig {
   double min_page_faults_per_s = 2000;
   double min_block_io_bps = 4 << 20;  // 4 MiB/s read + write
   double min_crashes_per_min = 3;     // per group, crashed or oom_killed exits
+  // Saturation: when the run-queue wait summed over every process is at least
+  // `saturation_runqueue_per_cpu` cores per CPU, or the CPU pressure (PSI "some avg10") at least
+  // `saturation_cpu_pressure` percent, the top CPU users (each at least
+  // `saturation_min_cpu_cores`, at most `max_saturation_offenders`, covering 90 % of the CPU the
+  // processes used) are cpu offenders even when none dominates.
+  double saturation_runqueue_per_cpu = 0.25;
+  double saturation_cpu_pressure = 40;
+  double saturation_min_cpu_cores = 0.2;
+  int max_saturation_offenders = 4;
 };
 absl::Status ValidateOffenderConfig(const OffenderConfig& c);
 
@@ -44,6 +53,19 @@ class OffenderDetector {
   void Observe(const std::vector<const ProcessInfo*>& processes, absl::Time now);
   // A crash (crashed or oom_killed exit) of a process of `group`.
   void ObserveCrash(const ProcessInfo& process, absl::Time now);
+  // The culprit/victim pairs of one collector pass (Collector::DrainContention), kept for the
+  // window: who delayed whom.
+  void ObserveContention(const std::vector<ContentionPair>& pairs, absl::Time now);
+  // The CPU pressure (PSI some avg10, percent) at `now`; negative: not known.
+  void ObserveCpuPressure(double some_avg10) { cpu_pressure_ = some_avg10; }
+
+  // Over the window: the processes whose run-queue wait ended when `culprit` left the CPU
+  // (other than itself, episodes of 1 ms or more), with the wait, most first.
+  std::vector<ResourceRate> Victims(const ps_key& culprit) const;
+  // Over the window: who delayed `victim`, with the wait caused, most first.
+  std::vector<ResourceRate> Culprits(const ps_key& victim) const;
+  // The rate of run-queue wait a process caused (runq_caused_ns) over the window, in s/s.
+  double CausedRate(const ps_key& culprit) const;
 
   // Rates over the window, per resource, highest first, positive ones only (kCrashes: per
   // group, keyed by the last crashed process). A process seen for less than the window is
@@ -66,6 +88,7 @@ class OffenderDetector {
     uint64_t faults = 0;    // minor + major
     uint64_t io_bytes = 0;  // block read + write
     uint64_t rss_bytes = 0;
+    uint64_t runq_caused_ns = 0;
   };
 
   struct Track {
@@ -94,9 +117,23 @@ class OffenderDetector {
     absl::Time since;
   };
 
+  // One pass's contention pairs.
+  struct ContentionPass {
+    absl::Time time;
+    std::vector<ContentionPair> pairs;
+  };
+
   static Id IdOf(const ps_key& k) { return {k.tgid, k.start_ns}; }
   static bool SameCounters(const Point& a, const Point& b);
   double ProcessRate(const Track& t, Resource r) const;
+  double CausedRate(const Track& t) const;
+  // Fills the track's comm, group and container into `o`.
+  void Describe(const ps_key& key, Offender& o) const;
+  // "worker-b delayed 14 processes by 3.20 s/s", or "" when it delayed no other process.
+  std::string DelayedText(const ps_key& culprit) const;
+  // The cpu offenders beyond the one-process rule: a process whose caused wait stands out, and
+  // the top contributors of a saturated machine.
+  void EvaluateContention(std::vector<Offender>& out, const std::vector<ResourceRate>& cpu);
   void PruneCrashes(absl::Time now);
   double MinRate(Resource r) const;
 
@@ -106,6 +143,10 @@ class OffenderDetector {
   absl::flat_hash_map<Id, Track> tracks_;
   std::map<std::string, CrashTrack> crashes_;  // by group
   std::map<Resource, Flag> flags_;             // the offenders of the last Evaluate
+  // The extra cpu offenders of the last Evaluate (contention, saturation): since when.
+  std::map<Id, absl::Time> extra_cpu_flags_;
+  std::deque<ContentionPass> contention_;  // oldest first, within the window
+  double cpu_pressure_ = -1;
   // Rankings computed since the last change (Observe, ObserveCrash, Reconfigure): Evaluate and
   // the daemon's scrapes ask for the same ones within a pass.
   mutable std::map<Resource, std::vector<ResourceRate>> ranking_cache_;

@@ -242,4 +242,24 @@ absl::StatusOr<std::string> Procfs::ReadCmdline(pid_t pid) {
   return JoinCmdline(std::move(cmdline));
 }
 
+absl::StatusOr<double> Procfs::ReadCpuPressure() {
+  const std::string path = absl::StrCat(root_, "/pressure/cpu");
+  ASSIGN_OR_RETURN(std::string text, ReadFileAt(AT_FDCWD, path, path));
+  return ParsePressureSomeAvg10(text, path);
+}
+
+absl::StatusOr<double> ParsePressureSomeAvg10(absl::string_view text, absl::string_view display) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (!absl::ConsumePrefix(&line, "some ")) continue;
+    for (absl::string_view field : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
+      double v = 0;
+      if (absl::ConsumePrefix(&field, "avg10=") && absl::SimpleAtod(field, &v) && v >= 0 &&
+          v <= 100) {
+        return v;
+      }
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat(display, ": no \"some avg10=\" value"));
+}
+
 }  // namespace procscope

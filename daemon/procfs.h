@@ -76,6 +76,10 @@ class Procfs : public IdentitySource {
   // secrets, so it is never exported by default.
   absl::StatusOr<std::string> ReadCmdline(pid_t pid);
 
+  // CPU pressure: the "some avg10" of <root>/pressure/cpu, in percent (0..100). NotFound when
+  // the kernel has no PSI (CONFIG_PSI off, or psi=0).
+  absl::StatusOr<double> ReadCpuPressure();
+
  private:
   std::string root_;
   UserNames users_;
@@ -91,6 +95,9 @@ absl::StatusOr<uint32_t> ParseRealUid(absl::string_view status, absl::string_vie
 // entry with that uid, parsed as UserNames parses the file (fgetpwent_r), skipping entries with
 // an empty name and NIS compat entries ("+name", "-name").
 std::string UserNameInPasswd(absl::string_view passwd, uint32_t uid);
+// The "some avg10" of a /proc/pressure/* file ("some avg10=1.23 avg60=... total=..."), in percent.
+absl::StatusOr<double> ParsePressureSomeAvg10(absl::string_view text, absl::string_view display);
+
 // /proc/<pid>/cmdline (NUL-separated args) as one line: args joined by spaces.
 std::string JoinCmdline(std::string cmdline);
 

@@ -35,6 +35,9 @@ using Labels = std::vector<ClientMetric::Label>;
 enum Fam {
   kGroupCpu,
   kGroupRunq,
+  kGroupBlocked,
+  kGroupSleep,
+  kGroupRunqCaused,
   kGroupCs,
   kGroupFaults,
   kGroupIoBytes,
@@ -48,6 +51,9 @@ enum Fam {
   kGroupRunqLatency,
   kProcCpu,
   kProcRunq,
+  kProcBlocked,
+  kProcSleep,
+  kProcRunqCaused,
   kProcCs,
   kProcFaults,
   kProcIoBytes,
@@ -97,6 +103,12 @@ constexpr FamilyDef kFamilies[] = {
      "On-CPU time of the processes of the group, live and exited, in seconds."},
     {"procscope_group_runqueue_wait_seconds_total", kCounter,
      "Time the processes of the group were runnable but waiting for a CPU, in seconds."},
+    {"procscope_group_blocked_seconds_total", kCounter,
+     "Off-CPU time of the group in uninterruptible sleep (D: disk, locks), switch-out to wakeup."},
+    {"procscope_group_sleep_seconds_total", kCounter,
+     "Off-CPU time of the group in interruptible sleep (S), switch-out to wakeup."},
+    {"procscope_group_runqueue_wait_caused_seconds_total", kCounter,
+     "Run-queue wait of other tasks that ended when a process of the group left their CPU."},
     {"procscope_group_context_switches_total", kCounter,
      "Context switches of the group: voluntary (blocked) or involuntary (preempted)."},
     {"procscope_group_page_faults_total", kCounter,
@@ -121,6 +133,12 @@ constexpr FamilyDef kFamilies[] = {
      "On-CPU time of the process since it started, in seconds."},
     {"procscope_process_runqueue_wait_seconds_total", kCounter,
      "Time the process was runnable but waiting for a CPU since it started, in seconds."},
+    {"procscope_process_blocked_seconds_total", kCounter,
+     "Off-CPU time of the process in uninterruptible sleep (D), switch-out to wakeup."},
+    {"procscope_process_sleep_seconds_total", kCounter,
+     "Off-CPU time of the process in interruptible sleep (S), switch-out to wakeup."},
+    {"procscope_process_runqueue_wait_caused_seconds_total", kCounter,
+     "Run-queue wait of other tasks that ended when the process left their CPU."},
     {"procscope_process_context_switches_total", kCounter,
      "Context switches of the process: voluntary (blocked) or involuntary (preempted)."},
     {"procscope_process_page_faults_total", kCounter,
@@ -210,7 +228,7 @@ constexpr Fam FamOf(const char* name) {
   static_assert(counter_meta::f::kProcessFamily == nullptr ||               \
                     FamOf(counter_meta::f::kProcessFamily) != kNumFamilies, \
                 #f ": process family not in kFamilies");
-PS_COUNTER_FIELDS(PS_CHECK_FAMILIES)
+PS_SCALAR_FIELDS(PS_CHECK_FAMILIES)
 PS_IO_FIELDS(PS_CHECK_FAMILIES)
 #undef PS_CHECK_FAMILIES
 
@@ -328,8 +346,14 @@ void AddCounterSeries(Unit& u, const ps_counters& c, const ps_io& io, const Labe
                       bool process) {
 #define PS_SERIES(f, ...) AddCounterSeries<counter_meta::f>(u, c.f, l, process);
 #define PS_IO_SERIES(f) AddCounterSeries<counter_meta::f>(u, io.f, l, process);
+// The hook's own measurements appear once non-zero, like the exits of an outcome: off (--offcpu
+// or --contention false) they are no series at all, and the series budget is not spent on zeros.
+#define PS_NONZERO_SERIES(f, ...) \
+  if (c.f != 0) AddCounterSeries<counter_meta::f>(u, c.f, l, process);
   PS_COUNTER_FIELDS(PS_SERIES)
+  PS_ACCOUNTED_FIELDS(PS_NONZERO_SERIES)
   PS_IO_FIELDS(PS_IO_SERIES)
+#undef PS_NONZERO_SERIES
 #undef PS_IO_SERIES
 #undef PS_SERIES
 }

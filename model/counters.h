@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The C++ side of the counter lists in bpf/procscope.h (PS_COUNTER_FIELDS, PS_COUNTER_ARRAYS,
+// The C++ side of the counter lists in bpf/procscope.h (PS_SCALAR_FIELDS, PS_COUNTER_ARRAYS,
 // PS_IO_FIELDS): how each counter is named and scaled in the API (v1::Process, v1::ExitEvent)
 // and in the exposition, and the per-counter arithmetic every part shares. Everything that is
 // per counter iterates the lists, and each list entry looks up its metadata here by its field
@@ -93,6 +93,14 @@ PS_COUNTER_META(min_flt, minor_faults, kCount, "procscope_group_page_faults_tota
                 "procscope_process_page_faults_total", "type", "minor")
 PS_COUNTER_META(maj_flt, major_faults, kCount, "procscope_group_page_faults_total",
                 "procscope_process_page_faults_total", "type", "major")
+// PS_ACCOUNTED_FIELDS
+PS_COUNTER_META(blocked_ns, blocked_seconds, kNanoseconds, "procscope_group_blocked_seconds_total",
+                "procscope_process_blocked_seconds_total", nullptr, nullptr)
+PS_COUNTER_META(sleep_ns, sleep_seconds, kNanoseconds, "procscope_group_sleep_seconds_total",
+                "procscope_process_sleep_seconds_total", nullptr, nullptr)
+PS_COUNTER_META(runq_caused_ns, runqueue_wait_caused_seconds, kNanoseconds,
+                "procscope_group_runqueue_wait_caused_seconds_total",
+                "procscope_process_runqueue_wait_caused_seconds_total", nullptr, nullptr)
 // PS_COUNTER_ARRAYS
 PS_COUNTER_ARRAY_META(runq_hist, runqueue_wait_histogram,
                       "procscope_group_runqueue_latency_seconds")
@@ -124,7 +132,7 @@ void ForEachCounter(F&& fn, S&... s) {
 #define PS_EACH_FIELD(f, ...) fn(s.f...);
 #define PS_EACH_ARRAY(f, n) \
   for (int i = 0; i < (n); ++i) fn(s.f[i]...);
-  PS_COUNTER_FIELDS(PS_EACH_FIELD)
+  PS_SCALAR_FIELDS(PS_EACH_FIELD)
   PS_COUNTER_ARRAYS(PS_EACH_ARRAY)
 #undef PS_EACH_ARRAY
 #undef PS_EACH_FIELD

@@ -27,6 +27,7 @@ constexpr const char* kStatNames[] = {
     "stack_failed",           // PS_STAT_STACK_FAILED
     "drop_profile_notify",    // PS_STAT_DROP_PROFILE_NOTIFY
     "offcpu_stack_expired",   // PS_STAT_OFFCPU_STACK_EXPIRED
+    "drop_contention",        // PS_STAT_DROP_CONTENTION
 };
 static_assert(std::size(kStatNames) == PS_STAT_MAX, "a ps_stat without a name in kStatNames");
 

@@ -102,6 +102,15 @@ struct MapFill {
   uint64_t max_entries = 0;
 };
 
+// Contention over one collector pass: the run-queue wait of `victim`'s episodes (each of at least
+// 1 ms) that ended when `culprit` left the CPU. From the BPF `contention` map, drained per pass.
+struct ContentionPair {
+  ps_key culprit{};
+  ps_key victim{};
+  uint64_t wait_ns = 0;
+  uint64_t episodes = 0;
+};
+
 // Resources the offender detector ranks.
 enum class Resource { kCpu, kRunqueueWait, kMemoryGrowth, kPageFaults, kBlockIo, kCrashes };
 inline constexpr size_t kNumResources = 6;  // checked against the name table in model.cc

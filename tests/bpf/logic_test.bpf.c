@@ -12,8 +12,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* The test mirrors these layouts; keep them fixed. */
 _Static_assert(sizeof(struct ps_thread_counters) == 7 * 8, "ps_thread_counters layout");
-_Static_assert(sizeof(struct ps_task) == 7 * 8 + sizeof(struct ps_counters) + 16, "ps_task layout");
-_Static_assert(sizeof(struct ps_counters) == (6 + PS_RUNQ_BUCKETS) * 8, "ps_counters layout");
+_Static_assert(sizeof(struct ps_task) == 7 * 8 + sizeof(struct ps_counters) + 16 + 16 +
+		       sizeof(struct ps_stack_key), "ps_task layout");
+_Static_assert(sizeof(struct ps_counters) == (9 + PS_RUNQ_BUCKETS) * 8, "ps_counters layout");
 
 /* Context of run_bucket. */
 struct logic_bucket_args {
@@ -105,4 +106,47 @@ SEC("syscall")
 int run_final(void *args)
 {
 	return ps_final_step(&lead);
+}
+
+/* Context of the off-CPU helpers' programs: each reads the members it needs. */
+struct logic_offcpu_args {
+	__u64 a; /* off_ts, or now */
+	__u64 b; /* arrival, or last_queued */
+	__u64 c; /* d_runq */
+	__u32 preempt;
+	__u32 state; /* prev_state, or the epoch */
+	__u32 key_epoch;
+	__u32 pad;
+};
+
+__u64 offcpu_result;
+
+/* ps_offcpu_kind(state). */
+SEC("syscall")
+int run_offcpu_kind(struct logic_offcpu_args *args)
+{
+	return ps_offcpu_kind(args->state);
+}
+
+/* ps_offcpu_ns(a, b, c) into offcpu_result. */
+SEC("syscall")
+int run_offcpu_ns(struct logic_offcpu_args *args)
+{
+	offcpu_result = ps_offcpu_ns(args->a, args->b, args->c);
+	return 0;
+}
+
+/* ps_wait_ending(a, b) into offcpu_result. */
+SEC("syscall")
+int run_wait_ending(struct logic_offcpu_args *args)
+{
+	offcpu_result = ps_wait_ending(args->a, args->b);
+	return 0;
+}
+
+/* ps_stack_epoch_live(state, key_epoch). */
+SEC("syscall")
+int run_epoch_live(struct logic_offcpu_args *args)
+{
+	return ps_stack_epoch_live(args->state, (__u16)args->key_epoch);
 }

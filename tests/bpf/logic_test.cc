@@ -46,6 +46,19 @@ struct ps_task {
   __u32 group_dead;
   __u32 was_thread;
   __u32 pad;
+  __u64 off_ts;
+  __u32 off_kind;
+  __u32 pad2;
+  ps_stack_key off_stack;
+};
+struct logic_offcpu_args {
+  __u64 a;
+  __u64 b;
+  __u64 c;
+  __u32 preempt;
+  __u32 state;
+  __u32 key_epoch;
+  __u32 pad;
 };
 struct logic_signal {
   __u64 sum_sched_runtime;
@@ -146,7 +159,7 @@ void ForEachU64(ps_counters& c, F&& fn) {
 #define PS_EACH(f, ...) fn(c.f);
 #define PS_EACH_ARRAY(f, n) \
   for (int i = 0; i < (n); ++i) fn(c.f[i]);
-  PS_COUNTER_FIELDS(PS_EACH)
+  PS_SCALAR_FIELDS(PS_EACH)
   PS_COUNTER_ARRAYS(PS_EACH_ARRAY)
 #undef PS_EACH_ARRAY
 #undef PS_EACH
@@ -224,6 +237,9 @@ TEST(BtfLayout, MirrorsMatchTheBpfObject) {
                       {"invol_cs", offsetof(ps_counters, invol_cs)},
                       {"min_flt", offsetof(ps_counters, min_flt)},
                       {"maj_flt", offsetof(ps_counters, maj_flt)},
+                      {"blocked_ns", offsetof(ps_counters, blocked_ns)},
+                      {"sleep_ns", offsetof(ps_counters, sleep_ns)},
+                      {"runq_caused_ns", offsetof(ps_counters, runq_caused_ns)},
                       {"runq_hist", offsetof(ps_counters, runq_hist)}});
   ExpectStructLayout(btf, "ps_task", sizeof(ps_task),
                      {{"snap", offsetof(ps_task, snap)},
@@ -231,7 +247,19 @@ TEST(BtfLayout, MirrorsMatchTheBpfObject) {
                       {"totals", offsetof(ps_task, totals)},
                       {"group_dead", offsetof(ps_task, group_dead)},
                       {"was_thread", offsetof(ps_task, was_thread)},
-                      {"pad", offsetof(ps_task, pad)}});
+                      {"pad", offsetof(ps_task, pad)},
+                      {"off_ts", offsetof(ps_task, off_ts)},
+                      {"off_kind", offsetof(ps_task, off_kind)},
+                      {"pad2", offsetof(ps_task, pad2)},
+                      {"off_stack", offsetof(ps_task, off_stack)}});
+  ExpectStructLayout(btf, "logic_offcpu_args", sizeof(logic_offcpu_args),
+                     {{"a", offsetof(logic_offcpu_args, a)},
+                      {"b", offsetof(logic_offcpu_args, b)},
+                      {"c", offsetof(logic_offcpu_args, c)},
+                      {"preempt", offsetof(logic_offcpu_args, preempt)},
+                      {"state", offsetof(logic_offcpu_args, state)},
+                      {"key_epoch", offsetof(logic_offcpu_args, key_epoch)},
+                      {"pad", offsetof(logic_offcpu_args, pad)}});
   ExpectStructLayout(btf, "logic_signal", sizeof(logic_signal),
                      {{"sum_sched_runtime", offsetof(logic_signal, sum_sched_runtime)},
                       {"nvcsw", offsetof(logic_signal, nvcsw)},
@@ -353,6 +381,32 @@ class BpfLogicTest : public ::testing::Test {
   }
   uint32_t Final() { return Run<char>(skel_->progs.run_final, nullptr); }
   ps_task& Lead() { return skel_->bss->lead; }
+  uint32_t OffcpuKind(uint32_t state) {
+    logic_offcpu_args args{};
+    args.state = state;
+    return Run(skel_->progs.run_offcpu_kind, &args);
+  }
+  uint64_t OffcpuNs(uint64_t off_ts, uint64_t arrival, uint64_t d_runq) {
+    logic_offcpu_args args{};
+    args.a = off_ts;
+    args.b = arrival;
+    args.c = d_runq;
+    Run(skel_->progs.run_offcpu_ns, &args);
+    return skel_->bss->offcpu_result;
+  }
+  uint64_t WaitEnding(uint64_t now, uint64_t last_queued) {
+    logic_offcpu_args args{};
+    args.a = now;
+    args.b = last_queued;
+    Run(skel_->progs.run_wait_ending, &args);
+    return skel_->bss->offcpu_result;
+  }
+  bool EpochLive(uint32_t epoch, uint16_t key_epoch) {
+    logic_offcpu_args args{};
+    args.state = epoch;
+    args.key_epoch = key_epoch;
+    return Run(skel_->progs.run_epoch_live, &args) != 0;
+  }
 
   void SetState(const ps_thread_counters& snap, const ps_counters& totals) {
     skel_->bss->fold_snap = snap;
@@ -681,6 +735,71 @@ TEST_F(BpfLogicTest, FinalStepFollowsTheState) {
     Lead().totals = c.totals;
     EXPECT_EQ(Final(), c.want) << "group_dead=" << c.group_dead << " totals=" << c.totals;
   }
+}
+
+}  // namespace
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Off-CPU and contention helpers (core.bpf.h), against the kernel's task states
+// (include/linux/sched.h): S 0x1, D 0x2, stopped 0x4 | 0x100, traced 0x8, dead 0x80,
+// TASK_IDLE = D | NOLOAD (0x400), TASK_KILLABLE = D | WAKEKILL (0x100), frozen 0x8000.
+
+TEST_F(BpfLogicTest, OffcpuKindFollowsTheTaskState) {
+  struct Case {
+    uint32_t state;
+    uint32_t kind;
+  };
+  const Case cases[] = {
+      {0x0, 0},                          // running: preempted or yielded, stays runnable
+      {0x1, PS_STACK_OFFCPU_SLEEP},      // S
+      {0x2, PS_STACK_OFFCPU_BLOCKED},    // D
+      {0x102, PS_STACK_OFFCPU_BLOCKED},  // TASK_KILLABLE
+      {0x402, PS_STACK_OFFCPU_SLEEP},    // TASK_IDLE: an idle kernel thread
+      {0x2001, PS_STACK_OFFCPU_SLEEP},   // S | TASK_FREEZABLE
+      {0x104, 0},                        // stopped
+      {0x8, 0},                          // traced
+      {0x80, 0},                         // dead
+      {0x8000, 0},                       // frozen
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(OffcpuKind(c.state), c.kind) << "state=0x" << std::hex << c.state;
+  }
+}
+
+TEST_F(BpfLogicTest, OffcpuNsIsTheSpanLessTheWaitAfterWakeup) {
+  EXPECT_EQ(OffcpuNs(1000, 5000, 0), 4000u);
+  EXPECT_EQ(OffcpuNs(1000, 5000, 1500), 2500u);
+  EXPECT_EQ(OffcpuNs(1000, 5000, 4000), 0u);  // all of it waiting: nothing asleep
+  EXPECT_EQ(OffcpuNs(1000, 5000, 9000), 0u);  // a migration's wait on another CPU: no underflow
+  EXPECT_EQ(OffcpuNs(5000, 5000, 0), 0u);     // not switched in since
+  EXPECT_EQ(OffcpuNs(5000, 1000, 0), 0u);     // arrival before the switch-out: still asleep
+  EXPECT_EQ(OffcpuNs(1, UINT64_MAX, 0), UINT64_MAX - 1);
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 500; ++i) {
+    const uint64_t off = rng() >> 2, span = rng() >> 20, runq = rng() >> 20;
+    const uint64_t want = span > runq ? span - runq : 0;
+    ASSERT_EQ(OffcpuNs(off, off + span, runq), span == 0 ? 0 : want)
+        << off << " " << span << " " << runq;
+  }
+}
+
+TEST_F(BpfLogicTest, WaitEndingIsTheClockLessLastQueued) {
+  EXPECT_EQ(WaitEnding(10'000, 4'000), 6'000u);
+  EXPECT_EQ(WaitEnding(10'000, 0), 0u);  // not queued (the idle task, a fresh task)
+  EXPECT_EQ(WaitEnding(10'000, 10'000), 0u);
+  EXPECT_EQ(WaitEnding(10'000, 12'000), 0u);  // queued on a CPU whose clock is ahead
+}
+
+TEST_F(BpfLogicTest, StackEpochLiveIsCurrentOrPrevious) {
+  EXPECT_TRUE(EpochLive(7, 7));
+  EXPECT_TRUE(EpochLive(7, 6));
+  EXPECT_FALSE(EpochLive(7, 5));
+  EXPECT_FALSE(EpochLive(7, 8));            // from the future: not this map
+  EXPECT_TRUE(EpochLive(0x10000, 0xffff));  // the 16-bit epoch of the key wraps
+  EXPECT_TRUE(EpochLive(0x10000, 0));
+  EXPECT_FALSE(EpochLive(0x10001, 0xffff));
 }
 
 }  // namespace

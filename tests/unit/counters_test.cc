@@ -66,7 +66,7 @@ std::vector<Field> AllFields() {
                    counter_meta::f::kApiName, i, false, counter_meta::f::kGroupFamily, nullptr, \
                    nullptr, nullptr});                                                          \
   }
-  PS_COUNTER_FIELDS(PS_FIELD)
+  PS_SCALAR_FIELDS(PS_FIELD)
   PS_COUNTER_ARRAYS(PS_ARRAY)
   PS_IO_FIELDS(PS_IO)
 #undef PS_ARRAY

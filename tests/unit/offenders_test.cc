@@ -576,3 +576,167 @@ TEST(OffenderCrashLoopTest, OneCrashIsNotALoopTwoAre) {
 
 }  // namespace
 }  // namespace procscope
+
+namespace procscope {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Contention and saturation (fixed inputs; e2e.offcpu feeds the detector real samples).
+
+ProcessInfo WithCaused(ProcessInfo p, double cpu_s, double caused_s, double runq_s = 0) {
+  p.counters.cpu_ns = static_cast<uint64_t>(cpu_s * 1e9);
+  p.counters.runq_caused_ns = static_cast<uint64_t>(caused_s * 1e9);
+  p.counters.runq_ns = static_cast<uint64_t>(runq_s * 1e9);
+  return p;
+}
+
+ContentionPair Pair(uint32_t culprit, uint32_t victim, double wait_s) {
+  ContentionPair c;
+  c.culprit = Proc(culprit).key;
+  c.victim = Proc(victim).key;
+  c.wait_ns = static_cast<uint64_t>(wait_s * 1e9);
+  c.episodes = 1;
+  return c;
+}
+
+std::vector<Offender> OfResource(const std::vector<Offender>& all, Resource r) {
+  std::vector<Offender> out;
+  for (const Offender& o : all) {
+    if (o.resource == r) out.push_back(o);
+  }
+  return out;
+}
+
+TEST(OffenderContentionTest, VictimsAndCulpritsOverTheWindowWithoutSelf) {
+  OffenderDetector d(Config());
+  d.Observe({Proc(1), Proc(2), Proc(3)}, At(0));
+  d.ObserveContention({Pair(1, 2, 0.5), Pair(1, 3, 0.25), Pair(1, 1, 9)}, At(10));
+  d.ObserveContention({Pair(1, 2, 0.5), Pair(3, 2, 0.1)}, At(20));
+  const std::vector<ResourceRate> victims = d.Victims(Proc(1).key);
+  ASSERT_THAT(victims, SizeIs(2));  // its own threads' waits are not "delaying others"
+  EXPECT_EQ(victims[0].key.tgid, 2u);
+  EXPECT_DOUBLE_EQ(victims[0].rate, 1.0);  // seconds of wait caused over the window
+  EXPECT_EQ(victims[1].key.tgid, 3u);
+  EXPECT_DOUBLE_EQ(victims[1].rate, 0.25);
+  const std::vector<ResourceRate> culprits = d.Culprits(Proc(2).key);
+  ASSERT_THAT(culprits, SizeIs(2));
+  EXPECT_EQ(culprits[0].key.tgid, 1u);
+  EXPECT_EQ(culprits[1].key.tgid, 3u);
+  EXPECT_DOUBLE_EQ(culprits[1].rate, 0.1);
+
+  // A pass older than the window is forgotten.
+  d.ObserveContention({}, At(45));
+  EXPECT_THAT(d.Victims(Proc(1).key), SizeIs(1));  // only the pass at 20 s is left
+  EXPECT_DOUBLE_EQ(d.Victims(Proc(1).key)[0].rate, 0.5);
+}
+
+TEST(OffenderContentionTest, ACulpritThatStandsOutIsACpuOffenderNamingWhomItDelays) {
+  OffenderDetector d(Config());  // 4 CPUs: 1.2 cores of wait is no saturation (0.3 per CPU)
+  d.Observe({Proc(1), Proc(2), Proc(3), Proc(4)}, At(0));
+  // pid 1: 0.4 cores (below min_cpu_cores, so no plain cpu offender), 0.6 s/s of wait caused.
+  d.Observe({WithCaused(Proc(1), 12, 18), WithCaused(Proc(2), 3, 1, 9),
+             WithCaused(Proc(3), 3, 0, 9), WithCaused(Proc(4), 3, 0, 0.1)},
+            At(30));
+  d.ObserveContention({Pair(1, 2, 9), Pair(1, 3, 8), Pair(2, 3, 1)}, At(30));
+  const std::vector<Offender> cpu = OfResource(d.Evaluate(At(30)), Resource::kCpu);
+  ASSERT_THAT(cpu, SizeIs(1));
+  EXPECT_EQ(cpu[0].key.tgid, 1u);
+  EXPECT_DOUBLE_EQ(cpu[0].rate, 0.4);
+  EXPECT_EQ(cpu[0].reason, "proc1 delayed 2 processes by 0.60 s/s, cpu 0.40 cores");
+  EXPECT_EQ(cpu[0].comm, "proc1");
+  EXPECT_EQ(cpu[0].group, "group1");
+}
+
+TEST(OffenderContentionTest, RunqueueOffenderNamesItsCulprits) {
+  OffenderDetector d(Config());
+  d.Observe({Proc(1), Proc(2), Proc(3)}, At(0));
+  d.Observe(
+      {WithCaused(Proc(1), 1, 0, 7.5), WithCaused(Proc(2), 1, 4.5), WithCaused(Proc(3), 1, 3)},
+      At(30));
+  d.ObserveContention({Pair(2, 1, 4.5), Pair(3, 1, 3)}, At(30));
+  std::optional<Offender> o = Find(d.Evaluate(At(30)), Resource::kRunqueueWait);
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->key.tgid, 1u);
+  EXPECT_EQ(o->reason,
+            "run-queue wait 0.25 cores, no other process close; delayed by proc2 0.15 s/s, "
+            "proc3 0.10 s/s");
+}
+
+TEST(OffenderContentionTest, SaturationByRunqueueWaitNamesEveryTopContributor) {
+  OffenderConfig c = Config();
+  c.num_cpus = 2;
+  OffenderDetector d(c);
+  d.Observe({Proc(1), Proc(2), Proc(3)}, At(0));
+  // Two loops at 1 core each on a 2-CPU machine, neither dominant; 0.9 cores of wait in all
+  // (>= 0.25 per CPU): saturated.
+  d.Observe({WithCaused(Proc(1), 30, 0, 12), WithCaused(Proc(2), 30, 0, 12),
+             WithCaused(Proc(3), 1.5, 0, 3)},
+            At(30));
+  const std::vector<Offender> cpu = OfResource(d.Evaluate(At(30)), Resource::kCpu);
+  ASSERT_THAT(cpu, SizeIs(2));  // pid 3 (0.05 cores) is below saturation_min_cpu_cores
+  EXPECT_EQ(cpu[0].key.tgid, 1u);
+  EXPECT_EQ(cpu[1].key.tgid, 2u);
+  EXPECT_EQ(cpu[0].reason,
+            "machine saturated (run-queue wait 0.90 cores on 2 CPUs): cpu 1.00 cores, 49 % of all "
+            "processes' CPU");
+  EXPECT_DOUBLE_EQ(cpu[0].share, 0.5);
+  EXPECT_EQ(cpu[0].since, At(30));
+  // Still saturated later: `since` is kept.
+  d.Observe({WithCaused(Proc(1), 35, 0, 14), WithCaused(Proc(2), 35, 0, 14),
+             WithCaused(Proc(3), 1.75, 0, 3.5)},
+            At(35));
+  const std::vector<Offender> again = OfResource(d.Evaluate(At(35)), Resource::kCpu);
+  ASSERT_THAT(again, SizeIs(2));
+  EXPECT_EQ(again[0].since, At(30));
+}
+
+TEST(OffenderContentionTest, SaturationByCpuPressureAndNotWithoutIt) {
+  OffenderConfig c = Config();
+  c.num_cpus = 2;
+  OffenderDetector d(c);
+  d.Observe({Proc(1), Proc(2)}, At(0));
+  d.Observe({WithCpu(Proc(1), 30), WithCpu(Proc(2), 30)}, At(30));  // no run-queue wait
+  EXPECT_THAT(d.Evaluate(At(30)), IsEmpty());                       // as before: none dominates
+  d.ObserveCpuPressure(12.5);
+  EXPECT_THAT(d.Evaluate(At(30)), IsEmpty());  // below saturation_cpu_pressure (40 %)
+  d.ObserveCpuPressure(63);
+  const std::vector<Offender> cpu = OfResource(d.Evaluate(At(30)), Resource::kCpu);
+  ASSERT_THAT(cpu, SizeIs(2));
+  EXPECT_THAT(cpu[0].reason,
+              HasSubstr("machine saturated (run-queue wait 0.00 cores on 2 CPUs, "
+                        "cpu pressure 63 %): cpu 1.00 cores, 50 % of all processes' CPU"));
+  d.ObserveCpuPressure(-1);  // not known: back to run-queue wait alone
+  EXPECT_THAT(d.Evaluate(At(30)), IsEmpty());
+}
+
+TEST(OffenderContentionTest, AtMostMaxSaturationOffendersCovering90PercentOfTheCpu) {
+  OffenderConfig c = Config();
+  c.num_cpus = 2;
+  c.max_saturation_offenders = 2;
+  OffenderDetector d(c);
+  std::vector<ProcessInfo> zero, busy;
+  for (uint32_t pid = 1; pid <= 5; ++pid) {
+    zero.push_back(Proc(pid));
+    busy.push_back(WithCaused(Proc(pid), 12 - pid, 0, 6));  // 0.37 .. 0.23 cores, 1 core waiting
+  }
+  d.Observe(zero, At(0));
+  d.Observe(busy, At(30));
+  const std::vector<Offender> cpu = OfResource(d.Evaluate(At(30)), Resource::kCpu);
+  ASSERT_THAT(cpu, SizeIs(2));
+  EXPECT_EQ(cpu[0].key.tgid, 1u);
+  EXPECT_EQ(cpu[1].key.tgid, 2u);
+}
+
+TEST(OffenderContentionTest, SaturationThresholdsAreValidated) {
+  OffenderConfig c;
+  c.saturation_runqueue_per_cpu = -1;
+  EXPECT_EQ(ValidateOffenderConfig(c).message(),
+            "offender saturation_runqueue_per_cpu -1: must be >= 0");
+  c = OffenderConfig();
+  c.max_saturation_offenders = -2;
+  EXPECT_EQ(ValidateOffenderConfig(c).message(),
+            "offender max_saturation_offenders -2: must be >= 0");
+}
+
+}  // namespace
+}  // namespace procscope

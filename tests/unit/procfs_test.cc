@@ -354,3 +354,40 @@ TEST(RealProcTest, ReadsThisProcess) {
 
 }  // namespace
 }  // namespace procscope
+
+namespace procscope {
+namespace {
+
+TEST(PressureTest, SomeAvg10OfTheKernelsFormat) {
+  const char kCpu[] =
+      "some avg10=12.34 avg60=5.00 avg300=1.00 total=123456\n"
+      "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+  absl::StatusOr<double> v = ParsePressureSomeAvg10(kCpu, "cpu");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_DOUBLE_EQ(*v, 12.34);
+  EXPECT_DOUBLE_EQ(*ParsePressureSomeAvg10("full avg10=9\nsome avg10=0.00 total=1", "cpu"), 0);
+  EXPECT_FALSE(ParsePressureSomeAvg10("", "cpu").ok());
+  EXPECT_FALSE(ParsePressureSomeAvg10("some avg60=1.0", "cpu").ok());
+  EXPECT_FALSE(ParsePressureSomeAvg10("some avg10=abc", "cpu").ok());
+  EXPECT_FALSE(ParsePressureSomeAvg10("some avg10=150", "cpu").ok());
+  EXPECT_EQ(ParsePressureSomeAvg10("x", "/proc/pressure/cpu").status().message(),
+            "/proc/pressure/cpu: no \"some avg10=\" value");
+}
+
+TEST(PressureTest, ReadsTheFileUnderTheProcRoot) {
+  const std::string root = ::testing::TempDir() + "/psi_root_" + std::to_string(getpid());
+  ASSERT_EQ(system(("mkdir -p " + root + "/pressure").c_str()), 0);
+  Procfs fs(root);
+  EXPECT_FALSE(fs.ReadCpuPressure().ok());  // no PSI
+  FILE* f = fopen((root + "/pressure/cpu").c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fputs("some avg10=41.50 avg60=1 avg300=1 total=9\n", f);
+  fclose(f);
+  absl::StatusOr<double> v = fs.ReadCpuPressure();
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_DOUBLE_EQ(*v, 41.5);
+  (void)system(("rm -rf " + root).c_str());
+}
+
+}  // namespace
+}  // namespace procscope
