@@ -444,6 +444,26 @@ const drilldown = dashboard({
                        '{{le}}', {format: 'heatmap'})],
     }),
     timeseries({
+      title: 'Run-queue wait caused and suffered', unit: CORES, min: 0, w: 8,
+      question: 'Whom does the group delay? The run-queue wait of other processes that ended ' +
+                'when the group left their CPU (caused), next to the group\'s own wait (suffered).',
+      targets: [target(`rate(procscope_group_runqueue_wait_caused_seconds_total{${GROUP}}[${RATE}])`, 'caused (delaying others)'),
+                target(`rate(procscope_group_runqueue_wait_seconds_total{${GROUP}}[${RATE}])`, 'suffered (waiting for a CPU)')],
+    }),
+    timeseries({
+      title: 'Off-CPU time: blocked and sleeping', unit: CORES, min: 0, w: 8,
+      question: 'What does the group wait on while off the CPU: blocked uninterruptibly (D: disk, ' +
+                'locks) or sleeping (S: pipes, sockets, timers)? Its stacks: /debug/pprof/offcpu.',
+      targets: [target(`rate(procscope_group_blocked_seconds_total{${GROUP}}[${RATE}])`, 'blocked (D)'),
+                target(`rate(procscope_group_sleep_seconds_total{${GROUP}}[${RATE}])`, 'sleeping (S)')],
+    }),
+    timeseries({
+      title: 'Culprits and victims on this node', unit: CORES, min: 0, w: 8,
+      question: 'Which groups delay others the most (caused), and which wait the most (suffered)?',
+      targets: [target(`topk(5, rate(procscope_group_runqueue_wait_caused_seconds_total{${NODE}}[${RATE}]) > 0)`, 'culprit {{group}}'),
+                target(`topk(5, rate(procscope_group_runqueue_wait_seconds_total{${NODE}}[${RATE}]) > 0)`, 'victim {{group}}')],
+    }),
+    timeseries({
       title: 'Context switches', unit: 'suffix: /s', min: 0, w: 8,
       question: 'How often do the group\'s threads block (voluntary) or get preempted (involuntary)?',
       targets: [target(`sum by (type) (rate(procscope_group_context_switches_total{${GROUP}}[${RATE}]))`, '{{type}}')],

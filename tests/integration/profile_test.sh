@@ -7,7 +7,9 @@
 #   - a 300 ms child that exits before the profile is read is still symbolised;
 #   - bad query parameters are 400 with a one-line message;
 #   - `procscope profile --pid` prints the function first; --pprof writes a file pprof reads;
-#   - the self-metrics count stacks and truncated user stacks.
+#   - the self-metrics count stacks and truncated user stacks;
+#   - a writer blocked in synchronous writes (dd oflag=dsync on a real disk) has off-CPU time in
+#     the blocked (D) state whose stacks hold the kernel's I/O wait frames.
 # Usage: profile_test.sh <procscoped> <procscope> <profile_spin>
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -127,6 +129,26 @@ curl -sf -o "$TMP/off.pb.gz" "$URL/debug/pprof/offcpu?seconds=10" || fail "GET /
 pprof -raw "$TMP/off.pb.gz" >"$TMP/off.raw" || { cat "$TMP/pprof.err"; fail "go tool pprof cannot read offcpu"; }
 grep -q 'offcpu/nanoseconds' "$TMP/off.raw" || fail "offcpu sample type missing: $(head -5 "$TMP/off.raw")"
 pass "/debug/pprof/offcpu is a profile of offcpu/nanoseconds"
+
+# --- Off-CPU stacks of a writer blocked on the disk --------------------------------------------------
+# Every write waits for the device (oflag=dsync), in D; one D switch-out in 16 (the default
+# --offcpu_stack_ratio) is sampled.
+dd if=/dev/zero of="$TMP/dsync" bs=4k count=100000 oflag=dsync status=none &
+DD=$!
+PIDS+=("$DD")
+sleep 6
+curl -sf "$URL/debug/pprof/offcpu?seconds=5&pid=$DD&format=folded" >"$TMP/dd.folded" ||
+  fail "GET /debug/pprof/offcpu?pid=$DD"
+kill "$DD" 2>/dev/null || true
+[[ -s $TMP/dd.folded ]] || fail "no off-CPU stacks for the dsync writer (pid $DD)"
+IOWAIT='io_schedule|submit_bio_wait|blkdev_issue_flush|jbd2_log_wait_commit|folio_wait|wait_on_page|file_write_and_wait|filemap_fdatawait'
+read -r io total < <(awk -v re="$IOWAIT" '{t += $NF; if ($0 ~ re) w += $NF} END {printf "%.0f %.0f\n", w, t}' "$TMP/dd.folded")
+((io * 100 >= total * 50)) ||
+  { head -20 "$TMP/dd.folded"; fail "I/O wait frames on $io of $total ns of the writer's off-CPU stacks"; }
+curl -sf -o "$TMP/dd.pb.gz" "$URL/debug/pprof/offcpu?seconds=5&pid=$DD" || fail "GET offcpu pprof"
+pprof -raw "$TMP/dd.pb.gz" >"$TMP/dd.raw" || { cat "$TMP/pprof.err"; fail "pprof cannot read the writer's offcpu"; }
+grep -q 'state:\[blocked\]' "$TMP/dd.raw" || { head -40 "$TMP/dd.raw"; fail "no state=blocked sample for the writer"; }
+pass "the dsync writer's off-CPU stacks are blocked (D) in I/O waits: $((io * 100 / total)) % of $((total / 1000000)) ms; e.g. $(sort -t' ' -k2 -n -r "$TMP/dd.folded" | head -1 | cut -c1-160)"
 
 # --- procscope profile --standalone (no daemon asked) --------------------------------------------
 kill "$DPID"
