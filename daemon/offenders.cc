@@ -227,12 +227,14 @@ void OffenderDetector::ObserveContention(const std::vector<ContentionPair>& pair
   PruneCrashes(now_);
 }
 
-std::vector<ResourceRate> OffenderDetector::Victims(const ps_key& culprit) const {
+std::vector<ResourceRate> OffenderDetector::Partners(const ps_key& key, bool of_culprit) const {
   absl::flat_hash_map<Id, double> ns;
   for (const ContentionPass& pass : contention_) {
     for (const ContentionPair& c : pass.pairs) {
-      if (SameKey(c.culprit, culprit) && !SameKey(c.victim, culprit)) {
-        ns[IdOf(c.victim)] += static_cast<double>(c.wait_ns);
+      const ps_key& self = of_culprit ? c.culprit : c.victim;
+      const ps_key& other = of_culprit ? c.victim : c.culprit;
+      if (SameKey(self, key) && !SameKey(other, key)) {
+        ns[IdOf(other)] += static_cast<double>(c.wait_ns);
       }
     }
   }
@@ -247,24 +249,12 @@ std::vector<ResourceRate> OffenderDetector::Victims(const ps_key& culprit) const
   return out;
 }
 
+std::vector<ResourceRate> OffenderDetector::Victims(const ps_key& culprit) const {
+  return Partners(culprit, /*of_culprit=*/true);
+}
+
 std::vector<ResourceRate> OffenderDetector::Culprits(const ps_key& victim) const {
-  absl::flat_hash_map<Id, double> ns;
-  for (const ContentionPass& pass : contention_) {
-    for (const ContentionPair& c : pass.pairs) {
-      if (SameKey(c.victim, victim) && !SameKey(c.culprit, victim)) {
-        ns[IdOf(c.culprit)] += static_cast<double>(c.wait_ns);
-      }
-    }
-  }
-  std::vector<ResourceRate> out;
-  for (const auto& [id, v] : ns) {
-    ps_key k{};
-    k.tgid = id.first;
-    k.start_ns = id.second;
-    out.push_back({k, v / 1e9});
-  }
-  std::sort(out.begin(), out.end(), RankedBefore);
-  return out;
+  return Partners(victim, /*of_culprit=*/false);
 }
 
 void OffenderDetector::PruneCrashes(absl::Time now) {

@@ -124,6 +124,8 @@ class OffenderDetector {
   };
 
   static Id IdOf(const ps_key& k) { return {k.tgid, k.start_ns}; }
+  // The victims of `key` (of_culprit) or its culprits, by wait over the window, highest first.
+  std::vector<ResourceRate> Partners(const ps_key& key, bool of_culprit) const;
   static bool SameCounters(const Point& a, const Point& b);
   double ProcessRate(const Track& t, Resource r) const;
   double CausedRate(const Track& t) const;

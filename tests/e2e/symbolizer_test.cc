@@ -34,6 +34,18 @@
 #include "symbolizer.h"
 
 namespace procscope {
+// AddressSanitizer (GCC defines the macro, clang has the feature test).
+#if defined(__SANITIZE_ADDRESS__)
+#define PS_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PS_UNDER_ASAN 1
+#endif
+#endif
+#ifndef PS_UNDER_ASAN
+#define PS_UNDER_ASAN 0
+#endif
+
 namespace {
 
 #define REQUIRE_ROOT()                                                   \
@@ -555,8 +567,14 @@ TEST(Symbolizer, SpeedAndMemory) {
       static_cast<unsigned long long>(st.kernel_symbols), st.bytes / 1048576.0,
       mib(rss_captured, rss_kids), mib(rss_held, rss_kids), mib(rss1, rss_kids));
   EXPECT_EQ(st.processes, 100u);
-  // What the symbolizer keeps (the frames made are the caller's).
+  // What the symbolizer keeps (the frames made are the caller's). Under AddressSanitizer the
+  // RSS says nothing about the symbolizer (shadow memory, the freed-memory quarantine: 117 MiB
+  // measured), so the budget is checked in the normal and release builds only.
+#if PS_UNDER_ASAN
+  printf("symbolizer: RSS budget not checked under AddressSanitizer\n");
+#else
   EXPECT_LE(mib(rss_held, rss_kids), 16.0) << "RSS growth over the 16 MiB budget";
+#endif
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 #   - a child built with frame pointers spins in one known function: `go tool pprof -top` on
 #     /debug/pprof/profile?pid=<child> lists that function first, and >= 90 % of the child's
 #     samples have it on the stack (folded output, which must parse);
-#   - a 300 ms child that exits before the profile is read is still symbolised;
+#   - a 200 ms child that exits before the profile is read is still symbolised;
+#   - a syscall-heavy child (dd bs=1) has its kernel frames symbolised in its on-CPU stacks;
 #   - bad query parameters are 400 with a one-line message;
 #   - `procscope profile --pid` prints the function first; --pprof writes a file pprof reads;
 #   - the self-metrics count stacks and truncated user stacks;
@@ -93,13 +94,27 @@ stacks=$(curl -sf "$URL/api/v1/events?failed=true&limit=20" |
 pass "the crash event carries its last stacks: ${stacks%%$'\n'*}"
 
 # --- A short-lived process, gone before the read --------------------------------------------------
-nice -n -10 "$SPIN" 300 &
+nice -n -10 "$SPIN" 200 &
 SHORT=$!
 wait "$SHORT" || true
 sleep 2.5  # the next drain (every --sample_interval, 1 s) after its exit
 curl -sf "$URL/debug/pprof/profile?seconds=10&pid=$SHORT&format=folded" >"$TMP/short"
 grep -q ";$FN" "$TMP/short" || { cat "$TMP/short"; fail "the exited pid $SHORT has no $FN frame"; }
-pass "a 300 ms process that exited before the read is symbolised ($(awk '{s += $NF} END {print s}' "$TMP/short") samples)"
+pass "a 200 ms process that exited before the read is symbolised ($(awk '{s += $NF} END {print s}' "$TMP/short") samples)"
+
+# --- A syscall-heavy child: its kernel frames, symbolised -----------------------------------------
+nice -n -10 dd if=/dev/zero of=/dev/null bs=1 count=100000000 status=none &
+SYS=$!
+PIDS+=("$SYS")
+sleep 4
+curl -sf "$URL/debug/pprof/profile?seconds=3&pid=$SYS&format=folded" >"$TMP/sys.folded" ||
+  fail "GET /debug/pprof/profile?pid=$SYS"
+kill "$SYS" 2>/dev/null || true
+KSYS='entry_SYSCALL_64|do_syscall_64|ksys_read|ksys_write|vfs_read|vfs_write'
+read -r ks total < <(awk -v re="$KSYS" '{t += $NF; if ($0 ~ re) w += $NF} END {printf "%.0f %.0f\n", w, t}' "$TMP/sys.folded")
+((total > 0 && ks * 100 >= total * 50)) ||
+  { head -20 "$TMP/sys.folded"; fail "kernel syscall frames on $ks of $total samples of dd (pid $SYS)"; }
+pass "the syscall-heavy dd has named kernel frames on $ks of $total samples, e.g. $(sort -t' ' -k2 -n -r "$TMP/sys.folded" | head -1 | cut -c1-140)"
 
 # --- procscope profile ----------------------------------------------------------------------------
 "$SPIN" 0 &
