@@ -271,6 +271,26 @@ void OffenderDetector::PruneCrashes(absl::Time now) {
   }
 }
 
+// The point a rate over the window is measured from: zero counters at its start for a process
+// born inside the window (`from_birth`), else the newest point at or before the cutoff (the
+// oldest when seen for less than the window), moved to the cutoff across a plateau.
+OffenderDetector::Point OffenderDetector::BasePoint(const Track& t, absl::Time cutoff,
+                                                    absl::Time newest, bool from_birth) {
+  Point base;
+  if (from_birth && t.start_time > cutoff && t.start_time < newest) {
+    base.time = t.start_time;
+    return base;
+  }
+  auto it = std::upper_bound(t.points.begin(), t.points.end(), cutoff,
+                             [](absl::Time c, const Point& p) { return c < p.time; });
+  base = it == t.points.begin() ? t.points.front() : *std::prev(it);
+  // A plateau across the cutoff: the counters at the cutoff were the base's.
+  if (it != t.points.begin() && it != t.points.end() && SameCounters(base, *it)) {
+    base.time = cutoff;
+  }
+  return base;
+}
+
 double OffenderDetector::ProcessRate(const Track& t, Resource r) const {
   if (t.points.empty()) return 0;
   Point newest = t.points.back();
@@ -281,19 +301,7 @@ double OffenderDetector::ProcessRate(const Track& t, Resource r) const {
   // binary in and growing from nothing, which over a short life looks like a leak or a storm.
   // They are measured from the first observation. Every rate needs a quarter of the window.
   const bool from_birth = r != Resource::kMemoryGrowth && r != Resource::kPageFaults;
-  Point base;  // zero counters: a process born inside the window is measured from its start
-  if (from_birth && t.start_time > cutoff && t.start_time < newest.time) {
-    base.time = t.start_time;
-  } else {
-    // The newest point at or before the cutoff, else the oldest (seen for less than the window).
-    auto it = std::upper_bound(t.points.begin(), t.points.end(), cutoff,
-                               [](absl::Time c, const Point& p) { return c < p.time; });
-    base = it == t.points.begin() ? t.points.front() : *std::prev(it);
-    // A plateau across the cutoff: the counters at the cutoff were the base's.
-    if (it != t.points.begin() && it != t.points.end() && SameCounters(base, *it)) {
-      base.time = cutoff;
-    }
-  }
+  const Point base = BasePoint(t, cutoff, newest.time, from_birth);
   const double seconds = absl::ToDoubleSeconds(newest.time - base.time);
   if (seconds <= 0) return 0;
   // Too young (or seen too briefly) to rank: a 50 ms sed at 1 core is no CPU hog.
@@ -322,17 +330,7 @@ double OffenderDetector::CausedRate(const Track& t) const {
   Point newest = t.points.back();
   newest.time = std::max(newest.time, t.plateau_end);
   const absl::Time cutoff = last_observe_ - config_.window;
-  Point base;
-  if (t.start_time > cutoff && t.start_time < newest.time) {
-    base.time = t.start_time;
-  } else {
-    auto it = std::upper_bound(t.points.begin(), t.points.end(), cutoff,
-                               [](absl::Time c, const Point& p) { return c < p.time; });
-    base = it == t.points.begin() ? t.points.front() : *std::prev(it);
-    if (it != t.points.begin() && it != t.points.end() && SameCounters(base, *it)) {
-      base.time = cutoff;
-    }
-  }
+  const Point base = BasePoint(t, cutoff, newest.time, /*from_birth=*/true);
   if (newest.time - base.time < config_.window / 4) return 0;
   return Delta(newest.runq_caused_ns, base.runq_caused_ns) /
          absl::ToDoubleSeconds(newest.time - base.time) / 1e9;
