@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -256,8 +257,15 @@ ProfileData ProfileStore::Query(const ProfileQuery& q, absl::Time now) const {
       sum[k] += v;
     }
   }
-  out.samples.reserve(sum.size());
-  for (const auto& [k, v] : sum) {
+  // In the store's own order (first seen), not the hash map's: the same query gives the same
+  // profile bytes, so a pprof or folded file can be compared and cached.
+  std::vector<std::pair<EntryKey, uint64_t>> sorted(sum.begin(), sum.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first.proc, a.first.stack, a.first.kind) <
+           std::tie(b.first.proc, b.first.stack, b.first.kind);
+  });
+  out.samples.reserve(sorted.size());
+  for (const auto& [k, v] : sorted) {
     ProfileData::Sample s;
     auto [pit, pnew] = proc_map.try_emplace(k.proc, out.processes.size());
     if (pnew) out.processes.push_back(procs_[k.proc].meta);

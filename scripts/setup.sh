@@ -13,6 +13,7 @@ PACKAGES=(
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev linux-perf stress-ng fio util-linux
   prometheus prometheus-process-exporter tmux curl jq
+  bpftrace                 # bench/: the peer that procscope's overhead is compared with
   libclang-rt-14-dev  # tests/fuzz: libFuzzer and the sanitizer runtimes (clang-14 only recommends it)
   apache2-utils  # tests/integration/tls_test.sh: htpasswd makes the bcrypt hashes, as users do
   prometheus-alertmanager  # tests/deploy: amtool check-config, and a real Alertmanager

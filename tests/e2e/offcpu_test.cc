@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Off-CPU accounting and contention of the real collector against what the children measure
-// themselves: time blocked in fsync (D), time asleep in nanosleep (S), and the run-queue wait two
+// themselves: time blocked in fsync (D, the hypervisor's steal set apart), time asleep in nanosleep (S), and the run-queue wait two
 // busy loops pinned to one CPU cause a sleeper there and each other; the offender detector fed the
 // collector's real samples names both loops when that CPU is saturated.
 #include <fcntl.h>
@@ -89,19 +89,60 @@ double AsleepInCalls(const Measured& m, const ps_counters& c0, const ps_counters
          static_cast<double>(c1.runq_ns - c0.runq_ns);
 }
 
+// One CPU's ticks from /proc/stat: steal, and every tick it ran something (user, nice, system,
+// irq, softirq, steal).
+struct CpuTicks {
+  uint64_t steal = 0;
+  uint64_t running = 0;
+};
+std::optional<CpuTicks> ReadCpuTicks(int cpu) {
+  FILE* f = fopen("/proc/stat", "r");
+  if (f == nullptr) return std::nullopt;
+  std::optional<CpuTicks> out;
+  char line[512];
+  const std::string want = absl::StrCat("cpu", cpu, " ");
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    if (!absl::StartsWith(line, want)) continue;
+    unsigned long long v[8] = {};
+    if (sscanf(line + want.size(), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+               &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+      out = CpuTicks{v[7], v[0] + v[1] + v[2] + v[5] + v[6] + v[7]};
+    }
+  }
+  fclose(f);
+  return out;
+}
+
+// On a VM the hypervisor takes time from a running vCPU (steal). The kernel leaves it out of a
+// task's CPU time (CONFIG_PARAVIRT_TIME_ACCOUNTING) and it is not off-CPU time either, so wall
+// minus CPU overstates the child's blocked time by what was stolen while it ran. That is at most
+// its CPU's steal over the step (ticks, so one more for rounding): 0 on a machine without steal.
+// Measured under stress-ng --cpu 2 here: the collector's blocked_ns matched bpftrace's
+// switch-out-to-switch-in times within 1 %, while wall - CPU ran 10-55 % over both, by the gap
+// between on-CPU wall time and the task's CPU clock, and the CPU's steal covered that gap.
+double StealBound(const CpuTicks& a, const CpuTicks& b) {
+  const uint64_t ticks = b.steal - a.steal;
+  return ticks == 0 ? 0 : (ticks + 1) * 1e9 / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 TEST(OffcpuTest, BlockedTimeInFsyncMatchesWhatTheChildMeasured) {
   PS_REQUIRE_COLLECTOR();
   Measured* m = SharedMeasured();
   ASSERT_NE(m, nullptr);
   const std::string path = absl::StrCat(DiskTempDir(), "/procscope_offcpu_", getpid(), ".dat");
-  Child child([m, path](Child& c) {
+  // Pinned, so that the steal of its CPU is the steal it can have suffered.
+  const int cpu = 1 % std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+  Child child([m, path, cpu](Child& c) {
     Prioritize();
+    PinToCpu(cpu);
     const int fd = open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
     if (fd < 0) return 1;
-    std::vector<char> buf(256 << 10, 'x');
+    std::vector<char> buf(64 << 10, 'x');
     c.Ready();
     c.WaitGo();
-    for (int i = 0; i < 40; ++i) {
+    // At least 40 calls and 300 ms of them: a few dozen ticks for the steal estimate.
+    const uint64_t until = Now(CLOCK_MONOTONIC) + 300 * 1000 * 1000ull;
+    for (int i = 0; i < 40 || (Now(CLOCK_MONOTONIC) < until && i < 2000); ++i) {
       if (write(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) return 2;
       const uint64_t w0 = Now(CLOCK_MONOTONIC), c0 = Now(CLOCK_THREAD_CPUTIME_ID);
       if (fsync(fd) != 0) return 3;
@@ -114,14 +155,22 @@ TEST(OffcpuTest, BlockedTimeInFsyncMatchesWhatTheChildMeasured) {
     c.WaitGo();
     return 0;
   });
+  const std::optional<CpuTicks> t0 = ReadCpuTicks(cpu);
   auto step = MeasureStep(
       child, [](pid_t pid) { return CollectorEnv::Get()->Sample(pid); }, absl::Seconds(60));
+  const std::optional<CpuTicks> t1 = ReadCpuTicks(cpu);
   unlink(path.c_str());
   ASSERT_TRUE(step.ok()) << step.status();
+  ASSERT_TRUE(t0 && t1) << "no cpu" << cpu << " line in /proc/stat";
   const ps_counters& c0 = step->before.counters;
   const ps_counters& c1 = step->after.counters;
   const double blocked = static_cast<double>(c1.blocked_ns - c0.blocked_ns);
   const double truth = AsleepInCalls(*m, c0, c1);
+  const double steal = StealBound(*t0, *t1);
+  printf("[ figures  ] cpu%d: %llu of %llu running ticks stolen in the step: up to %.0f ns of the "
+         "child's calls\n",
+         cpu, static_cast<unsigned long long>(t1->steal - t0->steal),
+         static_cast<unsigned long long>(t1->running - t0->running), steal);
   Report(absl::StrCat("blocked_ns in ", m->calls, " fsyncs (wall ", m->wall_ns, ", cpu ", m->cpu_ns,
                       ")"),
          blocked, truth);
@@ -130,7 +179,9 @@ TEST(OffcpuTest, BlockedTimeInFsyncMatchesWhatTheChildMeasured) {
          static_cast<unsigned long long>(c1.runq_ns - c0.runq_ns),
          static_cast<unsigned long long>(c1.cpu_ns - c0.cpu_ns));
   EXPECT_GT(truth, 1e6) << "fsync did not block: no disk under " << path << "?";
-  EXPECT_TRUE(Within(blocked, truth, kTolerance));
+  // Within 10 % of what it measured, less what the hypervisor may have taken while it ran.
+  EXPECT_LE(blocked, truth * (1 + kTolerance));
+  EXPECT_GE(blocked, (truth - steal) * (1 - kTolerance)) << "steal bound " << steal;
   child.Go();
   EXPECT_EQ(child.Wait(), 0);
   munmap(m, sizeof(Measured));

@@ -298,9 +298,15 @@ TEST(ProfileTest, IdleSamplesAreChargedToNoOne) {
   const uint64_t samples = (*b)[PS_STAT_PROFILE_SAMPLES] - (*a)[PS_STAT_PROFILE_SAMPLES];
   const uint64_t idle = (*b)[PS_STAT_PROFILE_IDLE] - (*a)[PS_STAT_PROFILE_IDLE];
   const uint64_t dropped = (*b)[PS_STAT_DROP_STACK_COUNTS] - (*a)[PS_STAT_DROP_STACK_COUNTS];
-  // Two CPUs at 499 Hz for 2 s: ~2,000 samples (CPU-clock events tick on idle CPUs too); at
-  // least 90 % of that whatever the timer's slack (a sanitizer build ran 994 of 998 expected).
-  EXPECT_GE(samples, static_cast<uint64_t>(OnlineCpuCount()) * kHz * 9 / 10);
+  printf("samples %lu (idle %lu, charged %lu, dropped %lu) on %d CPUs at %d Hz in 2 s\n",
+         static_cast<unsigned long>(samples), static_cast<unsigned long>(idle),
+         static_cast<unsigned long>(charged), static_cast<unsigned long>(dropped),
+         OnlineCpuCount(), kHz);
+  // Two CPUs at 499 Hz for 2 s is ~2,000 samples when they are busy (1,989 measured). An idle
+  // CPU's CPU-clock timer ticks too, but slower: tickless idle defers it, ~985 measured here and
+  // 891 on a CI machine. A quarter of the nominal count still proves idle CPUs are sampled.
+  EXPECT_GE(samples, static_cast<uint64_t>(OnlineCpuCount()) * kHz * 2 / 4);
+  EXPECT_GT(idle, samples / 2) << "this test's CPUs are mostly idle";
   // Samples between the stats reads and the drains make the two sides differ a little.
   const double accounted = static_cast<double>(charged + idle + dropped);
   EXPECT_NEAR(accounted, static_cast<double>(samples), samples * 0.15)
