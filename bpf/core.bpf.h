@@ -8,15 +8,17 @@
 /* Histogram bucket of one run-queue wait episode (see PS_RUNQ_BUCKETS). */
 static __always_inline __u32 ps_runq_bucket(__u64 wait_ns)
 {
-	__u64 us = wait_ns / 1000;
+	__u64 ns = wait_ns;
 	__u32 b = 0;
 
-	/* floor(log2(us)), unrolled: the verifier sees a bounded result. */
-	if (us >= (1ULL << 16)) { b += 16; us >>= 16; }
-	if (us >= (1ULL << 8)) { b += 8; us >>= 8; }
-	if (us >= (1ULL << 4)) { b += 4; us >>= 4; }
-	if (us >= (1ULL << 2)) { b += 2; us >>= 2; }
-	if (us >= (1ULL << 1)) { b += 1; }
+	/* floor(log2(ns / 1000)), unrolled (the verifier sees a bounded result) and without the
+	 * division, which costs the hot path ~10 ns: floor(ns / 2^k) >= 1000 * 2^j exactly when
+	 * ns >= 1000 * 2^(j + k), so each step compares the shifted value with 1000 << j. */
+	if (ns >= (1000ULL << 16)) { b += 16; ns >>= 16; }
+	if (ns >= (1000ULL << 8)) { b += 8; ns >>= 8; }
+	if (ns >= (1000ULL << 4)) { b += 4; ns >>= 4; }
+	if (ns >= (1000ULL << 2)) { b += 2; ns >>= 2; }
+	if (ns >= (1000ULL << 1)) { b += 1; }
 	return b < PS_RUNQ_BUCKETS ? b : PS_RUNQ_BUCKETS - 1;
 }
 

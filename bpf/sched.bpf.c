@@ -22,10 +22,11 @@
  * sees a constant and drops its code from the hot path. */
 const volatile bool ps_offcpu = true;               /* blocked_ns, sleep_ns */
 const volatile bool ps_contention = true;           /* runq_caused_ns, the contention map */
-/* Off-CPU stacks: 1 in ps_offcpu_stack_ratio D switch-outs and 1 in ps_offcpu_stack_ratio * 64
- * S switch-outs are sampled (0: off), as thresholds on a 32-bit hash: the loader sets
- * ps_offcpu_stack_thresh_{d,s} to 2^32 / ratio. S sleeps (pipes, futexes, epoll) are the bulk of
- * all switches and a stack costs about 3 us, so they are sampled far less than D (disk, locks). */
+/* Off-CPU stacks: 1 in ps_offcpu_stack_ratio D switch-outs and 1 in ps_offcpu_stack_ratio *
+ * PS_OFFCPU_SLEEP_FACTOR S switch-outs are sampled (0: off), as thresholds on a 32-bit hash: the
+ * loader sets ps_offcpu_stack_thresh_{d,s} to 2^32 / that. S sleeps (pipes, futexes, epoll) are
+ * the bulk of all switches and a capture costs microseconds, so they are sampled far less than D
+ * (disk, locks). */
 const volatile __u32 ps_offcpu_stack_ratio = 0;
 const volatile __u32 ps_offcpu_stack_thresh_d = 0;
 const volatile __u32 ps_offcpu_stack_thresh_s = 0;
@@ -197,7 +198,7 @@ static __always_inline void ps_end_offcpu(struct task_struct *prev, struct ps_ta
 		if (ns)
 			ps_add_stack_count(&t->off_stack,
 					   ns * ps_offcpu_stack_ratio *
-						   (t->off_kind == PS_STACK_OFFCPU_BLOCKED ? 1 : 64),
+						   (t->off_kind == PS_STACK_OFFCPU_BLOCKED ? 1 : PS_OFFCPU_SLEEP_FACTOR),
 					   prev);
 		t->off_stack.kind = 0;
 	}

@@ -530,11 +530,11 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
   const uint32_t ratio =
       options.offcpu && options.offcpu_stack_ratio > 0 ? options.offcpu_stack_ratio : 0;
   impl->skel->rodata->ps_offcpu_stack_ratio = ratio;
-  if (ratio > 0) {  // the chance of a D, and (64 times less) of an S switch-out, of 2^32
+  if (ratio > 0) {  // the chance of a D, and (PS_OFFCPU_SLEEP_FACTOR times less) of an S one
     impl->skel->rodata->ps_offcpu_stack_thresh_d =
         static_cast<uint32_t>(std::min<uint64_t>((1ull << 32) / ratio, UINT32_MAX));
-    impl->skel->rodata->ps_offcpu_stack_thresh_s =
-        static_cast<uint32_t>((1ull << 32) / (64ull * ratio));
+    impl->skel->rodata->ps_offcpu_stack_thresh_s = static_cast<uint32_t>(
+        std::max<uint64_t>((1ull << 32) / (uint64_t{PS_OFFCPU_SLEEP_FACTOR} * ratio), 1));
   }
   if (procscope_bpf__load(impl->skel) != 0) {
     const int err = errno;

@@ -53,7 +53,7 @@ ABSL_FLAG(int, profile_hz, 19,
           "On-CPU stack samples per second per CPU (0: no on-CPU profiling; at most 1000)");
 ABSL_FLAG(bool, offcpu, true, "Off-CPU accounting: time blocked (D) and sleeping (S) per process");
 ABSL_FLAG(int, offcpu_stack_ratio, 16,
-          "Off-CPU stacks: sample one D switch-out in N, one S switch-out in 64 N (0: no off-CPU "
+          "Off-CPU stacks: sample one D switch-out in N, one S switch-out in 1024 N (0: no off-CPU "
           "stacks; at most 65536)");
 ABSL_FLAG(absl::Duration, profile_history, absl::Minutes(10),
           "How far back /debug/pprof/profile and /debug/pprof/offcpu can look (1m to 1h)");
