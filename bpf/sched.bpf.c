@@ -195,11 +195,14 @@ static __always_inline void ps_end_offcpu(struct task_struct *prev, struct ps_ta
 			t->off_stack.kstack = -ENOENT;
 			t->off_stack.ustack = -ENOENT;
 		}
-		if (ns)
-			ps_add_stack_count(&t->off_stack,
-					   ns * ps_offcpu_stack_ratio *
-						   (t->off_kind == PS_STACK_OFFCPU_BLOCKED ? 1 : PS_OFFCPU_SLEEP_FACTOR),
-					   prev);
+		if (ns) {
+			/* Weighted by the sampling ratio; capped at 2^62 rather than wrapped (an hour's
+			 * sleep at the largest ratio would overflow). Sampled episodes only. */
+			__u64 w = (__u64)ps_offcpu_stack_ratio *
+				  (t->off_kind == PS_STACK_OFFCPU_BLOCKED ? 1 : PS_OFFCPU_SLEEP_FACTOR);
+
+			ps_add_stack_count(&t->off_stack, ns > (1ULL << 62) / w ? 1ULL << 62 : ns * w, prev);
+		}
 		t->off_stack.kind = 0;
 	}
 }
