@@ -189,7 +189,9 @@ watch_in_tmux watchq
 screen1=
 for _ in $(seq 50); do
   screen1=$(pane watchq)
-  [[ "$screen1" == *"TOP 10 BY CPU"* && "$screen1" == *psclihog* ]] && break
+  # The whole frame, footer included: a capture can land while the frame is being written.
+  [[ "$screen1" == *"TOP 10 BY CPU"* && "$screen1" == *psclihog* && "$screen1" == *"q quits"* ]] &&
+    break
   sleep 0.1
 done
 [[ "$screen1" == *"TOP 10 BY CPU"* && "$screen1" == *psclihog* ]] ||
