@@ -266,6 +266,28 @@ void PinToCpu(int cpu) {
   sched_setaffinity(0, sizeof(set), &set);
 }
 
+std::vector<CpuTicks> ReadCpuTicks() {
+  std::vector<CpuTicks> out;
+  std::ifstream in("/proc/stat");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipWhitespace());
+    CpuTicks t;
+    if (f.size() < 9 || !absl::ConsumePrefix(&f[0], "cpu") || !absl::SimpleAtoi(f[0], &t.cpu)) {
+      continue;  // not a cpuN line
+    }
+    for (size_t i = 1; i <= 8; ++i) {  // user nice system idle iowait irq softirq steal
+      uint64_t v = 0;
+      (void)absl::SimpleAtoi(f[i], &v);
+      t.total += v;
+      if (i != 4 && i != 5) t.busy += v;
+      if (i == 8) t.steal = v;
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
 uint64_t RusageCpuNs(const struct rusage& ru) {
   return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ULL +
          (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ULL;

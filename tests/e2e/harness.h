@@ -146,6 +146,15 @@ std::optional<CtxSwitches> ReadCtxSwitches(pid_t pid);
 void BurnCpu(absl::Duration cpu);
 // Pins the calling thread to one CPU.
 void PinToCpu(int cpu);
+// One CPU's line of /proc/stat, in ticks (USER_HZ).
+struct CpuTicks {
+  int cpu = 0;
+  uint64_t busy = 0;   // user nice system irq softirq steal: all but idle and iowait
+  uint64_t total = 0;  // all eight
+  uint64_t steal = 0;  // taken by the hypervisor from the running vCPU
+};
+// Every cpuN line of /proc/stat, in its order (empty if unreadable).
+std::vector<CpuTicks> ReadCpuTicks();
 // ns of CPU in a struct rusage (user + system).
 uint64_t RusageCpuNs(const struct rusage& ru);
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Off-CPU accounting and contention of the real collector against what the children measure
-// themselves: time blocked in fsync (D, the hypervisor's steal set apart), time asleep in nanosleep (S), and the run-queue wait two
-// busy loops pinned to one CPU cause a sleeper there and each other; the offender detector fed the
-// collector's real samples names both loops when that CPU is saturated.
+// themselves: time blocked in fsync (D, the hypervisor's steal set apart), time asleep in
+// nanosleep (S), and the run-queue wait two busy loops pinned to one CPU cause a sleeper there and
+// each other; the offender detector fed the collector's real samples names both loops when that
+// CPU is saturated.
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -89,28 +90,12 @@ double AsleepInCalls(const Measured& m, const ps_counters& c0, const ps_counters
          static_cast<double>(c1.runq_ns - c0.runq_ns);
 }
 
-// One CPU's ticks from /proc/stat: steal, and every tick it ran something (user, nice, system,
-// irq, softirq, steal).
-struct CpuTicks {
-  uint64_t steal = 0;
-  uint64_t running = 0;
-};
-std::optional<CpuTicks> ReadCpuTicks(int cpu) {
-  FILE* f = fopen("/proc/stat", "r");
-  if (f == nullptr) return std::nullopt;
-  std::optional<CpuTicks> out;
-  char line[512];
-  const std::string want = absl::StrCat("cpu", cpu, " ");
-  while (fgets(line, sizeof(line), f) != nullptr) {
-    if (!absl::StartsWith(line, want)) continue;
-    unsigned long long v[8] = {};
-    if (sscanf(line + want.size(), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-               &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
-      out = CpuTicks{v[7], v[0] + v[1] + v[2] + v[5] + v[6] + v[7]};
-    }
+// `cpu`'s line of /proc/stat.
+std::optional<CpuTicks> TicksOf(int cpu) {
+  for (const CpuTicks& t : ReadCpuTicks()) {
+    if (t.cpu == cpu) return t;
   }
-  fclose(f);
-  return out;
+  return std::nullopt;
 }
 
 // On a VM the hypervisor takes time from a running vCPU (steal). The kernel leaves it out of a
@@ -155,10 +140,10 @@ TEST(OffcpuTest, BlockedTimeInFsyncMatchesWhatTheChildMeasured) {
     c.WaitGo();
     return 0;
   });
-  const std::optional<CpuTicks> t0 = ReadCpuTicks(cpu);
+  const std::optional<CpuTicks> t0 = TicksOf(cpu);
   auto step = MeasureStep(
       child, [](pid_t pid) { return CollectorEnv::Get()->Sample(pid); }, absl::Seconds(60));
-  const std::optional<CpuTicks> t1 = ReadCpuTicks(cpu);
+  const std::optional<CpuTicks> t1 = TicksOf(cpu);
   unlink(path.c_str());
   ASSERT_TRUE(step.ok()) << step.status();
   ASSERT_TRUE(t0 && t1) << "no cpu" << cpu << " line in /proc/stat";
@@ -167,10 +152,10 @@ TEST(OffcpuTest, BlockedTimeInFsyncMatchesWhatTheChildMeasured) {
   const double blocked = static_cast<double>(c1.blocked_ns - c0.blocked_ns);
   const double truth = AsleepInCalls(*m, c0, c1);
   const double steal = StealBound(*t0, *t1);
-  printf("[ figures  ] cpu%d: %llu of %llu running ticks stolen in the step: up to %.0f ns of the "
+  printf("[ figures  ] cpu%d: %llu of %llu busy ticks stolen in the step: up to %.0f ns of the "
          "child's calls\n",
          cpu, static_cast<unsigned long long>(t1->steal - t0->steal),
-         static_cast<unsigned long long>(t1->running - t0->running), steal);
+         static_cast<unsigned long long>(t1->busy - t0->busy), steal);
   Report(absl::StrCat("blocked_ns in ", m->calls, " fsyncs (wall ", m->wall_ns, ", cpu ", m->cpu_ns,
                       ")"),
          blocked, truth);

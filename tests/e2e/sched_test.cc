@@ -142,33 +142,9 @@ void Report(const std::string& what, uint64_t collector, uint64_t truth) {
 
 // The CPU that was least busy over a short window, from /proc/stat.
 int IdlestCpu() {
-  struct Load {
-    int cpu;
-    uint64_t busy, total;  // jiffies
-  };
-  auto read = [] {
-    std::vector<Load> out;
-    auto text = ReadText("/proc/stat");
-    if (!text) return out;
-    for (absl::string_view line : absl::StrSplit(*text, '\n')) {
-      std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipWhitespace());
-      Load l{};
-      if (f.size() < 9 || !absl::ConsumePrefix(&f[0], "cpu") || !absl::SimpleAtoi(f[0], &l.cpu)) {
-        continue;  // not a cpuN line
-      }
-      for (size_t i = 1; i <= 8; ++i) {  // user nice system idle iowait irq softirq steal
-        uint64_t v = 0;
-        (void)absl::SimpleAtoi(f[i], &v);
-        l.total += v;
-        if (i != 4 && i != 5) l.busy += v;
-      }
-      out.push_back(l);
-    }
-    return out;
-  };
-  const std::vector<Load> a = read();
+  const std::vector<CpuTicks> a = ReadCpuTicks();
   absl::SleepFor(absl::Milliseconds(300));
-  const std::vector<Load> b = read();
+  const std::vector<CpuTicks> b = ReadCpuTicks();
   int best = 0;
   double best_load = 2;
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
