@@ -56,6 +56,7 @@ struct Mapping {
 struct Process {
   std::vector<Mapping> maps;  // sorted by start
   absl::Time captured;
+  absl::Duration refresh_wait;  // Refresh's wait after `captured`
   std::list<std::pair<uint32_t, uint64_t>>::iterator lru;
 };
 
@@ -286,12 +287,25 @@ struct Symbolizer::Impl {
     }
     p.captured = absl::Now();
     const Key k{key.tgid, key.start_ns};
+    auto old = procs.find(k);
+    p.refresh_wait = old == procs.end() ? options.refresh_min : old->second.refresh_wait;
     Evict(k);
     proc_lru.push_front(k);
     p.lru = proc_lru.begin();
     procs.emplace(k, std::move(p));
     while (procs.size() > options.max_processes) Evict(proc_lru.back());
     return absl::OkStatus();
+  }
+
+  bool Refresh(const ps_key& key) {
+    auto it = procs.find(Key{key.tgid, key.start_ns});
+    if (it != procs.end()) {
+      Process& p = it->second;
+      if (absl::Now() - p.captured < p.refresh_wait) return false;
+      // Doubled first: a process gone (its old mappings kept) is not retried at once either.
+      p.refresh_wait = std::min(p.refresh_wait * 2, std::max(options.refresh_max, options.refresh_min));
+    }
+    return Capture(key).ok();
   }
 
   const Mapping* FindMapping(const Process& p, uint64_t ip) const {
@@ -432,6 +446,8 @@ Symbolizer::Symbolizer(SymbolizerOptions options)
 Symbolizer::~Symbolizer() = default;
 
 absl::Status Symbolizer::Capture(const ps_key& key) { return impl_->Capture(key); }
+
+bool Symbolizer::Refresh(const ps_key& key) { return impl_->Refresh(key); }
 
 absl::Status Symbolizer::LoadKernelSymbols() { return impl_->LoadKallsyms(); }
 

@@ -34,6 +34,11 @@ struct SymbolizerOptions {
   // A user address in no known mapping (a dlopen since) re-reads the process's maps, at most
   // this often per process.
   absl::Duration recapture_interval = absl::Seconds(1);
+  // Refresh re-reads a process's mappings once this long has passed since the last read, and
+  // doubles the wait each time up to refresh_max: a process that has just exec'd is read again
+  // while the dynamic loader maps its libraries, a long-lived one rarely.
+  absl::Duration refresh_min = absl::Milliseconds(4);
+  absl::Duration refresh_max = absl::Seconds(8);
 };
 
 struct SymbolizerStats {
@@ -60,6 +65,12 @@ class Symbolizer {
   // Reads the process's executable mappings now and opens their objects (cached). Again for a
   // key already captured: re-reads the mappings (a dlopen since). NotFound: the process is gone.
   absl::Status Capture(const ps_key& key);
+
+  // The process has new stacks: Capture it if it never was, or if its mappings were read longer
+  // ago than its refresh wait (refresh_min, doubling on each refresh up to refresh_max). A first
+  // sample can land mid-execve, or before the dynamic loader maps libc; a process that exits
+  // before the next drain must not keep those mappings. Returns whether it read the mappings.
+  bool Refresh(const ps_key& key);
 
   // Reads kallsyms now (else the first Kernel call does). Call it before dropping CAP_SYSLOG:
   // without it kallsyms shows only zeros, and a later re-read that sees zeros keeps this table.

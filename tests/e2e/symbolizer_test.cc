@@ -29,6 +29,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "profile.h"
 #include "symbolizer.h"
@@ -227,6 +229,58 @@ TEST(Symbolizer, ShortLivedProcessCapturedWhileItLived) {
   const uint64_t fn = c.addr("fixture_c_entry");
   c.Stop();
   EXPECT_EQ(One(s, c.key(), fn).function, "fixture_c_entry");
+}
+
+// The daemon's first capture of a process can come before its execve (a stack of the forked
+// shell) or in the middle of it; Refresh must read the new image while the process lives, and
+// not on every call.
+TEST(Symbolizer, RefreshReadsTheImageAfterExec) {
+  REQUIRE_ROOT();
+  int go[2], out[2];
+  ASSERT_EQ(pipe2(go, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    char b;
+    if (read(go[0], &b, 1) != 1) _exit(126);
+    dup2(out[1], 1);
+    char exe[] = SYMFIX_EXE, arg[] = "exit";  // exits 200 ms after "ready"
+    char* argv[] = {exe, arg, nullptr};
+    execv(exe, argv);
+    _exit(127);
+  }
+  close(go[0]);
+  close(out[1]);
+  ps_key key{};
+  key.tgid = static_cast<uint32_t>(pid);
+  key.start_ns = StartNs(pid);
+  SymbolizerOptions o;
+  o.refresh_min = absl::Milliseconds(20);
+  Symbolizer s(o);
+  ASSERT_TRUE(s.Capture(key).ok()) << "the forked test binary, before its execve";
+  ASSERT_EQ(write(go[1], "x", 1), 1);
+  close(go[1]);
+  FILE* f = fdopen(out[0], "r");
+  uint64_t fn = 0;
+  char line[4096];
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    absl::string_view l = absl::StripTrailingAsciiWhitespace(line);
+    if (l == "ready") break;
+    if (absl::ConsumePrefix(&l, "fixture_c_entry ")) {
+      ASSERT_TRUE(absl::SimpleHexAtoi(l, &fn));
+    }
+  }
+  ASSERT_NE(fn, 0u);
+  absl::SleepFor(absl::Milliseconds(25));
+  EXPECT_TRUE(s.Refresh(key)) << "20 ms passed since the last read";
+  const uint64_t after = s.Stats().captures;
+  EXPECT_FALSE(s.Refresh(key)) << "just read: the next wait is 40 ms";
+  EXPECT_EQ(s.Stats().captures, after);
+  fclose(f);
+  ASSERT_EQ(waitpid(pid, nullptr, 0), pid);
+  // Exited and reaped: the mappings read after its execve name its functions.
+  EXPECT_EQ(One(s, key, fn).function, "fixture_c_entry");
 }
 
 TEST(Symbolizer, DeletedBinaryViaMapFiles) {
