@@ -28,8 +28,9 @@ static __always_inline __u64 ps_folio_bytes(__u64 nr_pages, __u64 page_size)
 	return (nr_pages ? nr_pages : 1) * page_size;
 }
 
-/* One thread's kernel counters (or their snapshot at its last fold): the PS_COUNTER_FIELDS, named
- * as in struct ps_counters, and the switch-in count. */
+/* One thread's kernel counters: the PS_COUNTER_FIELDS, named as in struct ps_counters, and the
+ * switch-in count. As a thread's snapshot at its last fold, only pcount and the PS_FOLDED
+ * counters are kept (the PS_SUMMED ones stay 0: they are never folded). */
 struct ps_thread_counters {
 	__u64 pcount; /* sched_info.pcount: switch-ins, one per run-queue wait episode */
 	PS_COUNTER_FIELDS(PS_U64_MEMBER)
@@ -59,31 +60,36 @@ static __always_inline void ps_add_counters(struct ps_counters *dst, const struc
 #undef PS_ADD_ARRAY
 }
 
-/* Adds to the totals `p` each counter's seed from `sig` (a struct signal_struct, or in the tests
- * any struct with the members the list names); an unseeded counter generates no code, not even
- * an atomic add of 0. ps_seed_counters (maps.bpf.h) is its one user in the programs. */
-#define PS_SEED_COUNTERS(dst, src, is_shared)                                                      \
-	do {                                                                                      \
-		struct ps_counters *ps_seed_dst_ = (dst);                                         \
-		__typeof__(src) ps_seed_src_ = (src);                                             \
-		bool ps_seed_shared_ = (is_shared);                                               \
-		PS_COUNTER_FIELDS(PS_SEED_FIELD_)                                                 \
-	} while (0)
-#define PS_SEED(member) ps_seed_src_->member
-#define PS_UNSEEDED 0
-#define PS_SEED_FIELD_(f, member, seed)                                                            \
-	if (!__builtin_constant_p(seed) || (seed))                                                \
-		PS_ADD(ps_seed_shared_, ps_seed_dst_->f, seed);
+/*
+ * PS_IF_FOLDED(kind, stmt) / PS_IF_SUMMED(kind, stmt): `stmt` for a PS_COUNTER_FIELDS entry of
+ * that kind only; nothing at all (no load, no add of 0) for the other kind. The kind's constness
+ * decides it: PS_FOLDED is 0, a constant; PS_SUMMED(member) is a member of struct signal_struct,
+ * not a constant (never evaluated: __builtin_constant_p does not). A site that reads the member
+ * redefines PS_SUMMED(member) as its own signal pointer's member around its expansion
+ * (ps_add_summed, maps.bpf.h).
+ */
+#define PS_SUMMED(member) (((struct signal_struct *)0)->member)
+#define PS_FOLDED 0
+#define PS_IF_FOLDED(kind, stmt)                                                                  \
+	if (__builtin_constant_p(kind)) {                                                         \
+		stmt;                                                                             \
+	}
+#define PS_IF_SUMMED(kind, stmt)                                                                  \
+	if (!__builtin_constant_p(kind)) {                                                        \
+		stmt;                                                                             \
+	}
 
-/* Moves the increase from `snap` to `cur` into the process totals `p` and advances `snap`.
- * `shared`: other threads may fold into `p` at the same time (atomic adds). */
+/* Moves the increase of the PS_FOLDED counters from `snap` to `cur` into the process totals `p`
+ * and advances `snap` (pcount too). `shared`: other threads may fold into `p` at the same time
+ * (atomic adds). The PS_SUMMED counters are neither read nor folded. */
 static __always_inline void ps_fold_values(struct ps_thread_counters *snap,
 					   const struct ps_thread_counters *cur,
 					   struct ps_counters *p, bool shared)
 {
 	__u64 d_runq = cur->runq_ns - snap->runq_ns;
 
-#define PS_FOLD_FIELD(f, ...) PS_ADD(shared, p->f, cur->f - snap->f);
+#define PS_FOLD_FIELD(f, member, kind)                                                             \
+	PS_IF_FOLDED(kind, PS_ADD(shared, p->f, cur->f - snap->f); snap->f = cur->f)
 	PS_COUNTER_FIELDS(PS_FOLD_FIELD)
 #undef PS_FOLD_FIELD
 	/* Exactly one switch-in since the last fold: d_runq is one wait episode. */
@@ -93,7 +99,7 @@ static __always_inline void ps_fold_values(struct ps_thread_counters *snap,
 		if (b < PS_RUNQ_BUCKETS)
 			PS_ADD(shared, p->runq_hist[b], 1);
 	}
-	*snap = *cur;
+	snap->pcount = cur->pcount;
 }
 
 /*
@@ -161,7 +167,7 @@ static __always_inline bool ps_stack_epoch_live(__u32 epoch, __u16 key_epoch)
  * Where a process's totals (in its leader's ps_task) stand:
  *
  *   PS_TOTALS_NONE ---- first fold or exit of a thread, leader not by exec ----> PS_TOTALS_OWN
- *        |              (ps_start_totals: seeded from the signal struct)           ^
+ *        |              (ps_start_totals)                                          ^
  *        '-- leader by exec (was_thread) --> PS_TOTALS_ADOPTING -- ps_adopt_totals -'
  *                                            (the old leader's totals, once handed over)
  *
@@ -170,7 +176,7 @@ static __always_inline bool ps_stack_epoch_live(__u32 epoch, __u16 key_epoch)
  */
 enum ps_totals_state {
 	PS_TOTALS_NONE = 0, /* not started yet */
-	PS_TOTALS_OWN,      /* started: seeded, or the previous leader's totals adopted */
+	PS_TOTALS_OWN,      /* started, or the previous leader's totals adopted */
 	PS_TOTALS_ADOPTING, /* a leader by exec: the previous leader's totals may wait in
 			     * leader_handover */
 };
@@ -193,8 +199,8 @@ struct ps_task {
 	struct ps_stack_key off_stack;
 };
 
-/* NONE -> OWN or ADOPTING, once, whichever thread gets there first. True when the caller must
- * seed the totals now (ps_seed_counters): a leader by exec adopts instead. */
+/* NONE -> OWN or ADOPTING, once, whichever thread gets there first (a leader by exec adopts the
+ * previous leader's totals). True for the call that made the step. */
 static __always_inline bool ps_start_totals(struct ps_task *p)
 {
 	__u32 next;
@@ -202,9 +208,7 @@ static __always_inline bool ps_start_totals(struct ps_task *p)
 	if (p->totals != PS_TOTALS_NONE)
 		return false;
 	next = p->was_thread ? PS_TOTALS_ADOPTING : PS_TOTALS_OWN;
-	if (__sync_val_compare_and_swap(&p->totals, PS_TOTALS_NONE, next) != PS_TOTALS_NONE)
-		return false;
-	return next == PS_TOTALS_OWN;
+	return __sync_val_compare_and_swap(&p->totals, PS_TOTALS_NONE, next) == PS_TOTALS_NONE;
 }
 
 /* ADOPTING -> OWN (or OWN stays OWN): adds a previous leader's totals. */

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Process iterator: one read() of this iterator returns every live process's totals in one pass
- * over the task list, with what its running threads have not folded yet (no missing last slice),
+ * over the task list: its CPU time, switches and faults summed as /proc does, with what its
+ * running threads have not folded yet of the rest (no missing last slice),
  * its block I/O, resident memory and thread count. It replaces a /proc walk.
  */
 #include "maps.bpf.h"
@@ -33,8 +34,10 @@ static __always_inline __u64 ps_rss_bytes(struct mm_struct *mm)
 	return pages > 0 ? (__u64)pages * ps_page_size : 0;
 }
 
-/* Counters of one thread not yet folded into its process: the kernel's minus the snapshot
- * (zero for a thread that never folded). */
+/* What one thread has not folded into its process yet: the increase of its PS_FOLDED counters
+ * since its snapshot (their whole value for a thread that never folded) and an off-CPU episode
+ * that ended with a switch-in since its last switch-out. The PS_SUMMED counters are never folded
+ * (ps_add_summed reads them whole). */
 static __always_inline bool ps_unfolded(struct task_struct *task, struct ps_task *t,
 					struct ps_counters *c)
 {
@@ -42,10 +45,9 @@ static __always_inline bool ps_unfolded(struct task_struct *task, struct ps_task
 
 	__u64 any = 0;
 
-	ps_read_thread(task, &now);
-#define PS_UNFOLDED_FIELD(f, ...)                                                                  \
-	c->f = now.f - (t ? t->snap.f : 0);                                                       \
-	any |= c->f;
+	ps_read_folded(task, &now);
+#define PS_UNFOLDED_FIELD(f, member, kind)                                                         \
+	PS_IF_FOLDED(kind, c->f = now.f - (t ? t->snap.f : 0); any |= c->f)
 	PS_COUNTER_FIELDS(PS_UNFOLDED_FIELD)
 #undef PS_UNFOLDED_FIELD
 	/* An off-CPU episode that ended with a switch-in but is not folded yet (the thread has run
@@ -65,8 +67,8 @@ static __always_inline bool ps_unfolded(struct task_struct *task, struct ps_task
 	return any;
 }
 
-/* Registration pass: snapshot the thread and fold its lifetime counters into its process, which
- * is seeded with its dead threads' totals. Runs before any hook is attached: no races. */
+/* Registration pass: snapshot the thread and fold its lifetime PS_FOLDED counters into its
+ * process. Runs before any hook is attached: no races. */
 static __always_inline void ps_register(struct task_struct *task, struct task_struct *leader,
 					struct ps_counters *c)
 {
@@ -78,14 +80,13 @@ static __always_inline void ps_register(struct task_struct *task, struct task_st
 		ps_stat_add(PS_STAT_DROP_TASK_STORAGE, 1);
 		return;
 	}
-	if (ps_start_totals(p))
-		ps_seed_counters(&p->proc, task->signal, false);
-	if (t->snap.pcount || t->snap.cpu_ns) /* already registered */
+	ps_start_totals(p);
+	if (t->snap.pcount || t->snap.runq_ns) /* already registered */
 		return;
 	t->was_thread = task != leader;
 	ps_unfolded(task, NULL, c);
 	ps_add_counters(&p->proc, c, false);
-	ps_read_thread(task, &t->snap);
+	ps_read_folded(task, &t->snap);
 }
 
 SEC("iter/task")
@@ -129,15 +130,11 @@ int ps_dump_procs(struct bpf_iter__task *ctx)
 	}
 
 	p = t;
-	if (p && p->totals != PS_TOTALS_NONE) {
+	/* The PS_FOLDED and accounted totals (zero for a process not seen since registration whose
+	 * threads all unfold from zero, and for a leader by exec that has not switched out since:
+	 * its totals are the old leader's, handed over, below). */
+	if (p && p->totals != PS_TOTALS_NONE)
 		__builtin_memcpy(&rec->c, &p->proc, sizeof(rec->c));
-	} else if (p && p->was_thread) {
-		/* Became the leader by exec and has not switched out since: its totals are the old
-		 * leader's, handed over (below), plus its own unfolded counters. */
-	} else {
-		/* Not seen since registration: dead threads' totals; live ones unfold from zero. */
-		ps_seed_counters(&rec->c, sig, false); /* rec is zeroed */
-	}
 	/* A leader by exec: the old leader's totals may still wait in leader_handover. */
 	if (p && (p->totals == PS_TOTALS_ADOPTING ||
 		  (p->totals == PS_TOTALS_NONE && p->was_thread))) {
@@ -152,6 +149,8 @@ int ps_dump_procs(struct bpf_iter__task *ctx)
 		ps_unfolded(task, t, &own);
 		ps_add_counters(&rec->c, &own, false);
 	}
+	/* CPU time, switches, faults: one thread (this leader) read directly, else the list. */
+	ps_add_summed(sig, sig->nr_threads == 1 ? task : NULL, &rec->c);
 	rec->ppid = task->real_parent->tgid;
 	rec->uid = task->real_cred->uid.val;
 	rec->nr_threads = sig->nr_threads;

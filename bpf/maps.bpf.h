@@ -8,6 +8,7 @@
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include "procscope.h"
 #include "core.bpf.h"
 
@@ -183,24 +184,83 @@ static __always_inline void ps_stat_add(__u32 idx, __u64 n)
 		__sync_fetch_and_add(v, n); /* an interrupt's program may hit the same CPU's slot */
 }
 
-/* The kernel's current counters of one thread. */
-static __always_inline void ps_read_thread(struct task_struct *task, struct ps_thread_counters *c)
+/* The kernel's current PS_FOLDED counters and switch-in count of one thread: what the
+ * scheduler hook folds (the PS_SUMMED ones are left unset). */
+static __always_inline void ps_read_folded(struct task_struct *task, struct ps_thread_counters *c)
 {
 	c->pcount = task->sched_info.pcount;
-#define PS_READ_FIELD(f, member, seed) c->f = task->member;
+#define PS_READ_FIELD(f, member, kind) PS_IF_FOLDED(kind, c->f = task->member)
 	PS_COUNTER_FIELDS(PS_READ_FIELD)
 #undef PS_READ_FIELD
 }
 
-/*
- * Seeds a process's totals `p` with what its already-dead threads left in the signal struct
- * (threads alive now fold from zero, so the totals cover the whole life of the process); `shared`:
- * other threads may fold into `p` meanwhile. The one place that knows the seed of each counter.
- */
-static __always_inline void ps_seed_counters(struct ps_counters *p, struct signal_struct *sig,
-					     bool shared)
+/* The state of ps_walk_thread over a process's thread list: the list head, the node visited
+ * next, and the PS_SUMMED counters added so far. */
+struct ps_thread_walk {
+	__u64 head; /* &signal->thread_head */
+	__u64 node; /* a task's thread_node */
+	struct ps_thread_counters sum;
+};
+
+/* bpf_loop callback: adds one thread's PS_SUMMED counters, moves to the next; 1 stops. The list
+ * is RCU-protected and every program runs in an RCU read section; probe reads, so a node that
+ * the kernel is unlinking reads safely (a thread released meanwhile may count twice or not at
+ * all in this one read, as in /proc). */
+static long ps_walk_thread(__u32 i, void *ctx)
 {
-	PS_SEED_COUNTERS(p, sig, shared);
+	struct ps_thread_walk *w = ctx;
+	struct task_struct *t;
+	__u64 next = 0;
+
+	if (!w->node || w->node == w->head)
+		return 1;
+	t = (struct task_struct *)(w->node - bpf_core_field_offset(struct task_struct, thread_node));
+#define PS_WALK_FIELD(f, member, kind) PS_IF_SUMMED(kind, w->sum.f += BPF_CORE_READ(t, member))
+	PS_COUNTER_FIELDS(PS_WALK_FIELD)
+#undef PS_WALK_FIELD
+	bpf_probe_read_kernel(&next, sizeof(next), (void *)w->node); /* list_head.next */
+	w->node = next;
+	return 0;
+}
+
+/* Most threads walked per process; a bigger one's total misses the rest (counted). */
+#define PS_MAX_THREAD_WALK 65536
+
+/*
+ * Adds to `c` the PS_SUMMED counters of the process whose signal struct is `sig`: what its
+ * released threads left there plus the current values of the threads not released yet, as the
+ * kernel's thread_group_cputime() adds them. `only` is the process's one thread when the caller
+ * knows there is exactly one (read directly); NULL walks the thread list.
+ */
+static __always_inline void ps_add_summed(struct signal_struct *sig, struct task_struct *only,
+					  struct ps_counters *c)
+{
+	struct ps_thread_walk w = {};
+	long n;
+
+#undef PS_SUMMED
+#define PS_SUMMED(member) (sig->member)
+#define PS_SIG_FIELD(f, member, kind) PS_IF_SUMMED(kind, c->f += (kind))
+	PS_COUNTER_FIELDS(PS_SIG_FIELD)
+#undef PS_SIG_FIELD
+#undef PS_SUMMED
+#define PS_SUMMED(member) (((struct signal_struct *)0)->member)
+	if (only) {
+		/* Into w.sum, so that one add follows both ways (the verifier rejects an instruction
+		 * that the compiler merged to load through a task or the stack pointer). */
+#define PS_ONLY_FIELD(f, member, kind) PS_IF_SUMMED(kind, w.sum.f = only->member)
+		PS_COUNTER_FIELDS(PS_ONLY_FIELD)
+#undef PS_ONLY_FIELD
+	} else {
+		w.head = (__u64)&sig->thread_head;
+		w.node = (__u64)BPF_CORE_READ(sig, thread_head.next);
+		n = bpf_loop(PS_MAX_THREAD_WALK, ps_walk_thread, &w, 0);
+		if (n >= PS_MAX_THREAD_WALK)
+			ps_stat_add(PS_STAT_DROP_THREAD_WALK, 1);
+	}
+#define PS_WALK_SUM(f, member, kind) PS_IF_SUMMED(kind, c->f += w.sum.f)
+	PS_COUNTER_FIELDS(PS_WALK_SUM)
+#undef PS_WALK_SUM
 }
 
 static __always_inline void ps_key_of(struct task_struct *leader, struct ps_key *k)

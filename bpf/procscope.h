@@ -27,21 +27,26 @@ struct ps_key {
 };
 
 /*
- * The per-process counters: one line each, and everything that is per counter (the BPF fold, seed
+ * The per-process counters: one line each, and everything that is per counter (the BPF fold, sum
  * and add helpers, every C++ copy/add/max/restore, the proto fields, the exposition) is generated
  * from these lists. Adding a counter: docs/ARCHITECTURE.md, "Adding a counter".
  *
- * PS_COUNTER_FIELDS: scheduler and memory counters the kernel keeps per thread, folded at
- * switch-out (bpf/core.bpf.h). X(field, task_struct member, seed) where seed is
- * PS_SEED(signal_struct member) holding what the process's dead threads left, or PS_UNSEEDED.
+ * PS_COUNTER_FIELDS: scheduler and memory counters the kernel keeps per thread.
+ * X(field, task_struct member, kind) where kind says how a process's total is made:
+ *   PS_SUMMED(signal_struct member): the kernel adds a thread's value there when it is released,
+ *     so the total is that member plus the values of the threads not released yet, read when it
+ *     is needed (the process iterator, the exit event), as thread_group_cputime() does: nothing
+ *     on the switch path;
+ *   PS_FOLDED: not kept for dead threads, so the scheduler hook folds each thread's increase into
+ *     the process totals at its switch-outs (bpf/core.bpf.h).
  */
 #define PS_COUNTER_FIELDS(X)                                                                       \
-	X(cpu_ns, se.sum_exec_runtime, PS_SEED(sum_sched_runtime)) /* on-CPU time */              \
-	X(runq_ns, sched_info.run_delay, PS_UNSEEDED) /* runnable but waiting for a CPU */       \
-	X(vol_cs, nvcsw, PS_SEED(nvcsw))       /* voluntary context switches (the task blocked) */ \
-	X(invol_cs, nivcsw, PS_SEED(nivcsw))   /* involuntary context switches (preempted) */      \
-	X(min_flt, min_flt, PS_SEED(min_flt))  /* minor page faults */                             \
-	X(maj_flt, maj_flt, PS_SEED(maj_flt))  /* major page faults (needed I/O) */
+	X(cpu_ns, se.sum_exec_runtime, PS_SUMMED(sum_sched_runtime)) /* on-CPU time */            \
+	X(runq_ns, sched_info.run_delay, PS_FOLDED) /* runnable but waiting for a CPU */         \
+	X(vol_cs, nvcsw, PS_SUMMED(nvcsw))     /* voluntary context switches (the task blocked) */ \
+	X(invol_cs, nivcsw, PS_SUMMED(nivcsw)) /* involuntary context switches (preempted) */      \
+	X(min_flt, min_flt, PS_SUMMED(min_flt)) /* minor page faults */                            \
+	X(maj_flt, maj_flt, PS_SUMMED(maj_flt)) /* major page faults (needed I/O) */
 
 /*
  * PS_ACCOUNTED_FIELDS: counters the kernel does not keep per thread (delay accounting is off by
@@ -205,6 +210,8 @@ enum ps_stat {
 	PS_STAT_DROP_PROFILE_NOTIFY, /* profile_notify full: a process's mappings may be missed */
 	PS_STAT_OFFCPU_STACK_EXPIRED, /* an off-CPU block outlived its stack map's epoch */
 	PS_STAT_DROP_CONTENTION,    /* contention full: a culprit/victim pair's wait not kept */
+	PS_STAT_DROP_THREAD_WALK,   /* a process of more than PS_MAX_THREAD_WALK threads: the CPU
+				     * time and counts of the threads past it not in one read */
 	PS_STAT_MAX,
 };
 
@@ -216,7 +223,7 @@ enum ps_stat {
  * programs that are running. It adopts only when this version and a hash of the maps'
  * definitions and BTF types both match, and otherwise starts fresh. The "meta" pin is an array map of one struct ps_meta.
  */
-#define PS_LAYOUT_VERSION 3
+#define PS_LAYOUT_VERSION 4
 
 struct ps_meta {
 	__u32 layout;  /* PS_LAYOUT_VERSION of the daemon that pinned the state */

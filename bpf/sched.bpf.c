@@ -4,11 +4,14 @@
  * the exit event.
  *
  * The kernel already keeps exact per-thread counters (se.sum_exec_runtime, sched_info.run_delay,
- * nvcsw/nivcsw, min_flt/maj_flt). At each switch-out we fold the thread's increase since its last
- * fold into its process's totals, which live in the leader's task storage: one or two task-storage
- * lookups and no hash update on the hot path. The numbers match /proc by construction, including
- * the run-queue wait from wakeup or preemption to switch-in, which the kernel adds at switch-in.
- * A thread that runs without switching out is picked up by the process iterator (iter.bpf.c).
+ * nvcsw/nivcsw, min_flt/maj_flt). Those it also sums for released threads in the signal struct
+ * (PS_SUMMED: CPU time, context switches, faults) cost the switch nothing: a process's total is
+ * read when needed, as /proc does (ps_add_summed). The run-queue wait (PS_FOLDED) is not kept for
+ * dead threads, so at each switch-out we fold the thread's increase since its last fold into its
+ * process's totals, which live in the leader's task storage: one or two task-storage lookups and
+ * no hash update on the hot path. The numbers match /proc by construction, including the
+ * run-queue wait from wakeup or preemption to switch-in, which the kernel adds at switch-in. A
+ * thread that runs without switching out is picked up by the process iterator (iter.bpf.c).
  * Off-CPU time and contention need one clock read per switch (core.bpf.h, "Off-CPU accounting").
  */
 #define PS_DEFINE_MAPS
@@ -70,16 +73,6 @@ static __always_inline __u64 ps_rq_clock(struct task_struct *curr)
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Starts a process's totals, once (ps_totals_state in core.bpf.h): seeded with what its
- * already-dead threads left in the signal struct (threads alive now fold from zero, so the totals
- * cover the whole life of the process), or, for a leader by execve(), left to adopt the previous
- * leader's totals (ps_adopt). */
-static __always_inline void ps_init_proc(struct ps_task *p, struct signal_struct *sig)
-{
-	if (ps_start_totals(p))
-		ps_seed_counters(&p->proc, sig, true);
-}
-
 /* The leader's state (the process totals) for `task`, whose own state is `t`. */
 static __always_inline struct ps_task *ps_proc_state(struct task_struct *task, struct ps_task *t,
 						     struct task_struct *leader)
@@ -94,7 +87,9 @@ static __always_inline struct ps_task *ps_proc_state(struct task_struct *task, s
 			return NULL;
 		}
 	}
-	ps_init_proc(p, task->signal);
+	/* Once (ps_totals_state in core.bpf.h); a leader by execve() is left to adopt the previous
+	 * leader's totals (ps_adopt). */
+	ps_start_totals(p);
 	return p;
 }
 
@@ -159,6 +154,9 @@ static __always_inline void ps_emit_exit(struct task_struct *task, struct task_s
 		ps_adopt(p, leader);
 	bpf_probe_read_kernel(e->comm, sizeof(e->comm), leader->comm);
 	__builtin_memcpy(&e->c, &p->proc, sizeof(e->c));
+	/* Released threads are in the signal struct; this one and a zombie leader may not be yet,
+	 * nor a thread still on its way out of do_exit() (its later time is not in the event). */
+	ps_add_summed(sig, NULL, &e->c);
 	io = bpf_map_lookup_elem(&proc_io, &key);
 	if (io)
 		__builtin_memcpy(&e->io, io, sizeof(e->io));
@@ -305,7 +303,7 @@ static __always_inline int ps_on_switch(void *ctx, struct task_struct *prev,
 		return 0;
 	if (p->totals == PS_TOTALS_ADOPTING)
 		ps_adopt(p, leader);
-	ps_read_thread(prev, &cur);
+	ps_read_folded(prev, &cur);
 	shared = leader != prev || prev->signal->nr_threads > 1;
 	if (ps_offcpu || ps_contention)
 		now = ps_rq_clock(prev);
@@ -351,9 +349,7 @@ static __always_inline int ps_on_exit(struct task_struct *task, bool group_dead)
 		ps_stat_add(PS_STAT_DROP_TASK_STORAGE, 1);
 		return 0;
 	}
-	/* Start the process's totals now if not yet done: once exit_notify() lets the thread be
-	 * reaped, its counters move into the signal struct, and seeding from it after that would
-	 * count them twice. */
+	/* The leader's entry, where the final switch-out of the last thread finds the totals. */
 	if (!ps_proc_state(task, t, task->group_leader))
 		return 0;
 	if (group_dead)

@@ -28,6 +28,7 @@ constexpr const char* kStatNames[] = {
     "drop_profile_notify",    // PS_STAT_DROP_PROFILE_NOTIFY
     "offcpu_stack_expired",   // PS_STAT_OFFCPU_STACK_EXPIRED
     "drop_contention",        // PS_STAT_DROP_CONTENTION
+    "drop_thread_walk",       // PS_STAT_DROP_THREAD_WALK
 };
 static_assert(std::size(kStatNames) == PS_STAT_MAX, "a ps_stat without a name in kStatNames");
 

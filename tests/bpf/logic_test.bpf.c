@@ -56,19 +56,6 @@ int run_fold(struct logic_fold_args *args)
  * one program per step, as sched.bpf.c and iter.bpf.c call them.
  */
 
-/* The members of struct signal_struct that PS_COUNTER_FIELDS seeds from. */
-struct logic_signal {
-	__u64 sum_sched_runtime;
-	__u64 nvcsw;
-	__u64 nivcsw;
-	__u64 min_flt;
-	__u64 maj_flt;
-};
-
-struct logic_start_args {
-	struct logic_signal sig;
-};
-
 struct logic_adopt_args {
 	struct ps_counters prev;
 };
@@ -78,16 +65,11 @@ struct ps_task lead;
 enum ps_totals_state totals_state_anchor;
 enum ps_final final_anchor;
 
-/* NONE -> OWN (seeded) or ADOPTING; returns whether it seeded. */
+/* NONE -> OWN or ADOPTING; returns whether this call made the step. */
 SEC("syscall")
-int run_start(struct logic_start_args *args)
+int run_start(void *args)
 {
-	struct logic_signal sig = args->sig;
-
-	if (!ps_start_totals(&lead))
-		return 0;
-	PS_SEED_COUNTERS(&lead.proc, &sig, true);
-	return 1;
+	return ps_start_totals(&lead);
 }
 
 /* ADOPTING -> OWN with the previous leader's totals. */

@@ -60,16 +60,6 @@ struct logic_offcpu_args {
   __u32 key_epoch;
   __u32 pad;
 };
-struct logic_signal {
-  __u64 sum_sched_runtime;
-  __u64 nvcsw;
-  __u64 nivcsw;
-  __u64 min_flt;
-  __u64 maj_flt;
-};
-struct logic_start_args {
-  logic_signal sig;
-};
 struct logic_adopt_args {
   ps_counters prev;
 };
@@ -106,17 +96,21 @@ uint32_t ReferenceBucket(uint64_t wait_ns) {
   return std::min<uint32_t>(log2, PS_RUNQ_BUCKETS - 1);
 }
 
-// Adds cur - snap to the totals, counts one run-queue episode when exactly one switch-in
-// happened, and advances the snapshot.
+// The snapshot after a fold: pcount and the PS_FOLDED counter (run_delay) from `cur`; the
+// PS_SUMMED ones (CPU time, switches, faults) are never folded, so they stay as they were.
+ps_thread_counters Advanced(ps_thread_counters snap, const ps_thread_counters& cur) {
+  snap.pcount = cur.pcount;
+  snap.runq_ns = cur.runq_ns;
+  return snap;
+}
+
+// Adds the run-queue increase to the totals, counts one run-queue episode when exactly one
+// switch-in happened, and advances the snapshot. CPU time, switches and faults are summed by the
+// kernel for dead threads and read whole (ps_add_summed): the fold leaves them alone.
 void ReferenceFold(ps_thread_counters& snap, const ps_thread_counters& cur, ps_counters& p) {
-  p.cpu_ns += cur.cpu_ns - snap.cpu_ns;
   p.runq_ns += cur.runq_ns - snap.runq_ns;
-  p.vol_cs += cur.vol_cs - snap.vol_cs;
-  p.invol_cs += cur.invol_cs - snap.invol_cs;
-  p.min_flt += cur.min_flt - snap.min_flt;
-  p.maj_flt += cur.maj_flt - snap.maj_flt;
   if (cur.pcount - snap.pcount == 1) ++p.runq_hist[ReferenceBucket(cur.runq_ns - snap.runq_ns)];
-  snap = cur;
+  snap = Advanced(snap, cur);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,12 +254,6 @@ TEST(BtfLayout, MirrorsMatchTheBpfObject) {
                       {"state", offsetof(logic_offcpu_args, state)},
                       {"key_epoch", offsetof(logic_offcpu_args, key_epoch)},
                       {"pad", offsetof(logic_offcpu_args, pad)}});
-  ExpectStructLayout(btf, "logic_signal", sizeof(logic_signal),
-                     {{"sum_sched_runtime", offsetof(logic_signal, sum_sched_runtime)},
-                      {"nvcsw", offsetof(logic_signal, nvcsw)},
-                      {"nivcsw", offsetof(logic_signal, nivcsw)},
-                      {"min_flt", offsetof(logic_signal, min_flt)},
-                      {"maj_flt", offsetof(logic_signal, maj_flt)}});
   logic_test__destroy(skel);
 }
 
@@ -370,11 +358,8 @@ class BpfLogicTest : public ::testing::Test {
     EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN " << bpf_program__name(prog) << ": " << strerror(errno);
     return opts.retval;
   }
-  // ps_start_totals(&lead) and, if it says so, the seed from `sig`; returns whether it seeded.
-  bool Start(logic_signal sig) {
-    logic_start_args args{sig};
-    return Run(skel_->progs.run_start, &args) != 0;
-  }
+  // ps_start_totals(&lead); returns whether this call made the step.
+  bool Start() { return Run<char>(skel_->progs.run_start, nullptr) != 0; }
   void Adopt(const ps_counters& prev) {
     logic_adopt_args args{prev};
     Run(skel_->progs.run_adopt, &args);
@@ -507,26 +492,17 @@ TEST_P(BpfFoldTest, FoldAddsDifferencesOfSuccessiveSnapshots) {
   SetState(s0, base);
 
   ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
-  ps_counters want = base;
-  want.cpu_ns += 2'500'000;
+  ps_counters want = base;  // CPU, switches, faults: not folded (summed when read)
   want.runq_ns += 5'000;
-  want.vol_cs += 2;
-  want.invol_cs += 1;
-  want.min_flt += 50;
   want.runq_hist[2] += 1;
   EXPECT_COUNTERS_EQ(Totals(), want);
-  EXPECT_TRUE(Equal(Snap(), s1)) << ToString(Snap());
+  EXPECT_TRUE(Equal(Snap(), Advanced(s0, s1))) << ToString(Snap());
 
   ASSERT_NO_FATAL_FAILURE(Fold(s2, Shared()));
-  want.cpu_ns += 500'000;
   want.runq_ns += 300'000;
-  want.vol_cs += 1;
-  want.invol_cs += 2;
-  want.min_flt += 1;
-  want.maj_flt += 1;
   want.runq_hist[8] += 1;
   EXPECT_COUNTERS_EQ(Totals(), want);
-  EXPECT_TRUE(Equal(Snap(), s2)) << ToString(Snap());
+  EXPECT_TRUE(Equal(Snap(), Advanced(s0, s2))) << ToString(Snap());
   EXPECT_EQ(skel_->bss->fold_runs, 2u);
 
   // Against the reference too.
@@ -543,14 +519,15 @@ TEST_P(BpfFoldTest, FoldAdvancesSnapshotSoNothingIsCountedTwice) {
   const ps_thread_counters s1 = T(900, 9'200, 2, 4, 5, 6, 7);
   SetState(s0, ps_counters{});
   ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
-  EXPECT_TRUE(Equal(Snap(), s1)) << ToString(Snap());
+  EXPECT_TRUE(Equal(Snap(), Advanced(s0, s1))) << ToString(Snap());
   const ps_counters after_first = Totals();
-  EXPECT_EQ(after_first.cpu_ns, 800u);
+  EXPECT_EQ(after_first.runq_ns, 9'000u);
+  EXPECT_EQ(after_first.cpu_ns, 0u) << "summed when read, never folded";
   EXPECT_EQ(HistSum(after_first), 1u);
 
   ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
   EXPECT_COUNTERS_EQ(Totals(), after_first);
-  EXPECT_TRUE(Equal(Snap(), s1)) << ToString(Snap());
+  EXPECT_TRUE(Equal(Snap(), Advanced(s0, s1))) << ToString(Snap());
 }
 
 // With exactly one switch-in since the last fold, the run-queue delta is one wait episode and is
@@ -587,8 +564,8 @@ TEST_P(BpfFoldTest, FoldCountsNoEpisodeUnlessExactlyOneSwitchIn) {
     ASSERT_NO_FATAL_FAILURE(Fold(s1, Shared()));
     EXPECT_EQ(HistSum(Totals()), 0u) << ToString(Totals());
     EXPECT_EQ(Totals().runq_ns, 50'000u);
-    EXPECT_EQ(Totals().cpu_ns, 5'000u);
-    EXPECT_TRUE(Equal(Snap(), s1)) << ToString(Snap());
+    EXPECT_EQ(Totals().cpu_ns, 0u);
+    EXPECT_TRUE(Equal(Snap(), Advanced(s0, s1))) << ToString(Snap());
   }
 }
 
@@ -625,8 +602,8 @@ TEST_F(BpfLogicTest, FoldSharedAndUnsharedAgree) {
     snaps[shared] = Snap();
   }
   EXPECT_COUNTERS_EQ(results[1], results[0]);
-  EXPECT_TRUE(Equal(snaps[0], seq.back())) << ToString(snaps[0]);
-  EXPECT_TRUE(Equal(snaps[1], seq.back())) << ToString(snaps[1]);
+  EXPECT_TRUE(Equal(snaps[0], Advanced(seq[0], seq.back()))) << ToString(snaps[0]);
+  EXPECT_TRUE(Equal(snaps[1], Advanced(seq[0], seq.back()))) << ToString(snaps[1]);
 
   ps_thread_counters ref_snap = seq[0];
   ps_counters ref = start;
@@ -638,59 +615,37 @@ TEST_F(BpfLogicTest, FoldSharedAndUnsharedAgree) {
 // ---------------------------------------------------------------------------------------------
 // The totals' states (ps_totals_state), one test per transition.
 
-// The totals seeded from `sig`, as the list in bpf/procscope.h says, added to `base`.
-ps_counters Seeded(ps_counters base, const logic_signal& s) {
-#define PS_SEED(member) s.member
-#define PS_UNSEEDED 0
-#define PS_SEED_EXPECT(f, member, seed) base.f += seed;
-  PS_COUNTER_FIELDS(PS_SEED_EXPECT)
-#undef PS_SEED_EXPECT
-#undef PS_UNSEEDED
-#undef PS_SEED
-  return base;
-}
-
-const logic_signal kDeadThreads{5'000'000, 11, 12, 13, 14};
-
-// NONE -> OWN: the first fold (or exit) of a process that is not a leader by exec seeds its
-// totals with what its dead threads left, once.
-TEST_F(BpfLogicTest, StartSeedsFromTheSignalStructOnce) {
+// NONE -> OWN: the first fold (or exit) of a process that is not a leader by exec starts its
+// totals, once, and leaves what is in them (nothing is seeded: what dead threads left in the
+// signal struct is added when the totals are read).
+TEST_F(BpfLogicTest, StartOwnsOnceAndAddsNothing) {
   ps_counters before{};
-  before.cpu_ns = 7;  // a thread folded meanwhile: the seed adds to it
+  before.runq_ns = 7;  // a thread folded meanwhile
   before.runq_hist[3] = 2;
   Lead() = ps_task{};
   Lead().proc = before;
-  EXPECT_TRUE(Start(kDeadThreads));
+  EXPECT_TRUE(Start());
   EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_OWN));
-  const ps_counters want = Seeded(before, kDeadThreads);
-  EXPECT_COUNTERS_EQ(Lead().proc, want);
-  // Independently of the list: the kernel's names for them.
-  EXPECT_EQ(Lead().proc.cpu_ns, 7u + 5'000'000u);
-  EXPECT_EQ(Lead().proc.runq_ns, 0u);  // run_delay of dead threads is not kept
-  EXPECT_EQ(Lead().proc.vol_cs, 11u);
-  EXPECT_EQ(Lead().proc.invol_cs, 12u);
-  EXPECT_EQ(Lead().proc.min_flt, 13u);
-  EXPECT_EQ(Lead().proc.maj_flt, 14u);
-
-  // OWN stays OWN: a second start (another thread, the exit hook) seeds nothing more.
-  EXPECT_FALSE(Start(kDeadThreads));
+  EXPECT_COUNTERS_EQ(Lead().proc, before);
+  // OWN stays OWN: a second start (another thread, the exit hook) changes nothing.
+  EXPECT_FALSE(Start());
   EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_OWN));
-  EXPECT_COUNTERS_EQ(Lead().proc, want);
+  EXPECT_COUNTERS_EQ(Lead().proc, before);
 }
 
-// NONE -> ADOPTING: a leader that folded as a thread before got there by execve(); it does not
-// seed (the signal struct's dead threads are the old leader's business) but waits to adopt.
+// NONE -> ADOPTING: a leader that folded as a thread before got there by execve(); it waits to
+// adopt the old leader's totals.
 TEST_F(BpfLogicTest, StartOfALeaderByExecWaitsToAdopt) {
   Lead() = ps_task{};
   Lead().was_thread = 1;
-  Lead().proc.cpu_ns = 40;
-  EXPECT_FALSE(Start(kDeadThreads));
+  Lead().proc.runq_ns = 40;
+  EXPECT_TRUE(Start());
   EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_ADOPTING));
   ps_counters want{};
-  want.cpu_ns = 40;
+  want.runq_ns = 40;
   EXPECT_COUNTERS_EQ(Lead().proc, want);
   // ADOPTING stays ADOPTING until the handover: starting again changes nothing.
-  EXPECT_FALSE(Start(kDeadThreads));
+  EXPECT_FALSE(Start());
   EXPECT_EQ(Lead().totals, static_cast<__u32>(PS_TOTALS_ADOPTING));
   EXPECT_COUNTERS_EQ(Lead().proc, want);
 }
