@@ -198,7 +198,8 @@ class Phase {
         "system-wide meanwhile: unattributed ops=",
         (*s)[PS_STAT_IO_UNATTRIBUTED_OPS] - (*stats_)[PS_STAT_IO_UNATTRIBUTED_OPS],
         " bytes=", (*s)[PS_STAT_IO_UNATTRIBUTED_BYTES] - (*stats_)[PS_STAT_IO_UNATTRIBUTED_BYTES],
-        ", orphan ops=", (*s)[PS_STAT_IO_ORPHAN_OPS] - (*stats_)[PS_STAT_IO_ORPHAN_OPS]);
+        ", orphan ops=", (*s)[PS_STAT_IO_ORPHAN_OPS] - (*stats_)[PS_STAT_IO_ORPHAN_OPS],
+        ", requests dropped=", (*s)[PS_STAT_DROP_REQUESTS] - (*stats_)[PS_STAT_DROP_REQUESTS]);
   }
 
  private:
