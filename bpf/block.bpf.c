@@ -5,8 +5,9 @@
  * The owner is decided where the submitter is still `current`: when a request is allocated for a
  * bio (block_getrq). A kernel flusher writing back dirty pages is not the owner: the bio's file is
  * looked up in inode_owner, filled where a process dirtied the page cache (writeback_dirty_folio).
- * The owner travels with the request (keyed by its first bio) to its completion (in interrupt
- * context), where bytes, operations and device latency are charged.
+ * The owner travels with the request (a slot of the `requests` table, tagged with its first bio)
+ * to its completion (in interrupt context), where bytes, operations and device latency are
+ * charged.
  */
 #include "maps.bpf.h"
 
@@ -78,10 +79,61 @@ static __always_inline bool ps_bio_writer(struct bio *bio, struct ps_key *k)
  * (cheap), a probe read from a raw_tp program's untyped ones. `btf` is a compile-time constant. */
 #define PS_RD(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
 
+/* The first of the two slots of the set of a request whose first bio starts at `sector`
+ * (multiplicative hash). The set comes from the sector, not the bio's address: the verifier allows
+ * no arithmetic on a pointer but adding offsets, and the sector is the same at allocation, issue
+ * and completion (remapped before block_getrq, advanced only after block_rq_complete). */
+static __always_inline __u32 ps_request_set(__u64 sector)
+{
+	return (__u32)((sector * 0x9E3779B97F4A7C15ULL) >> 53) * 2; /* 2^11 sets */
+}
+
+/* The slot tagged `key` (the first bio's address) in the set of `sector`, or NULL. */
+static __always_inline struct ps_request *ps_request_find(__u64 key, __u64 sector)
+{
+	__u32 i = ps_request_set(sector);
+	struct ps_request *r = bpf_map_lookup_elem(&requests, &i);
+
+	if (r && r->tag == key)
+		return r;
+	i++;
+	r = bpf_map_lookup_elem(&requests, &i);
+	return r && r->tag == key ? r : NULL;
+}
+
+/* Claims a slot of `key`'s set for it: a free one, else one claimed so long ago that its request
+ * was freed without completing. NULL (counted): both hold requests in flight. */
+static __always_inline struct ps_request *ps_request_claim(__u64 key, __u64 sector, __u64 now)
+{
+	__u32 i = ps_request_set(sector);
+	struct ps_request *r;
+	__u64 old;
+	int n;
+
+	for (n = 0; n < 2; n++, i++) {
+		r = bpf_map_lookup_elem(&requests, &i);
+		if (!r)
+			return NULL;
+		old = r->tag;
+		if (old == key) /* an entry of a bio freed before completing, at the same address */
+			goto claimed;
+		if (old && now - r->claimed < PS_REQUEST_STALE_JIFFIES)
+			continue;
+		if (__sync_val_compare_and_swap(&r->tag, old, key) == old)
+			goto claimed;
+	}
+	ps_stat_add(PS_STAT_DROP_REQUESTS, 1);
+	return NULL;
+claimed:
+	r->claimed = now;
+	r->issue_ns = 0;
+	return r;
+}
+
 static __always_inline int ps_on_getrq(struct bio *bio, bool btf)
 {
-	struct ps_request r = {};
-	__u64 key = (__u64)bio;
+	struct ps_request *r;
+	struct ps_key owner;
 	__u32 op;
 
 	if (!bio)
@@ -91,22 +143,25 @@ static __always_inline int ps_on_getrq(struct bio *bio, bool btf)
 	op = PS_RD(btf, bio, bi_opf) & REQ_OP_MASK;
 	if ((op != REQ_OP_READ && op != REQ_OP_WRITE) || !PS_RD(btf, bio, bi_iter.bi_size))
 		return 0;
-	if (ps_current_owner(&r.owner))
-		ps_io_of_current(&r.owner); /* so that completion, in interrupt context, finds it */
-	else if (!ps_bio_writer(bio, &r.owner))
-		__builtin_memset(&r.owner, 0, sizeof(r.owner)); /* the kernel's own I/O: nobody's, so
-								  * whoever dispatches it is not charged */
-	r.write = op == REQ_OP_WRITE;
-	if (bpf_map_update_elem(&requests, &key, &r, BPF_ANY))
-		ps_stat_add(PS_STAT_DROP_REQUESTS, 1);
+	if (ps_current_owner(&owner))
+		ps_io_of_current(&owner); /* so that completion, in interrupt context, finds it */
+	else if (!ps_bio_writer(bio, &owner))
+		__builtin_memset(&owner, 0, sizeof(owner)); /* the kernel's own I/O: nobody's, so
+							  * whoever dispatches it is not charged */
+	r = ps_request_claim((__u64)bio, PS_RD(btf, bio, bi_iter.bi_sector),
+			     bpf_jiffies64());
+	if (!r)
+		return 0;
+	r->owner = owner;
+	r->write = op == REQ_OP_WRITE;
 	return 0;
 }
 
 static __always_inline int ps_on_rq_issue(struct request *rq, bool btf)
 {
-	struct ps_request *r, fresh = {};
+	struct ps_request *r;
 	struct bio *bio;
-	__u64 key;
+	__u64 key, sector;
 	__u32 op;
 
 	if (!rq)
@@ -116,58 +171,68 @@ static __always_inline int ps_on_rq_issue(struct request *rq, bool btf)
 	if ((op != REQ_OP_READ && op != REQ_OP_WRITE) || !bio)
 		return 0;
 	key = (__u64)bio;
-	/* Found: made at block_getrq, or a requeued request issued again (often from a kworker),
+	sector = PS_RD(btf, bio, bi_iter.bi_sector);
+	/* Found: claimed at block_getrq, or a requeued request issued again (often from a kworker),
 	 * which keeps its owner. */
-	r = bpf_map_lookup_elem(&requests, &key);
+	r = ps_request_find(key, sector);
 	if (!r) {
 		/* Not made from a bio we saw (passthrough, a front merge changed the first bio, or
 		 * allocated before we attached): the issuing process, if any. */
-		ps_current_owner(&fresh.owner);
-		fresh.write = op == REQ_OP_WRITE;
-		if (bpf_map_update_elem(&requests, &key, &fresh, BPF_ANY)) {
-			ps_stat_add(PS_STAT_DROP_REQUESTS, 1);
-			return 0;
-		}
-		r = bpf_map_lookup_elem(&requests, &key);
+		r = ps_request_claim(key, sector, bpf_jiffies64());
 		if (!r)
 			return 0;
+		if (!ps_current_owner(&r->owner))
+			__builtin_memset(&r->owner, 0, sizeof(r->owner));
+		r->write = op == REQ_OP_WRITE;
 	}
-	r->issue_ns = bpf_ktime_get_ns();
 	r->bytes = PS_RD(btf, rq, __data_len);
+	r->issue_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
 static __always_inline int ps_on_rq_complete(struct request *rq, bool btf)
 {
 	struct ps_request *r;
+	struct ps_key owner;
+	struct bio *bio;
 	struct ps_io *io;
-	__u64 key, lat;
+	__u64 key, lat, issued;
+	__u32 bytes, write;
 
 	if (!rq)
 		return 0;
-	key = (__u64)PS_RD(btf, rq, bio);
-	r = key ? bpf_map_lookup_elem(&requests, &key) : NULL;
-	if (!r || !r->issue_ns)
+	bio = PS_RD(btf, rq, bio);
+	if (!bio)
+		return 0;
+	key = (__u64)bio;
+	r = ps_request_find(key, PS_RD(btf, bio, bi_iter.bi_sector));
+	if (!r)
 		return 0; /* issued before we attached, or a partial completion already charged */
-	lat = bpf_ktime_get_ns() - r->issue_ns;
-	io = r->owner.tgid ? bpf_map_lookup_elem(&proc_io, &r->owner) : NULL;
+	issued = r->issue_ns;
+	owner = r->owner;
+	bytes = r->bytes;
+	write = r->write;
+	/* Free the slot (once, if two CPUs see partial completions of one request). */
+	if (__sync_val_compare_and_swap(&r->tag, key, 0) != key || !issued)
+		return 0;
+	lat = bpf_ktime_get_ns() - issued;
+	io = owner.tgid ? bpf_map_lookup_elem(&proc_io, &owner) : NULL;
 	if (io) {
-		if (r->write) {
-			__sync_fetch_and_add(&io->write_bytes, r->bytes);
+		if (write) {
+			__sync_fetch_and_add(&io->write_bytes, bytes);
 			__sync_fetch_and_add(&io->write_ops, 1);
 			__sync_fetch_and_add(&io->write_lat_ns, lat);
 		} else {
-			__sync_fetch_and_add(&io->read_bytes, r->bytes);
+			__sync_fetch_and_add(&io->read_bytes, bytes);
 			__sync_fetch_and_add(&io->read_ops, 1);
 			__sync_fetch_and_add(&io->read_lat_ns, lat);
 		}
-	} else if (r->owner.tgid) {
+	} else if (owner.tgid) {
 		ps_stat_add(PS_STAT_IO_ORPHAN_OPS, 1);
 	} else {
 		ps_stat_add(PS_STAT_IO_UNATTRIBUTED_OPS, 1);
-		ps_stat_add(PS_STAT_IO_UNATTRIBUTED_BYTES, r->bytes);
+		ps_stat_add(PS_STAT_IO_UNATTRIBUTED_BYTES, bytes);
 	}
-	bpf_map_delete_elem(&requests, &key);
 	return 0;
 }
 

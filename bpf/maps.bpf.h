@@ -75,25 +75,21 @@ PS_MAP struct {
 	__type(value, struct ps_counters);
 } leader_handover SEC(".maps");
 
-/* A block request: who owns it, when it went to the device (0: not yet), how big it is. */
-struct ps_request {
-	struct ps_key owner;
-	__u64 issue_ns;
-	__u32 bytes;
-	__u32 write;
-};
-
 /*
- * requests: address of a request's first bio -> struct ps_request, from request allocation
- * (block_getrq, in the submitter's context) through issue (and re-issue after a requeue) to
- * completion, which deletes it. Sized for far more requests than devices keep in flight; the rare
- * request that is allocated but never completed leaves an entry that the next bio at the same
- * address overwrites. A failed insert (full) counts PS_STAT_DROP_REQUESTS.
+ * requests: a table of the block requests in flight (struct ps_request, procscope.h), from
+ * request allocation (block_getrq, in the submitter's context) through issue (and re-issue after
+ * a requeue) to completion, which frees the slot. Two-way set associative: the address of the
+ * request's first bio hashes to a set of two slots (ps_request_set), and a slot is claimed with a
+ * compare-and-swap of its tag. An array, so that every lookup is inlined and nothing takes a lock
+ * or allocates (a hash map here cost ~0.8 us of BPF per I/O: docs/PERFORMANCE.md, issue 14).
+ * Both slots of a set busy: the request is not tracked (PS_STAT_DROP_REQUESTS), unless one holds
+ * a request claimed PS_REQUEST_STALE_JIFFIES ago, which was freed without completing (merged into
+ * another) and is reclaimed. PS_REQUEST_SLOTS x 48 bytes.
  */
 PS_MAP struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PS_REQUEST_SLOTS);
+	__type(key, __u32);
 	__type(value, struct ps_request);
 } requests SEC(".maps");
 

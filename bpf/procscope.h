@@ -117,6 +117,19 @@ struct ps_proc_rec {
 	struct ps_io io;
 };
 
+/* A block request in flight: a slot of the `requests` table (bpf/maps.bpf.h). */
+struct ps_request {
+	__u64 tag;       /* address of the request's first bio; 0: a free slot */
+	struct ps_key owner;
+	__u64 claimed;   /* jiffies when the slot was claimed (stale after PS_REQUEST_STALE_JIFFIES) */
+	__u64 issue_ns;  /* when it went to the device (0: not yet) */
+	__u32 bytes;
+	__u32 write;
+};
+#define PS_REQUEST_SLOTS 4096 /* 2048 sets of 2 */
+#define PS_REQUEST_STALE_JIFFIES 60000ULL /* 60 s at HZ=1000 (4 min at 250): longer than any
+						 * request takes */
+
 /* Exit event flags. */
 #define PS_EXIT_OOM_KILLED 0x1 /* chosen by the OOM killer (oom:mark_victim) */
 
@@ -263,6 +276,7 @@ PS_ABI_OFFSET(ps_exit_event, comm, 56);
 PS_ABI_OFFSET(ps_exit_event, c, 72);
 PS_ABI_OFFSET(ps_exit_event, io, 304);
 PS_ABI_ASSERT(sizeof(struct ps_meta) == 16);
+PS_ABI_ASSERT(sizeof(struct ps_request) == 48);
 PS_ABI_ASSERT(sizeof(struct ps_stack_key) == 32);
 PS_ABI_OFFSET(ps_stack_key, tid, 16);
 PS_ABI_OFFSET(ps_stack_key, kstack, 20);

@@ -74,4 +74,33 @@ absl::StatusOr<size_t> CountMapEntries(const bpf_map* map) {
   return n;
 }
 
+absl::StatusOr<size_t> CountBusyRequestSlots(const bpf_map* map) {
+  const int fd = bpf_map__fd(map);
+  if (bpf_map__value_size(map) != sizeof(ps_request)) {
+    return absl::InternalError(absl::StrCat("map ", bpf_map__name(map), " is not a request table"));
+  }
+  constexpr uint32_t kBatch = 4096;
+  std::vector<uint32_t> keys(kBatch);
+  std::vector<ps_request> values(kBatch);
+  size_t busy = 0;
+  uint32_t in = 0, out = 0;
+  bool first = true;
+  for (;;) {
+    uint32_t count = kBatch;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    const int rc = bpf_map_lookup_batch(fd, first ? nullptr : &in, &out, keys.data(),
+                                        values.data(), &count, &opts);
+    const int err = rc < 0 ? errno : 0;
+    if (rc < 0 && err != ENOENT) {
+      return absl::InternalError(
+          absl::StrCat("reading map ", bpf_map__name(map), ": ", strerror(err)));
+    }
+    for (uint32_t i = 0; i < count; ++i) busy += values[i].tag != 0 ? 1 : 0;
+    if (err == ENOENT) break;  // the last batch
+    in = out;
+    first = false;
+  }
+  return busy;
+}
+
 }  // namespace procscope

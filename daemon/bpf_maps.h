@@ -42,6 +42,10 @@ void FillProgramCosts(const std::vector<int>& prog_fds, std::vector<ProgramStats
 // Entries in a hash map, by walking its keys (about 0.5 us per entry).
 absl::StatusOr<size_t> CountMapEntries(const bpf_map* map);
 
+// Slots of the `requests` table (an array of struct ps_request) that hold a request: read in
+// batches of 4096 slots (one syscall each), a tag other than 0.
+absl::StatusOr<size_t> CountBusyRequestSlots(const bpf_map* map);
+
 // The exit ring buffer, consumed by hand so that the consumer position (what the kernel may
 // overwrite, and what a next daemon would read again) advances only on Commit(): after the exits
 // read are in the journal, so that a kill -9 in between loses none (they are read again).

@@ -730,8 +730,12 @@ absl::StatusOr<size_t> Collector::ProcIoEntries() {
 
 absl::StatusOr<std::vector<MapFill>> Collector::MapEntries() {
   std::vector<MapFill> out;
-  for (const bpf_map* m : {impl_->skel->maps.proc_io, impl_->skel->maps.requests,
-                           impl_->skel->maps.inode_owner, impl_->skel->maps.oom_victims,
+  {
+    const bpf_map* m = impl_->skel->maps.requests;
+    ASSIGN_OR_RETURN(size_t n, CountBusyRequestSlots(m));
+    out.push_back({bpf_map__name(m), n, bpf_map__max_entries(m)});
+  }
+  for (const bpf_map* m : {impl_->skel->maps.proc_io, impl_->skel->maps.inode_owner, impl_->skel->maps.oom_victims,
                            impl_->skel->maps.leader_handover, impl_->skel->maps.stack_counts,
                            impl_->skel->maps.contention}) {
     ASSIGN_OR_RETURN(size_t n, CountMapEntries(m));
