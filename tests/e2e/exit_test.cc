@@ -490,6 +490,9 @@ TEST(ExitTest, ThreadExitsSendNoEventAndTheProcessEventHasAllThreadsCpu) {
   pid_t thread_ids[2];
   ASSERT_TRUE(ReadAll(tids[0], thread_ids, sizeof(thread_ids)));
   close(tids[0]);
+  // pthread_join returns when a thread clears its tid, on its way out of do_exit(): it is
+  // released (and leaves Threads:) a moment later, longer on a loaded machine.
+  for (int i = 0; i < 200 && ThreadsOf(c.pid()) != 1; ++i) absl::SleepFor(absl::Milliseconds(10));
   ASSERT_EQ(ThreadsOf(c.pid()), 1);
 
   // Both threads are gone, the process lives on: listed, their CPU kept, and no event.
