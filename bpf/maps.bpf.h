@@ -246,15 +246,16 @@ static __always_inline void ps_add_summed(struct signal_struct *sig, struct task
 	long n = 0;
 	int i;
 
+	/* PS_SIG_FIELD: the signal struct's member of each summed counter, into `s`. */
+#undef PS_SUMMED
+#define PS_SUMMED(member) (sig->member)
+#define PS_SIG_FIELD(f, member, kind) PS_IF_SUMMED(kind, s.f = (kind))
 	if (only) {
 		/* Into w.sum, so that one add follows both ways (the verifier rejects an instruction
 		 * that the compiler merged to load through a task or the stack pointer). */
 #define PS_ONLY_FIELD(f, member, kind) PS_IF_SUMMED(kind, w.sum.f = only->member)
 		PS_COUNTER_FIELDS(PS_ONLY_FIELD)
 #undef PS_ONLY_FIELD
-#undef PS_SUMMED
-#define PS_SUMMED(member) (sig->member)
-#define PS_SIG_FIELD(f, member, kind) PS_IF_SUMMED(kind, s.f = (kind))
 		PS_COUNTER_FIELDS(PS_SIG_FIELD)
 	} else {
 		for (i = 0; i < PS_SUMMED_READS; i++) {
