@@ -225,6 +225,27 @@ static long ps_walk_thread(__u32 i, void *ctx)
 
 /* Attempts at a consistent read of a process's summed counters (ps_add_summed). */
 #define PS_SUMMED_READS 4
+/* Reads of the sequence count per attempt while a writer is in its section: a release takes
+ * well under a microsecond, but its CPU can be preempted by the hypervisor in the middle. The
+ * writer may need this CPU's run-queue lock (a pidfd waiter's wakeup), so the wait is bounded:
+ * ~16k probe reads, a few hundred microseconds at most, and only while a release is under way. */
+#define PS_SEQ_SPINS 16384
+
+/* bpf_loop callback: reads the sequence count of the signal struct at `sig` into `seq`; stops
+ * (1) once it is even: no writer in its section. */
+struct ps_seq_wait {
+	__u64 sig; /* struct signal_struct * */
+	unsigned int seq;
+};
+
+static long ps_wait_seq_even(__u32 i, void *ctx)
+{
+	struct ps_seq_wait *w = ctx;
+	struct signal_struct *sig = (struct signal_struct *)w->sig; /* not in the CO-RE access */
+
+	w->seq = BPF_CORE_READ(sig, stats_lock.seqcount.seqcount.sequence);
+	return !(w->seq & 1);
+}
 
 /*
  * Adds to `c` the PS_SUMMED counters of the process whose signal struct is `sig`: what its
@@ -233,16 +254,19 @@ static long ps_walk_thread(__u32 i, void *ctx)
  * release_task() adds a thread's counters to the signal struct and unlinks it from the thread
  * list in one write section of that lock, so a read that a release overlapped (a parent reaping
  * a child at its final switch-out, on the other CPU) counted the thread twice or not at all and
- * is made again (x86 orders the loads; after PS_SUMMED_READS attempts the last read stands).
+ * is made again, once the writer has left its section (x86 orders the loads). After
+ * PS_SUMMED_READS attempts the last read stands and PS_STAT_DROP_SUMMED_READ counts it.
  * `only` is the process's one thread when the caller knows there is exactly one and it is not
  * being released (read directly, no lock needed); NULL walks the thread list.
  */
 static __always_inline void ps_add_summed(struct signal_struct *sig, struct task_struct *only,
 					  struct ps_counters *c)
 {
+	struct ps_seq_wait sw = {.sig = (__u64)sig};
 	struct ps_thread_walk w = {};
 	struct ps_thread_counters s = {};
-	unsigned int seq, seq2;
+	unsigned int seq2;
+	bool stable = false;
 	long n = 0;
 	int i;
 
@@ -258,8 +282,8 @@ static __always_inline void ps_add_summed(struct signal_struct *sig, struct task
 #undef PS_ONLY_FIELD
 		PS_COUNTER_FIELDS(PS_SIG_FIELD)
 	} else {
-		for (i = 0; i < PS_SUMMED_READS; i++) {
-			seq = BPF_CORE_READ(sig, stats_lock.seqcount.seqcount.sequence);
+		for (i = 0; i < PS_SUMMED_READS && !stable; i++) {
+			bpf_loop(PS_SEQ_SPINS, ps_wait_seq_even, &sw, 0);
 			asm volatile("" ::: "memory");
 			PS_COUNTER_FIELDS(PS_SIG_FIELD)
 			__builtin_memset(&w, 0, sizeof(w));
@@ -268,9 +292,10 @@ static __always_inline void ps_add_summed(struct signal_struct *sig, struct task
 			n = bpf_loop(PS_MAX_THREAD_WALK, ps_walk_thread, &w, 0);
 			asm volatile("" ::: "memory");
 			seq2 = BPF_CORE_READ(sig, stats_lock.seqcount.seqcount.sequence);
-			if (seq2 == seq && !(seq & 1)) /* odd: a writer was in its section */
-				break;
+			stable = seq2 == sw.seq && !(sw.seq & 1); /* odd: the wait ran out */
 		}
+		if (!stable)
+			ps_stat_add(PS_STAT_DROP_SUMMED_READ, 1);
 		if (n >= PS_MAX_THREAD_WALK)
 			ps_stat_add(PS_STAT_DROP_THREAD_WALK, 1);
 	}

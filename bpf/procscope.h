@@ -225,6 +225,8 @@ enum ps_stat {
 	PS_STAT_DROP_CONTENTION,    /* contention full: a culprit/victim pair's wait not kept */
 	PS_STAT_DROP_THREAD_WALK,   /* a process of more than PS_MAX_THREAD_WALK threads: the CPU
 				     * time and counts of the threads past it not in one read */
+	PS_STAT_DROP_SUMMED_READ,   /* a process's summed counters read while threads were being
+				     * released, every attempt: a thread counted twice or not at all */
 	PS_STAT_MAX,
 };
 
@@ -236,7 +238,7 @@ enum ps_stat {
  * programs that are running. It adopts only when this version and a hash of the maps'
  * definitions and BTF types both match, and otherwise starts fresh. The "meta" pin is an array map of one struct ps_meta.
  */
-#define PS_LAYOUT_VERSION 4
+#define PS_LAYOUT_VERSION 5
 
 struct ps_meta {
 	__u32 layout;  /* PS_LAYOUT_VERSION of the daemon that pinned the state */

@@ -29,6 +29,7 @@ constexpr const char* kStatNames[] = {
     "offcpu_stack_expired",   // PS_STAT_OFFCPU_STACK_EXPIRED
     "drop_contention",        // PS_STAT_DROP_CONTENTION
     "drop_thread_walk",       // PS_STAT_DROP_THREAD_WALK
+    "drop_summed_read",       // PS_STAT_DROP_SUMMED_READ
 };
 static_assert(std::size(kStatNames) == PS_STAT_MAX, "a ps_stat without a name in kStatNames");
 

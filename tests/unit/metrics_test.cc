@@ -40,10 +40,10 @@ using ::testing::UnorderedElementsAre;
 
 constexpr char kFffd[] = "\xEF\xBF\xBD";  // U+FFFD
 
-// Series of the self-metrics of Self(): 2 per program (1), 11 drop reasons, 5 single counters
+// Series of the self-metrics of Self(): 2 per program (1), 12 drop reasons, 5 single counters
 // and gauges, 2 per map (1), scrape duration, series dropped, series limit, journal (3), build
 // info; on-CPU samples (busy, idle) and lost stacks (3 reasons).
-constexpr size_t kSelfLines = 2 + 11 + 5 + 2 + 5 + 2 + 2 + 3;
+constexpr size_t kSelfLines = 2 + 12 + 5 + 2 + 5 + 2 + 2 + 3;
 constexpr size_t kProcessLines = 10;
 constexpr size_t kGroupLines = 15 + PS_RUNQ_BUCKETS + 2;  // without exits and crashes
 
@@ -350,6 +350,7 @@ TEST(BuildMetricsTest, ExactSeriesForSmallFixture) {
       R"(procscope_kernel_events_dropped_total{reason="profile_notify"} 17)",
       R"(procscope_kernel_events_dropped_total{reason="contention"} 19)",
       R"(procscope_kernel_events_dropped_total{reason="thread_walk"} 20)",
+      R"(procscope_kernel_events_dropped_total{reason="summed_read"} 21)",
       // samples 12, idle 13 in the fixture: busy clamps at 0
       R"(procscope_profile_samples_total{cpu="busy"} 0)",
       R"(procscope_profile_samples_total{cpu="idle"} 13)",
@@ -507,7 +508,7 @@ TEST(BuildMetricsTest, SeriesCapDropsWholeGroupsAndCountsThem) {
   EXPECT_EQ(SampleLines(text).size(), kSelfLines);
   EXPECT_EQ(fx.dropped, 1 + kProcessLines + 3 * kGroupLines + 1);
   EXPECT_EQ(CountWithPrefix(text, "procscope_build_info"), 1u);
-  EXPECT_EQ(CountWithPrefix(text, "procscope_kernel_events_dropped_total"), 11u);
+  EXPECT_EQ(CountWithPrefix(text, "procscope_kernel_events_dropped_total"), 12u);
 }
 
 TEST(BuildMetricsTest, SeriesCapKeepsOffendersBeforeProcessesBeforeGroups) {
