@@ -14,12 +14,14 @@
 #include <cstdint>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -84,6 +86,17 @@ uint64_t MaxRequestBytes(dev_t dev) {
   return 0;
 }
 
+// Bytes the device holding `dev` has read since boot (/sys/dev/block/M:m/stat, field 3 is sectors
+// of 512 bytes; a partition has its own); nullopt if unreadable.
+std::optional<uint64_t> DeviceReadBytes(dev_t dev) {
+  auto s = ReadLine(absl::StrCat("/sys/dev/block/", major(dev), ":", minor(dev), "/stat"));
+  if (!s) return std::nullopt;
+  std::vector<std::string> f = absl::StrSplit(*s, ' ', absl::SkipEmpty());
+  uint64_t sectors;
+  if (f.size() < 3 || !absl::SimpleAtoi(f[2], &sectors)) return std::nullopt;
+  return sectors * 512;
+}
+
 // Reads the test binary once so that its text is in the page cache: a child faulting it in would
 // otherwise read it from disk, in its own context, on top of the I/O under test.
 void WarmExecutable() {
@@ -124,6 +137,10 @@ class TestFile {
     struct stat st;
     if (fstat(fd_, &st) != 0) return 0;
     return MaxRequestBytes(st.st_dev);
+  }
+  dev_t Device() const {
+    struct stat st;
+    return fstat(fd_, &st) == 0 ? st.st_dev : 0;
   }
 
  private:
@@ -186,9 +203,31 @@ std::optional<ps_io> LiveIo(pid_t pid) {
 // of the child that lost its owner shows up there.
 class Phase {
  public:
-  Phase() : start_(absl::Now()) {
+  // `dev`: also report what that device read meanwhile (everyone's reads: an upper bound of what
+  // the child can have read from it).
+  explicit Phase(dev_t dev = 0) : start_(absl::Now()), dev_(dev) {
     auto s = CollectorEnv::Get()->collector().ReadStats();
     if (s.ok()) stats_ = *s;
+    if (dev_ != 0) dev_read_ = DeviceReadBytes(dev_);
+    auto procs = CollectorEnv::Get()->collector().ReadProcesses();
+    if (procs.ok()) {
+      for (const ProcessSample& p : *procs) {
+        reads_[p.key.tgid] = {p.comm, p.io.read_bytes + p.io.write_bytes};
+      }
+    }
+  }
+  // The processes charged with I/O meanwhile (the child's missing bytes went somewhere).
+  std::string Charged() const {
+    auto procs = CollectorEnv::Get()->collector().ReadProcesses();
+    if (!procs.ok()) return "";
+    std::string out;
+    for (const ProcessSample& p : *procs) {
+      auto it = reads_.find(p.key.tgid);
+      const uint64_t before = it == reads_.end() ? 0 : it->second.second;
+      const uint64_t now = p.io.read_bytes + p.io.write_bytes;
+      if (now > before) absl::StrAppend(&out, " ", p.key.tgid, "/", p.comm, "+", now - before);
+    }
+    return absl::StrCat("; charged meanwhile:", out);
   }
   absl::Duration Elapsed() const { return absl::Now() - start_; }
   std::string Unattributed() const {
@@ -199,11 +238,21 @@ class Phase {
         (*s)[PS_STAT_IO_UNATTRIBUTED_OPS] - (*stats_)[PS_STAT_IO_UNATTRIBUTED_OPS],
         " bytes=", (*s)[PS_STAT_IO_UNATTRIBUTED_BYTES] - (*stats_)[PS_STAT_IO_UNATTRIBUTED_BYTES],
         ", orphan ops=", (*s)[PS_STAT_IO_ORPHAN_OPS] - (*stats_)[PS_STAT_IO_ORPHAN_OPS],
-        ", requests dropped=", (*s)[PS_STAT_DROP_REQUESTS] - (*stats_)[PS_STAT_DROP_REQUESTS]);
+        ", requests dropped=", (*s)[PS_STAT_DROP_REQUESTS] - (*stats_)[PS_STAT_DROP_REQUESTS],
+        DeviceRead(), Charged());
   }
 
  private:
+  std::string DeviceRead() const {
+    const std::optional<uint64_t> now = dev_ != 0 ? DeviceReadBytes(dev_) : std::nullopt;
+    if (!now || !dev_read_) return "";
+    return absl::StrCat(", device read ", *now - *dev_read_, " bytes");
+  }
+
   absl::Time start_;
+  std::map<uint32_t, std::pair<std::string, uint64_t>> reads_;
+  dev_t dev_;
+  std::optional<uint64_t> dev_read_;
   std::optional<KernelStats> stats_;
 };
 
@@ -467,13 +516,15 @@ TEST(BlockIo, ColdReadChargedToReader) {
     return 0;
   });
   std::optional<Phase> phase;
-  auto step = MeasureStep(child, LiveIo, kIoTimeout, [&] { phase.emplace(); });
+  auto step = MeasureStep(child, LiveIo, kIoTimeout, [&] { phase.emplace(file.Device()); });
   ASSERT_TRUE(step.ok()) << "cold read did not finish: " << step.status();
+  const int64_t resident_after = ResidentPages(fd, kSize);
   const ps_io* base = &step->before;
   const ps_io* live = &step->after;
   const ps_io d = Delta(*live, *base);
   {
-    SCOPED_TRACE(absl::StrCat("live: ", Str(d), "; ", phase->Unattributed()));
+    SCOPED_TRACE(absl::StrCat("live: ", Str(d), "; ", phase->Unattributed(),
+                              "; resident pages after the read ", resident_after));
     EXPECT_GE(d.read_bytes, kSize);
     EXPECT_LE(d.read_bytes, kSize + kReadSlack);
     EXPECT_GT(d.read_ops, 0u);
@@ -491,7 +542,8 @@ TEST(BlockIo, ColdReadChargedToReader) {
   EXPECT_LE(e.read_bytes, kSize + kReadSlack);
   EXPECT_GT(e.read_ops, 0u);
   std::cout << "[ measured ] cold read: live read=" << d.read_bytes << " ops=" << d.read_ops
-            << ", exit read=" << e.read_bytes << ", expected " << kSize << std::endl;
+            << ", exit read=" << e.read_bytes << ", expected " << kSize << "; "
+            << phase->Unattributed() << std::endl;
 }
 
 }  // namespace
