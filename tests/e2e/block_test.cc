@@ -212,7 +212,7 @@ class Phase {
     auto procs = CollectorEnv::Get()->collector().ReadProcesses();
     if (procs.ok()) {
       for (const ProcessSample& p : *procs) {
-        reads_[p.key.tgid] = {p.comm, p.io.read_bytes + p.io.write_bytes};
+        io_bytes_[p.key.tgid] = p.io.read_bytes + p.io.write_bytes;
       }
     }
   }
@@ -222,8 +222,8 @@ class Phase {
     if (!procs.ok()) return "";
     std::string out;
     for (const ProcessSample& p : *procs) {
-      auto it = reads_.find(p.key.tgid);
-      const uint64_t before = it == reads_.end() ? 0 : it->second.second;
+      auto it = io_bytes_.find(p.key.tgid);
+      const uint64_t before = it == io_bytes_.end() ? 0 : it->second;
       const uint64_t now = p.io.read_bytes + p.io.write_bytes;
       if (now > before) absl::StrAppend(&out, " ", p.key.tgid, "/", p.comm, "+", now - before);
     }
@@ -250,7 +250,7 @@ class Phase {
   }
 
   absl::Time start_;
-  std::map<uint32_t, std::pair<std::string, uint64_t>> reads_;
+  std::map<uint32_t, uint64_t> io_bytes_;  // tgid -> bytes read + written at the start
   dev_t dev_;
   std::optional<uint64_t> dev_read_;
   std::optional<KernelStats> stats_;
