@@ -5,6 +5,9 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "fd.h"
@@ -12,24 +15,32 @@
 
 namespace procscope {
 
-absl::StatusOr<std::string> ReadProcessIterator(bpf_link* iter_link, size_t reserve) {
+absl::StatusOr<absl::string_view> ReadProcessIterator(bpf_link* iter_link, std::string& buf) {
   ScopedFd fd(bpf_iter_create(bpf_link__fd(iter_link)));
   if (!fd.valid()) {
     return absl::InternalError(absl::StrCat("creating the process iterator: ", strerror(errno)));
   }
-  std::string buf;
-  buf.reserve(reserve + (64 << 10));
-  char chunk[1 << 16];
+  // Read straight into `buf`, whose capacity stays from pass to pass: a fresh buffer per pass
+  // was an mmap, its page faults and an munmap every second (13 % of the daemon's CPU with
+  // 1,000 processes).
+  constexpr size_t kChunk = 64 << 10;
+  size_t used = 0;
   for (;;) {
-    const ssize_t n = read(fd.get(), chunk, sizeof(chunk));
+    if (buf.size() < used + kChunk) buf.resize(std::max(2 * buf.size(), used + kChunk));
+    const ssize_t n = read(fd.get(), buf.data() + used, kChunk);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       return absl::InternalError(absl::StrCat("reading the process iterator: ", strerror(errno)));
     }
     if (n == 0) break;
-    buf.append(chunk, static_cast<size_t>(n));
+    used += static_cast<size_t>(n);
   }
-  return buf;
+  // Far fewer processes than at the peak (thousands exited): give the memory back.
+  if (buf.size() > 4 * (used + kChunk)) {
+    buf.resize(2 * (used + kChunk));
+    buf.shrink_to_fit();
+  }
+  return absl::string_view(buf.data(), used);
 }
 
 absl::StatusOr<KernelStats> ReadPerCpuStats(int fd) {

@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "model.h"
 
 struct bpf_link;
@@ -29,9 +30,9 @@ struct bpf_map;
 
 namespace procscope {
 
-// One full read of the process iterator (`reserve`: the size of the previous read, so that a
-// pass makes one allocation, not a doubling series).
-absl::StatusOr<std::string> ReadProcessIterator(bpf_link* iter_link, size_t reserve);
+// One full read of the process iterator into `buf` (grown as needed and kept by the caller, so
+// that a pass allocates nothing); the bytes read are the view's, valid until `buf` changes.
+absl::StatusOr<absl::string_view> ReadProcessIterator(bpf_link* iter_link, std::string& buf);
 
 // The `stats` per-CPU array, summed over CPUs.
 absl::StatusOr<KernelStats> ReadPerCpuStats(int fd);

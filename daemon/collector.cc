@@ -163,7 +163,7 @@ struct Collector::Impl {
   ExitRing ring;
   bool defer_commit = false;  // CommitExits() advances the ring's consumer position
   int stats_fd = -1;          // keeps kernel.bpf_stats on while open
-  size_t last_read_size = 0;
+  std::string iter_buf;  // the process iterator's bytes, reused from pass to pass
   // The sampler's perf events, one per online CPU; each link owns its event's fd.
   std::vector<bpf_link*> profile_links;
   // profile_notify, consumed by PollProfiled.
@@ -370,10 +370,8 @@ struct Collector::Impl {
     for (uint32_t id : ids) (void)bpf_map_delete_elem(map_fd, &id);
   }
 
-  absl::StatusOr<std::string> ReadIterator() {
-    ASSIGN_OR_RETURN(std::string buf, ReadProcessIterator(iter_link, last_read_size));
-    last_read_size = buf.size();
-    return buf;
+  absl::StatusOr<absl::string_view> ReadIterator() {
+    return ReadProcessIterator(iter_link, iter_buf);
   }
 };
 
@@ -563,7 +561,7 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     // Attached or not by the previous daemon: its links say which hooks run.
     impl->degraded.clear();
     impl->OpenPinnedLinks(pin_dir);
-    ASSIGN_OR_RETURN(std::string recs, impl->ReadIterator());
+    ASSIGN_OR_RETURN(absl::string_view recs, impl->ReadIterator());
     size_t procs = 0;
     for (size_t off = 0; off + sizeof(ps_proc_rec) <= recs.size(); off += sizeof(ps_proc_rec)) {
       ps_proc_rec r;
@@ -684,8 +682,14 @@ std::string DegradedHooksWarning(const std::vector<std::string>& hooks) {
 }
 
 absl::StatusOr<std::vector<ProcessSample>> Collector::ReadProcesses() {
-  ASSIGN_OR_RETURN(std::string buf, impl_->ReadIterator());
-  return ParseProcessRecords(buf);
+  std::vector<ProcessSample> out;
+  RETURN_IF_ERROR(ReadProcesses(out));
+  return out;
+}
+
+absl::Status Collector::ReadProcesses(std::vector<ProcessSample>& out) {
+  ASSIGN_OR_RETURN(absl::string_view buf, impl_->ReadIterator());
+  return ParseProcessRecords(buf, out);
 }
 
 absl::StatusOr<int> Collector::PollExits(int timeout_ms,

@@ -79,6 +79,8 @@ class Collector {
 
   // Every live process with its totals up to now (running threads included).
   absl::StatusOr<std::vector<ProcessSample>> ReadProcesses();
+  // The same into `out`, whose capacity is reused (the daemon's pass: no allocation per pass).
+  absl::Status ReadProcesses(std::vector<ProcessSample>& out);
 
   // Waits up to timeout_ms for exit events and hands each to `fn`. Returns how many were handled.
   absl::StatusOr<int> PollExits(int timeout_ms,

@@ -251,15 +251,15 @@ void Daemon::Publish(bool pass, absl::Time now) {
 }
 
 void Daemon::Sample() {
-  auto samples = collector_->ReadProcesses();
+  const absl::Status read = collector_->ReadProcesses(samples_);
   // After the read: a young process's age must not come out shorter than what it ran.
   const absl::Time now = absl::Now();
-  if (!samples.ok()) {
-    LOG(ERROR) << samples.status().message();
+  if (!read.ok()) {
+    LOG(ERROR) << read.message();
     return;
   }
   auto stats = collector_->ReadStats();
-  table_.ApplySamples(*samples, now);
+  table_.ApplySamples(samples_, now);
   DrainProfiles(now);
   detector_.Observe(table_.ProcessPtrs(), now);
   // Who delayed whom this pass, and the CPU pressure: for culprits and saturation.
@@ -278,7 +278,7 @@ void Daemon::Sample() {
     absl::MutexLock l(&pub_mu_);
     live_.last_loop = now;
   }
-  if (!reload_.quiet) last_samples_ = *std::move(samples);  // for the terminal report only
+  if (!reload_.quiet) last_samples_.swap(samples_);  // for the terminal report only
 }
 
 void Daemon::CaptureProfiled() {

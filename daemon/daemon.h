@@ -137,6 +137,7 @@ class Daemon {
   SelfState self_;  // as of the last pass
   bool ready_ = false;
   bool exits_pending_ = false;               // exits handled since the last Publish
+  std::vector<ProcessSample> samples_;       // the pass's read; its capacity is reused
   std::vector<ProcessSample> last_samples_;  // for the console report
   std::vector<ProcessSample> report_prev_;   // the console report's previous pass
   absl::Time report_prev_at_;

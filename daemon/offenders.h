@@ -127,6 +127,7 @@ class OffenderDetector {
   // The victims of `key` (of_culprit) or its culprits, by wait over the window, highest first.
   std::vector<ResourceRate> Partners(const ps_key& key, bool of_culprit) const;
   static bool SameCounters(const Point& a, const Point& b);
+  static bool IdleThroughWindow(const Track& t, absl::Time cutoff);
   static Point BasePoint(const Track& t, absl::Time cutoff, absl::Time newest, bool from_birth);
   double ProcessRate(const Track& t, Resource r) const;
   double CausedRate(const Track& t) const;

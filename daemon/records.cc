@@ -6,25 +6,26 @@
 #include <algorithm>
 #include <csignal>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "counters.h"
 #include "model.h"
+#include "status_macros.h"
 
 namespace procscope {
-absl::StatusOr<std::vector<ProcessSample>> ParseProcessRecords(absl::string_view buf) {
+absl::Status ParseProcessRecords(absl::string_view buf, std::vector<ProcessSample>& out) {
+  out.clear();
   if (buf.size() % sizeof(ps_proc_rec) != 0) {
     return absl::DataLossError(
         absl::StrFormat("process iterator returned %d bytes, not a multiple of the %d-byte record",
                         buf.size(), sizeof(ps_proc_rec)));
   }
   const size_t n = buf.size() / sizeof(ps_proc_rec);
-  std::vector<ProcessSample> out;
+  // Far fewer processes than at the peak: give the memory back.
+  if (out.capacity() > 4 * n + 256) std::vector<ProcessSample>().swap(out);
   out.reserve(n);
-  absl::flat_hash_map<ps_key, size_t> index;  // hash and equality: model.h
-  std::vector<ps_proc_rec> deltas;
+  std::vector<ps_proc_rec> deltas;  // few: only threads on a CPU during the read
   for (size_t i = 0; i < n; ++i) {
     ps_proc_rec r;
     memcpy(&r, buf.data() + i * sizeof(r), sizeof(r));
@@ -32,27 +33,44 @@ absl::StatusOr<std::vector<ProcessSample>> ParseProcessRecords(absl::string_view
       deltas.push_back(r);
       continue;
     }
-    ProcessSample s;
+    ProcessSample& s = out.emplace_back();
     s.key = r.key;
     s.ppid = r.ppid;
     s.uid = r.uid;
     s.nr_threads = r.nr_threads;
     s.cgroup_id = r.cgroup_id;
     s.rss_bytes = r.rss_bytes;
-    s.comm = CommFromKernel(r.comm);
+    s.comm.assign(r.comm, strnlen(r.comm, PS_COMM_LEN));
     s.counters = r.c;
     s.io = r.io;
-    index.emplace(s.key, out.size());
-    out.push_back(std::move(s));
+  }
+  // The iterator walks tasks by pid, so leaders come sorted already; sorting only when they do
+  // not (a hash index per pass cost more than the parse itself with thousands of processes).
+  auto by_pid = [](const ProcessSample& a, const ProcessSample& b) {
+    return a.key.tgid < b.key.tgid;
+  };
+  if (!std::is_sorted(out.begin(), out.end(), by_pid)) {
+    std::sort(out.begin(), out.end(), by_pid);
   }
   // A delta whose process is not in this pass (it began exiting meanwhile) is dropped: the exit
   // event carries the final totals.
   for (const ps_proc_rec& d : deltas) {
-    auto it = index.find(d.key);
-    if (it != index.end()) AddCounters(out[it->second].counters, d.c);
+    auto it = std::lower_bound(
+        out.begin(), out.end(), d.key.tgid,
+        [](const ProcessSample& s, uint32_t tgid) { return s.key.tgid < tgid; });
+    for (; it != out.end() && it->key.tgid == d.key.tgid; ++it) {
+      if (it->key == d.key) {
+        AddCounters(it->counters, d.c);
+        break;
+      }
+    }
   }
-  std::sort(out.begin(), out.end(),
-            [](const ProcessSample& a, const ProcessSample& b) { return a.key.tgid < b.key.tgid; });
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ProcessSample>> ParseProcessRecords(absl::string_view buf) {
+  std::vector<ProcessSample> out;
+  RETURN_IF_ERROR(ParseProcessRecords(buf, out));
   return out;
 }
 

@@ -22,6 +22,8 @@ namespace procscope {
 // PS_REC_DELTA records add a running thread's unfolded counters to their process. Output is
 // sorted by pid. Fails on a buffer that is not a whole number of records.
 absl::StatusOr<std::vector<ProcessSample>> ParseProcessRecords(absl::string_view buf);
+// The same into `out` (cleared first; its capacity is reused from pass to pass).
+absl::Status ParseProcessRecords(absl::string_view buf, std::vector<ProcessSample>& out);
 
 // How a process ended, decoded from the wait(2)-style status the kernel keeps.
 struct ExitStatus {

@@ -266,6 +266,37 @@ TEST(ParseProcessRecordsTest, CommIsCutAtNulOrTakesAllSixteenBytes) {
   EXPECT_EQ(Find(*got, 4)->comm, "abcdefghijklmno");
 }
 
+// The daemon parses every pass into the same vector: nothing of the previous pass may survive,
+// whether the new pass is longer or shorter, and the result is what a fresh parse gives.
+TEST(ParseProcessRecordsTest, ReusedOutputHoldsOnlyTheNewPass) {
+  std::vector<ps_proc_rec> big;
+  for (uint32_t pid = 10; pid < 2010; ++pid) big.push_back(Proc(pid, pid, "many", pid));
+  std::vector<ProcessSample> out;
+  ASSERT_TRUE(ParseProcessRecords(Buffer(big), out).ok());
+  ASSERT_EQ(out.size(), 2000u);
+
+  const std::string small = Buffer({Proc(7, 70, "seven", 7), Delta(7, 70, 5, 0, 0, 0, 0, 0),
+                                    Proc(3, 30, "three", 3)});
+  ASSERT_TRUE(ParseProcessRecords(small, out).ok());
+  absl::StatusOr<std::vector<ProcessSample>> fresh = ParseProcessRecords(small);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  ASSERT_EQ(Pids(out), (PidList{3, 7}));
+  ASSERT_EQ(out.size(), fresh->size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(out[i].key, (*fresh)[i].key);
+    EXPECT_EQ(out[i].comm, (*fresh)[i].comm);
+    EXPECT_EQ(memcmp(&out[i].counters, &(*fresh)[i].counters, sizeof(ps_counters)), 0);
+    EXPECT_EQ(memcmp(&out[i].io, &(*fresh)[i].io, sizeof(ps_io)), 0);
+  }
+  EXPECT_EQ(Find(out, 7)->counters.cpu_ns, 7'000'000u + 5);
+  // From 2,000 processes down to 2: the peak's memory is not kept.
+  EXPECT_LT(out.capacity(), 2000u);
+
+  // A damaged buffer leaves no stale processes behind either.
+  EXPECT_TRUE(absl::IsDataLoss(ParseProcessRecords(small.substr(1), out)));
+  EXPECT_TRUE(out.empty());
+}
+
 TEST(CommFromKernelTest, StopsAtNulOrArrayEnd) {
   const char full[PS_COMM_LEN] = {'0', '1', '2', '3', '4', '5', '6', '7',
                                   '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
