@@ -163,7 +163,7 @@ struct Collector::Impl {
   ExitRing ring;
   bool defer_commit = false;  // CommitExits() advances the ring's consumer position
   int stats_fd = -1;          // keeps kernel.bpf_stats on while open
-  std::string iter_buf;  // the process iterator's bytes, reused from pass to pass
+  std::string iter_buf;       // the process iterator's bytes, reused from pass to pass
   // The sampler's perf events, one per online CPU; each link owns its event's fd.
   std::vector<bpf_link*> profile_links;
   // profile_notify, consumed by PollProfiled.
@@ -739,9 +739,9 @@ absl::StatusOr<std::vector<MapFill>> Collector::MapEntries() {
     ASSIGN_OR_RETURN(size_t n, CountBusyRequestSlots(m));
     out.push_back({bpf_map__name(m), n, bpf_map__max_entries(m)});
   }
-  for (const bpf_map* m : {impl_->skel->maps.proc_io, impl_->skel->maps.inode_owner, impl_->skel->maps.oom_victims,
-                           impl_->skel->maps.leader_handover, impl_->skel->maps.stack_counts,
-                           impl_->skel->maps.contention}) {
+  for (const bpf_map* m : {impl_->skel->maps.proc_io, impl_->skel->maps.inode_owner,
+                           impl_->skel->maps.oom_victims, impl_->skel->maps.leader_handover,
+                           impl_->skel->maps.stack_counts, impl_->skel->maps.contention}) {
     ASSIGN_OR_RETURN(size_t n, CountMapEntries(m));
     out.push_back({bpf_map__name(m), n, bpf_map__max_entries(m)});
   }

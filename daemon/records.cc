@@ -55,9 +55,9 @@ absl::Status ParseProcessRecords(absl::string_view buf, std::vector<ProcessSampl
   // A delta whose process is not in this pass (it began exiting meanwhile) is dropped: the exit
   // event carries the final totals.
   for (const ps_proc_rec& d : deltas) {
-    auto it = std::lower_bound(
-        out.begin(), out.end(), d.key.tgid,
-        [](const ProcessSample& s, uint32_t tgid) { return s.key.tgid < tgid; });
+    auto it =
+        std::lower_bound(out.begin(), out.end(), d.key.tgid,
+                         [](const ProcessSample& s, uint32_t tgid) { return s.key.tgid < tgid; });
     for (; it != out.end() && it->key.tgid == d.key.tgid; ++it) {
       if (it->key == d.key) {
         AddCounters(it->counters, d.c);

@@ -275,8 +275,8 @@ TEST(ParseProcessRecordsTest, ReusedOutputHoldsOnlyTheNewPass) {
   ASSERT_TRUE(ParseProcessRecords(Buffer(big), out).ok());
   ASSERT_EQ(out.size(), 2000u);
 
-  const std::string small = Buffer({Proc(7, 70, "seven", 7), Delta(7, 70, 5, 0, 0, 0, 0, 0),
-                                    Proc(3, 30, "three", 3)});
+  const std::string small =
+      Buffer({Proc(7, 70, "seven", 7), Delta(7, 70, 5, 0, 0, 0, 0, 0), Proc(3, 30, "three", 3)});
   ASSERT_TRUE(ParseProcessRecords(small, out).ok());
   absl::StatusOr<std::vector<ProcessSample>> fresh = ParseProcessRecords(small);
   ASSERT_TRUE(fresh.ok()) << fresh.status();
