@@ -190,7 +190,10 @@ struct ps_task {
 	__u32 totals;     /* enum ps_totals_state of proc */
 	__u32 group_dead; /* set at sched_process_exit of the process's last thread */
 	__u32 was_thread; /* folded as a non-leader thread: if it becomes the leader, an exec did it */
-	__u32 pad;
+	/* Leader only, written by the process iterator alone: the signature of what its last full
+	 * record said (ps_emit_sig) and the reading session (ps_iter_session) that received it. */
+	__u32 emit_session;
+	__u64 emit_sig;
 	/* The off-CPU episode in progress: rq clock at its D/S switch-out (0: none), its kind
 	 * (enum ps_stack_kind) and, when sampled, its stacks (off_stack.kind != 0). */
 	__u64 off_ts;

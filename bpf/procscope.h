@@ -102,8 +102,13 @@ struct ps_io {
 
 /* Record flags of the process iterator. */
 #define PS_REC_DELTA 0x1 /* counters not yet folded from one running non-leader thread */
+/* A process unchanged since the record the same reading session last received for it: only the
+ * record's first PS_REC_SAME_SIZE bytes (key to flags) are written. */
+#define PS_REC_SAME 0x2
+#define PS_REC_SAME_SIZE 32
 
-/* One record of the process iterator (iter/task): one per live process, plus deltas. */
+/* One record of the process iterator (iter/task): one per live process, plus deltas; a PS_REC_SAME
+ * record is cut after `flags`. */
 struct ps_proc_rec {
 	struct ps_key key;
 	__u32 ppid;
@@ -238,7 +243,7 @@ enum ps_stat {
  * programs that are running. It adopts only when this version and a hash of the maps'
  * definitions and BTF types both match, and otherwise starts fresh. The "meta" pin is an array map of one struct ps_meta.
  */
-#define PS_LAYOUT_VERSION 5
+#define PS_LAYOUT_VERSION 6
 
 struct ps_meta {
 	__u32 layout;  /* PS_LAYOUT_VERSION of the daemon that pinned the state */
@@ -262,7 +267,7 @@ PS_ABI_ASSERT(sizeof(struct ps_counters) == 8 * (9 + PS_RUNQ_BUCKETS));
 PS_ABI_ASSERT(sizeof(struct ps_io) == 56);
 PS_ABI_ASSERT(sizeof(struct ps_proc_rec) == 352);
 PS_ABI_OFFSET(ps_proc_rec, ppid, 16);
-PS_ABI_OFFSET(ps_proc_rec, flags, 28);
+PS_ABI_OFFSET(ps_proc_rec, flags, 28); /* PS_REC_SAME_SIZE - 4 */
 PS_ABI_OFFSET(ps_proc_rec, cgroup_id, 32);
 PS_ABI_OFFSET(ps_proc_rec, rss_bytes, 40);
 PS_ABI_OFFSET(ps_proc_rec, comm, 48);

@@ -44,6 +44,8 @@ namespace procscope {
 namespace {
 
 constexpr char kDefaultBtf[] = "/sys/kernel/btf/vmlinux";
+// How long the iterator may answer "unchanged" (PS_REC_SAME) before every process is sent whole.
+constexpr absl::Duration kIteratorSessionLength = absl::Seconds(60);
 constexpr int kCapSysAdmin = 21;
 constexpr int kCapPerfmon = 38;
 constexpr int kCapBpf = 39;
@@ -164,6 +166,12 @@ struct Collector::Impl {
   bool defer_commit = false;  // CommitExits() advances the ring's consumer position
   int stats_fd = -1;          // keeps kernel.bpf_stats on while open
   std::string iter_buf;       // the process iterator's bytes, reused from pass to pass
+  // The iterator's reading session (ps_iter_session; 0: start a new one at the next read), when
+  // it began, and what it last returned: the processes its PS_REC_SAME records stand for.
+  uint32_t iter_session = 0;
+  uint32_t last_session = 0;
+  absl::Time session_start;
+  std::vector<ProcessSample> prev;
   // The sampler's perf events, one per online CPU; each link owns its event's fd.
   std::vector<bpf_link*> profile_links;
   // profile_notify, consumed by PollProfiled.
@@ -561,13 +569,9 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     // Attached or not by the previous daemon: its links say which hooks run.
     impl->degraded.clear();
     impl->OpenPinnedLinks(pin_dir);
-    ASSIGN_OR_RETURN(absl::string_view recs, impl->ReadIterator());
-    size_t procs = 0;
-    for (size_t off = 0; off + sizeof(ps_proc_rec) <= recs.size(); off += sizeof(ps_proc_rec)) {
-      ps_proc_rec r;
-      memcpy(&r, recs.data() + off, sizeof(r));
-      if ((r.flags & PS_REC_DELTA) == 0) ++procs;
-    }
+    ASSIGN_OR_RETURN(absl::string_view recs, impl->ReadIterator());  // session 0: all whole
+    ASSIGN_OR_RETURN(std::vector<ProcessSample> all, ParseProcessRecords(recs));
+    const size_t procs = all.size();
     impl->pin = {true, true,
                  absl::StrFormat("adopted pinned BPF state from %s (layout %d, %u processes)",
                                  pin_dir, PS_LAYOUT_VERSION, procs)};
@@ -688,8 +692,34 @@ absl::StatusOr<std::vector<ProcessSample>> Collector::ReadProcesses() {
 }
 
 absl::Status Collector::ReadProcesses(std::vector<ProcessSample>& out) {
-  ASSIGN_OR_RETURN(absl::string_view buf, impl_->ReadIterator());
-  return ParseProcessRecords(buf, out);
+  Impl& im = *impl_;
+  const absl::Time now = absl::Now();
+  // A new session now and then sends every process whole again: whatever the signature does not
+  // cover (a comm written through /proc by a tracer) is never older than that.
+  if (im.iter_session != 0 && now - im.session_start >= kIteratorSessionLength) {
+    im.iter_session = 0;
+  }
+  for (int attempt = 0;; ++attempt) {
+    if (im.iter_session == 0) {
+      // Never 0, and never the last one: a task's stored session must not match by accident.
+      // Starting from the clock, a restarted daemon does not reuse its predecessor's either.
+      im.iter_session = im.last_session == 0 ? static_cast<uint32_t>(absl::ToUnixMicros(now)) | 1
+                                             : im.last_session + 1;
+      if (im.iter_session == 0) im.iter_session = 1;
+      im.last_session = im.iter_session;
+      im.session_start = now;
+      im.prev.clear();
+    }
+    im.skel->bss->ps_iter_session = im.iter_session;
+    absl::StatusOr<absl::string_view> buf = im.ReadIterator();
+    absl::Status parsed = buf.ok() ? ParseProcessRecords(*buf, im.prev, out) : buf.status();
+    if (parsed.ok()) break;
+    // What the iterator sent this time is not what we hold: start over with every record whole.
+    im.iter_session = 0;
+    if (!absl::IsFailedPrecondition(parsed) || attempt > 0) return parsed;
+  }
+  im.prev = out;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int> Collector::PollExits(int timeout_ms,

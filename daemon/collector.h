@@ -77,7 +77,9 @@ class Collector {
   Collector(const Collector&) = delete;
   Collector& operator=(const Collector&) = delete;
 
-  // Every live process with its totals up to now (running threads included).
+  // Every live process with its totals up to now (running threads included). A process the
+  // iterator found unchanged since the previous read is that read's copy, marked `unchanged`.
+  // One caller at a time.
   absl::StatusOr<std::vector<ProcessSample>> ReadProcesses();
   // The same into `out`, whose capacity is reused (the daemon's pass: no allocation per pass).
   absl::Status ReadProcesses(std::vector<ProcessSample>& out);

@@ -141,6 +141,14 @@ void ProcessTable::Credit(const std::string& group, const ps_counters& c, const 
 void ProcessTable::ApplySamples(const std::vector<ProcessSample>& samples, absl::Time now) {
   ++pass_;
   for (const ProcessSample& s : samples) {
+    if (s.unchanged) {
+      // Same as its previous sample, which this table took in (or judged, below): only seen.
+      if (auto it = live_.find(s.key); it != live_.end()) {
+        it->second.seen_pass = pass_;
+        it->second.vanished_at = absl::InfiniteFuture();
+        continue;
+      }
+    }
     if (exited_.contains(s.key)) continue;
     if (auto ex = excluded_.find(s.key); ex != excluded_.end()) {
       if (ex->second.comm == s.comm) continue;

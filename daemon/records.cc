@@ -14,21 +14,57 @@
 #include "status_macros.h"
 
 namespace procscope {
-absl::Status ParseProcessRecords(absl::string_view buf, std::vector<ProcessSample>& out) {
-  out.clear();
-  if (buf.size() % sizeof(ps_proc_rec) != 0) {
-    return absl::DataLossError(
-        absl::StrFormat("process iterator returned %d bytes, not a multiple of the %d-byte record",
-                        buf.size(), sizeof(ps_proc_rec)));
-  }
-  const size_t n = buf.size() / sizeof(ps_proc_rec);
+namespace {
+
+absl::Status ParseInto(absl::string_view buf, const std::vector<ProcessSample>& prev,
+                       std::vector<ProcessSample>& out) {
+  // At most this many processes (no record is shorter than PS_REC_SAME_SIZE), and at most those
+  // of prev plus the whole records.
+  const size_t most =
+      std::min(buf.size() / PS_REC_SAME_SIZE, prev.size() + buf.size() / sizeof(ps_proc_rec));
   // Far fewer processes than at the peak: give the memory back.
-  if (out.capacity() > 4 * n + 256) std::vector<ProcessSample>().swap(out);
-  out.reserve(n);
+  if (out.capacity() > 4 * most + 256) std::vector<ProcessSample>().swap(out);
+  out.reserve(most);
   std::vector<ps_proc_rec> deltas;  // few: only threads on a CPU during the read
-  for (size_t i = 0; i < n; ++i) {
+  size_t cursor = 0;                // into prev: both are in pid order
+  for (size_t off = 0; off < buf.size();) {
+    if (buf.size() - off < PS_REC_SAME_SIZE) {
+      return absl::DataLossError(absl::StrFormat(
+          "process iterator returned a truncated record: %d bytes at offset %d", buf.size() - off,
+          off));
+    }
     ps_proc_rec r;
-    memcpy(&r, buf.data() + i * sizeof(r), sizeof(r));
+    memcpy(&r, buf.data() + off, PS_REC_SAME_SIZE);
+    if (r.flags & PS_REC_SAME) {
+      off += PS_REC_SAME_SIZE;
+      if (cursor >= prev.size() || prev[cursor].key.tgid != r.key.tgid) {
+        cursor = std::lower_bound(prev.begin(), prev.end(), r.key.tgid,
+                                  [](const ProcessSample& s, uint32_t tgid) {
+                                    return s.key.tgid < tgid;
+                                  }) -
+                 prev.begin();
+      }
+      while (cursor < prev.size() && prev[cursor].key.tgid == r.key.tgid &&
+             !(prev[cursor].key == r.key)) {
+        ++cursor;
+      }
+      if (cursor >= prev.size() || !(prev[cursor].key == r.key) || prev[cursor].with_deltas) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "process iterator: an unchanged record for pid %d, which the previous read did not "
+            "return whole",
+            r.key.tgid));
+      }
+      ProcessSample& s = out.emplace_back(prev[cursor++]);
+      s.unchanged = true;
+      continue;
+    }
+    if (buf.size() - off < sizeof(r)) {
+      return absl::DataLossError(absl::StrFormat(
+          "process iterator returned a truncated record: %d bytes at offset %d, not %d",
+          buf.size() - off, off, sizeof(r)));
+    }
+    memcpy(&r, buf.data() + off, sizeof(r));
+    off += sizeof(r);
     if (r.flags & PS_REC_DELTA) {
       deltas.push_back(r);
       continue;
@@ -61,6 +97,7 @@ absl::Status ParseProcessRecords(absl::string_view buf, std::vector<ProcessSampl
     for (; it != out.end() && it->key.tgid == d.key.tgid; ++it) {
       if (it->key == d.key) {
         AddCounters(it->counters, d.c);
+        it->with_deltas = true;
         break;
       }
     }
@@ -68,9 +105,19 @@ absl::Status ParseProcessRecords(absl::string_view buf, std::vector<ProcessSampl
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status ParseProcessRecords(absl::string_view buf, const std::vector<ProcessSample>& prev,
+                                 std::vector<ProcessSample>& out) {
+  out.clear();
+  absl::Status s = ParseInto(buf, prev, out);
+  if (!s.ok()) out.clear();  // nothing half-read stands for a pass
+  return s;
+}
+
 absl::StatusOr<std::vector<ProcessSample>> ParseProcessRecords(absl::string_view buf) {
   std::vector<ProcessSample> out;
-  RETURN_IF_ERROR(ParseProcessRecords(buf, out));
+  RETURN_IF_ERROR(ParseProcessRecords(buf, {}, out));
   return out;
 }
 

@@ -18,12 +18,16 @@ namespace procscope {
 
 // ProcessSample (a live process as one pass of the iterator saw it) is in model/model.h.
 
-// Parses one full read of the process iterator: fixed-size ps_proc_rec records, where
-// PS_REC_DELTA records add a running thread's unfolded counters to their process. Output is
-// sorted by pid. Fails on a buffer that is not a whole number of records.
+// Parses one read of the process iterator: ps_proc_rec records, where PS_REC_DELTA records add a
+// running thread's unfolded counters to their process and a PS_REC_SAME record (its first
+// PS_REC_SAME_SIZE bytes only) stands for the process's sample in `prev`, the previous read of
+// the same session (sorted by pid; empty for none). Output is sorted by pid. DataLoss on a
+// truncated record; FailedPrecondition when a PS_REC_SAME record's process is not in `prev` (the
+// caller reads again in a new session, where every record is whole).
+absl::Status ParseProcessRecords(absl::string_view buf, const std::vector<ProcessSample>& prev,
+                                 std::vector<ProcessSample>& out);
+// The same with no previous read, into a new vector.
 absl::StatusOr<std::vector<ProcessSample>> ParseProcessRecords(absl::string_view buf);
-// The same into `out` (cleared first; its capacity is reused from pass to pass).
-absl::Status ParseProcessRecords(absl::string_view buf, std::vector<ProcessSample>& out);
 
 // How a process ended, decoded from the wait(2)-style status the kernel keeps.
 struct ExitStatus {

@@ -51,6 +51,10 @@ struct ProcessSample {
   uint32_t ppid = 0;
   uint32_t uid = 0;
   uint32_t nr_threads = 0;
+  // The iterator said nothing changed since the previous read (the rest is that read's copy).
+  bool unchanged = false;
+  // Running threads' unfolded counters were added: not a copy the next read can stand for.
+  bool with_deltas = false;
   uint64_t cgroup_id = 0;
   uint64_t rss_bytes = 0;
   std::string comm;  // raw bytes as the kernel holds them (any bytes but NUL)

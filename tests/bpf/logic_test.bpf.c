@@ -12,7 +12,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* The test mirrors these layouts; keep them fixed. */
 _Static_assert(sizeof(struct ps_thread_counters) == 7 * 8, "ps_thread_counters layout");
-_Static_assert(sizeof(struct ps_task) == 7 * 8 + sizeof(struct ps_counters) + 16 + 16 +
+_Static_assert(sizeof(struct ps_task) == 7 * 8 + sizeof(struct ps_counters) + 24 + 16 +
 		       sizeof(struct ps_stack_key), "ps_task layout");
 _Static_assert(sizeof(struct ps_counters) == (9 + PS_RUNQ_BUCKETS) * 8, "ps_counters layout");
 

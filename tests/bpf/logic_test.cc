@@ -45,7 +45,8 @@ struct ps_task {
   __u32 totals;
   __u32 group_dead;
   __u32 was_thread;
-  __u32 pad;
+  __u32 emit_session;
+  __u64 emit_sig;
   __u64 off_ts;
   __u32 off_kind;
   __u32 pad2;
@@ -241,7 +242,8 @@ TEST(BtfLayout, MirrorsMatchTheBpfObject) {
                       {"totals", offsetof(ps_task, totals)},
                       {"group_dead", offsetof(ps_task, group_dead)},
                       {"was_thread", offsetof(ps_task, was_thread)},
-                      {"pad", offsetof(ps_task, pad)},
+                      {"emit_session", offsetof(ps_task, emit_session)},
+                      {"emit_sig", offsetof(ps_task, emit_sig)},
                       {"off_ts", offsetof(ps_task, off_ts)},
                       {"off_kind", offsetof(ps_task, off_kind)},
                       {"pad2", offsetof(ps_task, pad2)},

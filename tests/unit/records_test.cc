@@ -272,12 +272,12 @@ TEST(ParseProcessRecordsTest, ReusedOutputHoldsOnlyTheNewPass) {
   std::vector<ps_proc_rec> big;
   for (uint32_t pid = 10; pid < 2010; ++pid) big.push_back(Proc(pid, pid, "many", pid));
   std::vector<ProcessSample> out;
-  ASSERT_TRUE(ParseProcessRecords(Buffer(big), out).ok());
+  ASSERT_TRUE(ParseProcessRecords(Buffer(big), {}, out).ok());
   ASSERT_EQ(out.size(), 2000u);
 
   const std::string small =
       Buffer({Proc(7, 70, "seven", 7), Delta(7, 70, 5, 0, 0, 0, 0, 0), Proc(3, 30, "three", 3)});
-  ASSERT_TRUE(ParseProcessRecords(small, out).ok());
+  ASSERT_TRUE(ParseProcessRecords(small, {}, out).ok());
   absl::StatusOr<std::vector<ProcessSample>> fresh = ParseProcessRecords(small);
   ASSERT_TRUE(fresh.ok()) << fresh.status();
   ASSERT_EQ(Pids(out), (PidList{3, 7}));
@@ -293,8 +293,69 @@ TEST(ParseProcessRecordsTest, ReusedOutputHoldsOnlyTheNewPass) {
   EXPECT_LT(out.capacity(), 2000u);
 
   // A damaged buffer leaves no stale processes behind either.
-  EXPECT_TRUE(absl::IsDataLoss(ParseProcessRecords(small.substr(1), out)));
+  EXPECT_TRUE(absl::IsDataLoss(ParseProcessRecords(small.substr(1), {}, out)));
   EXPECT_TRUE(out.empty());
+}
+
+// The iterator's "unchanged since the record you last received": its first 32 bytes only.
+std::string Same(uint32_t tgid, uint64_t start_ns) {
+  ps_proc_rec r;
+  memset(&r, 0, sizeof(r));
+  r.key.tgid = tgid;
+  r.key.start_ns = start_ns;
+  r.flags = PS_REC_SAME;
+  return std::string(reinterpret_cast<const char*>(&r), PS_REC_SAME_SIZE);
+}
+
+TEST(ParseProcessRecordsTest, SameRecordStandsForThePreviousSample) {
+  std::vector<ProcessSample> prev;
+  ASSERT_TRUE(
+      ParseProcessRecords(Buffer({Proc(10, 1, "ten", 10), Proc(20, 2, "twenty", 20)}), {}, prev)
+          .ok());
+  std::vector<ProcessSample> out;
+  const std::string buf =
+      Same(10, 1) + Buffer({Proc(20, 2, "twenty", 21), Proc(30, 3, "thirty", 30)});
+  absl::Status s = ParseProcessRecords(buf, prev, out);
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_EQ(Pids(out), (PidList{10, 20, 30}));
+  EXPECT_TRUE(out[0].unchanged);
+  EXPECT_EQ(out[0].comm, "ten");
+  EXPECT_EQ(out[0].ppid, 9u);
+  EXPECT_EQ(out[0].rss_bytes, 10u * 4096);
+  EXPECT_EQ(memcmp(&out[0].counters, &prev[0].counters, sizeof(ps_counters)), 0);
+  EXPECT_EQ(memcmp(&out[0].io, &prev[0].io, sizeof(ps_io)), 0);
+  EXPECT_FALSE(out[1].unchanged);
+  EXPECT_EQ(out[1].counters.cpu_ns, 21'000'000u);
+  EXPECT_FALSE(out[2].unchanged);
+
+  // Unchanged again: the copy of a copy is still the first sample.
+  std::vector<ProcessSample> again;
+  ASSERT_TRUE(ParseProcessRecords(Same(10, 1) + Same(30, 3), out, again).ok());
+  ASSERT_EQ(Pids(again), (PidList{10, 30}));
+  EXPECT_EQ(again[0].counters.cpu_ns, 10'000'000u);
+  EXPECT_EQ(again[1].comm, "thirty");
+}
+
+TEST(ParseProcessRecordsTest, SameRecordWithoutItsSampleIsFailedPrecondition) {
+  std::vector<ProcessSample> prev;
+  const std::string with_delta =
+      Buffer({Proc(10, 1, "ten", 10), Delta(10, 1, 5, 0, 0, 0, 0, 0), Proc(20, 2, "b", 20)});
+  ASSERT_TRUE(ParseProcessRecords(with_delta, {}, prev).ok());
+  ASSERT_TRUE(prev[0].with_deltas);
+  ASSERT_FALSE(prev[1].with_deltas);
+  std::vector<ProcessSample> out;
+  // Never received, an earlier incarnation of the pid, no previous read at all, and a sample
+  // that had a running thread's counters added (a copy would keep them twice).
+  for (const auto& [buf, from] : std::vector<std::pair<std::string, std::vector<ProcessSample>>>{
+           {Same(11, 1), prev}, {Same(20, 1), prev}, {Same(20, 2), {}}, {Same(10, 1), prev}}) {
+    absl::Status s = ParseProcessRecords(Buffer({Proc(5, 5, "five", 5)}) + buf, from, out);
+    EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+    EXPECT_TRUE(out.empty());
+  }
+  EXPECT_TRUE(ParseProcessRecords(Same(20, 2), prev, out).ok());
+  // A record cut inside its first 32 bytes is damage, not a question of sessions.
+  EXPECT_TRUE(absl::IsDataLoss(
+      ParseProcessRecords(Same(20, 2).substr(0, PS_REC_SAME_SIZE - 1), prev, out)));
 }
 
 TEST(CommFromKernelTest, StopsAtNulOrArrayEnd) {
