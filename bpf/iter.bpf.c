@@ -210,7 +210,10 @@ int ps_dump_procs(struct bpf_iter__task *ctx)
 	bpf_probe_read_kernel(rec->comm, sizeof(rec->comm), task->comm);
 	if (io)
 		__builtin_memcpy(&rec->io, io, sizeof(rec->io));
-	bpf_seq_write(seq, rec, sizeof(*rec));
+	/* A write that overflows the read's buffer is dropped, and the kernel shows this task again
+	 * at the next read(): only a record that went out may be answered by PS_REC_SAME later. */
+	if (bpf_seq_write(seq, rec, sizeof(*rec)))
+		return 0;
 	/* The signature was taken before the reads above: anything newer changes it by next time. */
 	if (p) {
 		p->emit_session = session;
