@@ -99,8 +99,8 @@ absl::StatusOr<size_t> CountBusyRequestSlots(const bpf_map* map) {
   for (;;) {
     uint32_t count = kBatch;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    const int rc = bpf_map_lookup_batch(fd, first ? nullptr : &in, &out, keys.data(),
-                                        values.data(), &count, &opts);
+    const int rc = bpf_map_lookup_batch(fd, first ? nullptr : &in, &out, keys.data(), values.data(),
+                                        &count, &opts);
     const int err = rc < 0 ? errno : 0;
     if (rc < 0 && err != ENOENT) {
       return absl::InternalError(

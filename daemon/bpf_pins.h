@@ -19,9 +19,9 @@ namespace procscope {
 // fills the stack maps and reads the stack epoch in .bss, so an adopting daemon drains and
 // advances those (its own sampler program uses them too).
 inline constexpr const char* kPinnedMaps[] = {
-    "tasks",   "proc_io", "inode_owner",  "leader_handover", "requests", "oom_victims", "events",
-    "stats",   "stacks0", "stacks1",      "stack_counts",    "profile_notify", ".bss",
-    "contention"};
+    "tasks",        "proc_io",        "inode_owner", "leader_handover", "requests",
+    "oom_victims",  "events",         "stats",       "stacks0",         "stacks1",
+    "stack_counts", "profile_notify", ".bss",        "contention"};
 inline constexpr char kMetaPin[] = "meta";
 inline constexpr char kSysFsBpf[] = "/sys/fs/bpf";
 

@@ -114,13 +114,12 @@ absl::Status ValidateConfig(const Config& c) {
         "--ring_buffer_bytes=", r, ": must be a power of 2 between 4096 and 1073741824"));
   }
   if (c.collector.profile_hz < 0 || c.collector.profile_hz > 1000) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--profile_hz=", c.collector.profile_hz, ": must be 0 (off) to 1000 samples per second"));
+    return absl::InvalidArgumentError(absl::StrCat("--profile_hz=", c.collector.profile_hz,
+                                                   ": must be 0 (off) to 1000 samples per second"));
   }
   if (c.collector.offcpu_stack_ratio < 0 || c.collector.offcpu_stack_ratio > 65536) {
-    return absl::InvalidArgumentError(absl::StrCat("--offcpu_stack_ratio=",
-                                                   c.collector.offcpu_stack_ratio,
-                                                   ": must be 0 (off) to 65536"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--offcpu_stack_ratio=", c.collector.offcpu_stack_ratio, ": must be 0 (off) to 65536"));
   }
   if (c.profile_history < absl::Minutes(1) || c.profile_history > absl::Hours(1)) {
     return absl::InvalidArgumentError(

@@ -208,7 +208,8 @@ void Daemon::Publish(bool pass, absl::Time now) {
     for (const ProcessInfo* cur : live) {
       while (j < published_.size() && KeyLess(published_[j]->key, cur->key)) ++j;
       if (j < published_.size() && published_[j]->key == cur->key &&
-          SameForOutput(*published_[j], *cur)) {
+          ((cur->version != 0 && published_[j]->version == cur->version) ||
+           SameForOutput(*published_[j], *cur))) {
         p->processes.push_back(published_[j]);
       } else {
         p->processes.push_back(std::make_shared<const ProcessInfo>(*cur));

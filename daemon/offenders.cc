@@ -128,6 +128,7 @@ void OffenderDetector::Reconfigure(OffenderConfig config) {
   // next call.
   config_ = std::move(config);
   ranking_cache_.clear();
+  active_valid_ = false;  // idle through another window
 }
 
 bool OffenderDetector::SameCounters(const Point& a, const Point& b) {
@@ -145,6 +146,7 @@ void OffenderDetector::Observe(const std::vector<ProcessInfo>& processes, absl::
 
 void OffenderDetector::Observe(const std::vector<const ProcessInfo*>& processes, absl::Time now) {
   ranking_cache_.clear();
+  active_valid_ = false;  // tracks_ changes below
   last_observe_ = now;
   now_ = std::max(now_, now);
   const absl::Time cutoff = now - config_.window;
@@ -153,42 +155,49 @@ void OffenderDetector::Observe(const std::vector<const ProcessInfo*>& processes,
   for (const ProcessInfo* pp : processes) {
     const ProcessInfo& p = *pp;
     Track& t = tracks_[IdOf(p.key)];
-    t.key = p.key;
-    t.comm = p.comm;
-    t.group = p.group;
-    t.container = p.identity.cgroup.container_id;
-    t.start_time = p.start_time;
-    t.seen = now;
-
-    Point point;
-    point.time = now;
-    point.cpu_ns = p.counters.cpu_ns;
-    point.runq_ns = p.counters.runq_ns;
-    point.faults = p.counters.min_flt + p.counters.maj_flt;
-    point.io_bytes = p.io.read_bytes + p.io.write_bytes;
-    point.rss_bytes = p.rss_bytes;
-    point.runq_caused_ns = p.counters.runq_caused_ns;
-
     std::vector<Point>& points = t.points;
-    // The wall clock went back: the old points would be in the future, start over.
-    if (!points.empty() && now < points.back().time) {
-      points.clear();
-      t.plateau_end = absl::InfinitePast();
-    }
-    if (!points.empty() && SameCounters(points.back(), point)) {
-      t.plateau_end = now;  // idle: no new point
-    } else if (!points.empty() && t.plateau_end > points.back().time) {
-      // Activity after a plateau: the plateau's end is where the change starts from.
-      Point end = points.back();
-      end.time = t.plateau_end;
-      points.push_back(end);
-      points.push_back(point);
-    } else if (!points.empty() && now == points.back().time) {
-      points.back() = point;
-    } else if (points.size() >= 2 && now - points[points.size() - 2].time < spacing) {
-      points.back() = point;
+    if (p.version != 0 && t.version == p.version && !points.empty() && now >= points.back().time) {
+      // Not written by the table since the last pass (idle): the same counters, names and start.
+      t.seen = now;
+      t.plateau_end = now;
     } else {
-      points.push_back(point);
+      t.version = p.version;
+      t.key = p.key;
+      t.comm = p.comm;
+      t.group = p.group;
+      t.container = p.identity.cgroup.container_id;
+      t.start_time = p.start_time;
+      t.seen = now;
+
+      Point point;
+      point.time = now;
+      point.cpu_ns = p.counters.cpu_ns;
+      point.runq_ns = p.counters.runq_ns;
+      point.faults = p.counters.min_flt + p.counters.maj_flt;
+      point.io_bytes = p.io.read_bytes + p.io.write_bytes;
+      point.rss_bytes = p.rss_bytes;
+      point.runq_caused_ns = p.counters.runq_caused_ns;
+
+      // The wall clock went back: the old points would be in the future, start over.
+      if (!points.empty() && now < points.back().time) {
+        points.clear();
+        t.plateau_end = absl::InfinitePast();
+      }
+      if (!points.empty() && SameCounters(points.back(), point)) {
+        t.plateau_end = now;  // idle: no new point
+      } else if (!points.empty() && t.plateau_end > points.back().time) {
+        // Activity after a plateau: the plateau's end is where the change starts from.
+        Point end = points.back();
+        end.time = t.plateau_end;
+        points.push_back(end);
+        points.push_back(point);
+      } else if (!points.empty() && now == points.back().time) {
+        points.back() = point;
+      } else if (points.size() >= 2 && now - points[points.size() - 2].time < spacing) {
+        points.back() = point;
+      } else {
+        points.push_back(point);
+      }
     }
     // Keep the newest point at or before the cutoff as the baseline.
     size_t drop = 0;
@@ -456,10 +465,19 @@ std::vector<ResourceRate> OffenderDetector::Ranking(Resource r) const {
     }
   } else {
     // Only positive rates rank: most processes are idle, and sorting their zeros every pass
-    // was most of the daemon's CPU with thousands of them.
-    for (const auto& [id, t] : tracks_) {
-      const double rate = ProcessRate(t, r);
-      if (rate > 0) out.push_back({t.key, rate});
+    // was most of the daemon's CPU with thousands of them. Those idle through the window are
+    // left out once per pass, not once per resource.
+    if (!active_valid_) {
+      const absl::Time cutoff = last_observe_ - config_.window;
+      active_.clear();
+      for (const auto& [id, t] : tracks_) {
+        if (!t.points.empty() && !IdleThroughWindow(t, cutoff)) active_.push_back(&t);
+      }
+      active_valid_ = true;
+    }
+    for (const Track* t : active_) {
+      const double rate = ProcessRate(*t, r);
+      if (rate > 0) out.push_back({t->key, rate});
     }
   }
   std::sort(out.begin(), out.end(), RankedBefore);

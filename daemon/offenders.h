@@ -102,6 +102,7 @@ class OffenderDetector {
     // nothing are not stored (most processes are idle): plateau_end is the last of them.
     std::vector<Point> points;
     absl::Time plateau_end = absl::InfinitePast();
+    uint64_t version = 0;  // of the ProcessInfo last observed (ProcessInfo::version)
   };
 
   struct CrashTrack {
@@ -154,6 +155,10 @@ class OffenderDetector {
   // Rankings computed since the last change (Observe, ObserveCrash, Reconfigure): Evaluate and
   // the daemon's scrapes ask for the same ones within a pass.
   mutable std::map<Resource, std::vector<ResourceRate>> ranking_cache_;
+  // The tracks not idle through the window as of the last Observe (which invalidates it): the
+  // only ones a ranking looks at. Points into tracks_, which only Observe changes.
+  mutable std::vector<const Track*> active_;
+  mutable bool active_valid_ = false;
 };
 
 }  // namespace procscope

@@ -193,6 +193,7 @@ void ProcessTable::ApplySamples(const std::vector<ProcessSample>& samples, absl:
     Entry& e = it->second;
     e.seen_pass = pass_;
     e.vanished_at = absl::InfiniteFuture();
+    e.info.version = ++versions_;
     e.info.ppid = s.ppid;
     e.info.uid = s.uid;
     e.info.nr_threads = s.nr_threads;

@@ -108,6 +108,7 @@ class ProcessTable {
   // (std::regex overflowed the stack on a 4,096-byte path). Null: no filter.
   std::unique_ptr<RE2> include_, exclude_;
   absl::flat_hash_map<ps_key, Entry> live_;
+  uint64_t versions_ = 0;  // the last ProcessInfo::version given out
   // Per group: totals of its exited processes (and of what processes did in it before they
   // moved to another group), exits and crashes, last activity. Live processes are added on read.
   absl::flat_hash_map<std::string, GroupInfo> groups_;

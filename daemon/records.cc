@@ -29,19 +29,18 @@ absl::Status ParseInto(absl::string_view buf, const std::vector<ProcessSample>& 
   size_t cursor = 0;                // into prev: both are in pid order
   for (size_t off = 0; off < buf.size();) {
     if (buf.size() - off < PS_REC_SAME_SIZE) {
-      return absl::DataLossError(absl::StrFormat(
-          "process iterator returned a truncated record: %d bytes at offset %d", buf.size() - off,
-          off));
+      return absl::DataLossError(
+          absl::StrFormat("process iterator returned a truncated record: %d bytes at offset %d",
+                          buf.size() - off, off));
     }
     ps_proc_rec r;
     memcpy(&r, buf.data() + off, PS_REC_SAME_SIZE);
     if (r.flags & PS_REC_SAME) {
       off += PS_REC_SAME_SIZE;
       if (cursor >= prev.size() || prev[cursor].key.tgid != r.key.tgid) {
-        cursor = std::lower_bound(prev.begin(), prev.end(), r.key.tgid,
-                                  [](const ProcessSample& s, uint32_t tgid) {
-                                    return s.key.tgid < tgid;
-                                  }) -
+        cursor = std::lower_bound(
+                     prev.begin(), prev.end(), r.key.tgid,
+                     [](const ProcessSample& s, uint32_t tgid) { return s.key.tgid < tgid; }) -
                  prev.begin();
       }
       while (cursor < prev.size() && prev[cursor].key.tgid == r.key.tgid &&

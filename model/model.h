@@ -68,6 +68,9 @@ struct ProcessInfo : ProcessSample {
   std::string group;
   Identity identity;
   absl::Time start_time;  // wall clock
+  // Bumped by the process table at every write (0: not from a table): two copies of a process
+  // with the same version are equal, so that a pass can skip what did not change.
+  uint64_t version = 0;
 };
 
 // The totals of a group: every process that ever ran in it (live + exited).

@@ -4,20 +4,25 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "harness.h"
 
 namespace procscope::testing {
@@ -155,6 +160,92 @@ TEST(CollectorTest, DegradedWarningNamesEachHookAndWhatIsMissing) {
   }
   EXPECT_TRUE(
       absl::StrContains(DegradedHooksWarning({"future_hook"}), "future_hook (missing: its data)"));
+}
+
+// Idle processes come back from the iterator as 32-byte "unchanged" records, each standing for
+// the previous read's sample. 400 of them are more than one read() of the iterator holds (its
+// buffer overflows and the kernel shows a task again): no read may fail, none may be lost. A
+// process that runs again is read whole.
+TEST(CollectorTest, IdleProcessesComeBackUnchangedAndWholeOnceTheyRun) {
+  PS_REQUIRE_COLLECTOR();
+  Collector& c = CollectorEnv::Get()->collector();
+  constexpr int kIdle = 400;
+  int gate[2];
+  ASSERT_EQ(pipe(gate), 0);
+  std::vector<pid_t> idle;
+  for (int i = 0; i < kIdle; ++i) {
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(gate[1]);
+      char b;
+      _exit(read(gate[0], &b, 1) < 0 ? 1 : 0);  // blocks until the parent closes its end
+    }
+    idle.push_back(pid);
+  }
+  close(gate[0]);
+  // A failed assertion returns early: the children must not outlive the test.
+  absl::Cleanup reap = [&idle] {
+    for (pid_t pid : idle) kill(pid, SIGKILL);
+    for (pid_t pid : idle) waitpid(pid, nullptr, 0);
+  };
+  Child runner([](Child& self) {
+    self.Ready();
+    self.WaitGo();
+    const absl::Time until = absl::Now() + absl::Milliseconds(100);
+    while (absl::Now() < until) {
+    }
+    self.Ready();
+    self.WaitGo();
+    return 0;
+  });
+  ASSERT_TRUE(runner.WaitReady());
+  absl::SleepFor(absl::Milliseconds(300));  // every child blocked in read()
+
+  auto ByPid = [](const std::vector<ProcessSample>& all) {
+    std::map<uint32_t, ProcessSample> m;
+    for (const ProcessSample& s : all) m[s.key.tgid] = s;
+    return m;
+  };
+  std::vector<std::map<uint32_t, ProcessSample>> reads;
+  for (int i = 0; i < 3; ++i) {
+    auto all = c.ReadProcesses();
+    ASSERT_TRUE(all.ok()) << all.status();
+    reads.push_back(ByPid(*all));
+  }
+  int unchanged = 0;
+  for (pid_t pid : idle) {
+    for (const auto& r : reads) ASSERT_EQ(r.count(pid), 1u) << pid;
+    const ProcessSample& last = reads[2].at(pid);
+    const ProcessSample& before = reads[1].at(pid);
+    unchanged += last.unchanged;
+    EXPECT_EQ(last.counters.cpu_ns, before.counters.cpu_ns) << pid;
+    EXPECT_EQ(last.comm, before.comm) << pid;
+    EXPECT_EQ(last.ppid, static_cast<uint32_t>(getpid())) << pid;
+  }
+  // A few may have been woken (or be on a CPU) during a read; nearly all must be unchanged.
+  EXPECT_GE(unchanged, kIdle * 9 / 10);
+
+  const ProcessSample idle_run = reads[2].at(runner.pid());
+  runner.Go();
+  ASSERT_TRUE(runner.WaitReady());
+  auto after = c.ReadProcesses();
+  ASSERT_TRUE(after.ok()) << after.status();
+  const auto m = ByPid(*after);
+  ASSERT_EQ(m.count(runner.pid()), 1u);
+  EXPECT_FALSE(m.at(runner.pid()).unchanged);
+  EXPECT_GE(m.at(runner.pid()).counters.cpu_ns, idle_run.counters.cpu_ns + 50'000'000);
+
+  // The runner holds the gate's write end too (forked after it): it goes first.
+  runner.Go();
+  runner.Wait();
+  close(gate[1]);
+  for (pid_t pid : idle) {
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  idle.clear();
 }
 
 TEST(CollectorTest, CountsExitsAndDropsNothing) {

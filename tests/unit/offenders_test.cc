@@ -403,6 +403,40 @@ TEST(OffenderDetectorTest, ShareIsClampedToOne) {
   EXPECT_EQ(o->share, 1);
 }
 
+// A process the table did not write since the last pass (same version) is skipped as idle; its
+// rates still come out right once it is written again, and the ranking sees it.
+TEST(OffenderDetectorTest, SameVersionIsIdleAndANewVersionRanks) {
+  OffenderDetector d(Config(30));
+  ProcessInfo a = Proc(100), b = Proc(200);
+  a.version = 1;
+  b.version = 2;
+  for (int s = 0; s <= 60; s += 5) d.Observe({a, b}, At(s));
+  EXPECT_EQ(TopRate(d, Resource::kCpu), 0);
+  // Written: 15 s of CPU over the next 30 s (0.5 cores); b stays at its version.
+  for (int s = 65; s <= 90; s += 5) {
+    a = WithCpu(a, 2.5 * (s - 60) / 5);
+    a.version = s;
+    d.Observe({a, b}, At(s));
+  }
+  EXPECT_THAT(Pids(d.Ranking(Resource::kCpu)), ElementsAre(100));
+  EXPECT_NEAR(TopRate(d, Resource::kCpu), 0.5, 1e-9);
+  // Then idle under one version: a plateau, and the rate decays out of the window.
+  for (int s = 95; s <= 125; s += 5) d.Observe({a, b}, At(s));
+  EXPECT_EQ(TopRate(d, Resource::kCpu), 0);
+}
+
+// The tracks a ranking looks at follow the window: a process born 50 s before its only
+// observation is idle through a 30 s window, not through a 120 s one (measured from its birth).
+TEST(OffenderDetectorTest, RankingFollowsAReconfiguredWindow) {
+  OffenderDetector d(Config(30));
+  ProcessInfo p = WithCpu(Proc(100), 11);
+  p.start_time = At(-50);
+  for (int s = 0; s <= 60; s += 10) d.Observe({p}, At(s));
+  EXPECT_EQ(TopRate(d, Resource::kCpu), 0);
+  d.Reconfigure(Config(120));
+  EXPECT_NEAR(TopRate(d, Resource::kCpu), 11.0 / 110, 1e-9);
+}
+
 TEST(OffenderDetectorTest, ReconfigureChangesThresholdsAndKeepsHistory) {
   OffenderDetector d(Config());
   d.Observe({Proc(100), Proc(200)}, At(0));

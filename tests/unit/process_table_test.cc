@@ -9,10 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace procscope {
 namespace {
+
+using ::testing::SizeIs;
 
 const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
 
@@ -108,6 +111,31 @@ TEST_F(ProcessTableTest, EnrichesEachProcessOnceFromProc) {
   EXPECT_EQ(procs[0].identity.exe, "/usr/bin/app");
   EXPECT_EQ(procs[0].counters.cpu_ns, 300u);
   EXPECT_EQ(procs[1].identity.user, "bob");
+}
+
+// An unchanged sample (the iterator's PS_REC_SAME) keeps the process live and its version, so that
+// the pass skips it; any other sample is a write and a new version.
+TEST_F(ProcessTableTest, UnchangedSampleKeepsTheVersionAndTheProcessLive) {
+  ProcessTable t = Make();
+  t.ApplySamples({S(10, 1, "app", 100), S(20, 2, "db", 50)}, kT0);
+  const std::vector<ProcessInfo> first = t.Processes();
+  ASSERT_THAT(first, SizeIs(2));
+  EXPECT_NE(first[0].version, 0u);
+  EXPECT_NE(first[0].version, first[1].version);
+
+  ProcessSample same = S(10, 1, "app", 100);
+  same.unchanged = true;
+  // Past the exit grace (5 s): only seen, yet not taken for vanished.
+  for (int i = 1; i <= 8; ++i) {
+    t.ApplySamples({same, S(20, 2, "db", 50 + i)}, kT0 + absl::Seconds(i));
+  }
+  const std::vector<ProcessInfo> later = t.Processes();
+  ASSERT_THAT(later, SizeIs(2));
+  EXPECT_EQ(later[0].version, first[0].version);
+  EXPECT_EQ(later[0].counters.cpu_ns, 100u);
+  EXPECT_GT(later[1].version, first[1].version);
+  EXPECT_EQ(later[1].counters.cpu_ns, 58u);
+  EXPECT_EQ(t.lost_exits(), 0u);
 }
 
 TEST_F(ProcessTableTest, GroupTotalsIncludeLiveAndExitedProcesses) {
