@@ -569,7 +569,10 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     // Attached or not by the previous daemon: its links say which hooks run.
     impl->degraded.clear();
     impl->OpenPinnedLinks(pin_dir);
-    ASSIGN_OR_RETURN(absl::string_view recs, impl->ReadIterator());  // session 0: all whole
+    // The adopted .bss holds the previous daemon's last session, and the adopted task storage
+    // what that session received: session 0 sends every record whole to this daemon.
+    impl->skel->bss->ps_iter_session = 0;
+    ASSIGN_OR_RETURN(absl::string_view recs, impl->ReadIterator());
     ASSIGN_OR_RETURN(std::vector<ProcessSample> all, ParseProcessRecords(recs));
     const size_t procs = all.size();
     impl->pin = {true, true,

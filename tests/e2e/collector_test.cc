@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -246,6 +248,43 @@ TEST(CollectorTest, IdleProcessesComeBackUnchangedAndWholeOnceTheyRun) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
   idle.clear();
+}
+
+// A restarted daemon adopts the pinned task storage and .bss: the previous collector's sessions
+// and what they received. Its reads must all be whole again (no record may stand for a sample
+// this collector never had).
+TEST(CollectorTest, AdoptingPinnedStateReadsEveryProcessWhole) {
+  PS_REQUIRE_COLLECTOR();  // the BPF this test needs loads here
+  char dir[] = "/sys/fs/bpf/procscope-e2e-adopt-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr) << strerror(errno);
+  absl::Cleanup unpin = [&dir] {
+    (void)UnpinCollector(dir);
+    rmdir(dir);
+  };
+  CollectorOptions opts;
+  opts.pin_path = dir;
+  size_t first = 0;
+  {
+    auto c = Collector::Create(opts);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_FALSE((*c)->Pinning().adopted);
+    for (int i = 0; i < 3; ++i) {  // the second and third reads answer idle processes SAME
+      auto all = (*c)->ReadProcesses();
+      ASSERT_TRUE(all.ok()) << all.status();
+      first = all->size();
+    }
+  }
+  auto c = Collector::Create(opts);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE((*c)->Pinning().adopted);
+  for (int i = 0; i < 2; ++i) {
+    auto all = (*c)->ReadProcesses();
+    ASSERT_TRUE(all.ok()) << all.status();
+    EXPECT_GE(all->size(), first / 2);
+    if (i == 0) {
+      for (const ProcessSample& s : *all) EXPECT_FALSE(s.unchanged) << s.key.tgid;
+    }
+  }
 }
 
 TEST(CollectorTest, CountsExitsAndDropsNothing) {
