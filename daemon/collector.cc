@@ -378,7 +378,11 @@ struct Collector::Impl {
     for (uint32_t id : ids) (void)bpf_map_delete_elem(map_fd, &id);
   }
 
-  absl::StatusOr<absl::string_view> ReadIterator() {
+  // One read of the process iterator in `session` (ps_iter_session; 0: every record whole).
+  // Every read names its session: an adopted .bss holds the previous daemon's, and the adopted
+  // task storage what that session received.
+  absl::StatusOr<absl::string_view> ReadIterator(uint32_t session) {
+    skel->bss->ps_iter_session = session;
     return ReadProcessIterator(iter_link, iter_buf);
   }
 };
@@ -569,10 +573,7 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
     // Attached or not by the previous daemon: its links say which hooks run.
     impl->degraded.clear();
     impl->OpenPinnedLinks(pin_dir);
-    // The adopted .bss holds the previous daemon's last session, and the adopted task storage
-    // what that session received: session 0 sends every record whole to this daemon.
-    impl->skel->bss->ps_iter_session = 0;
-    ASSIGN_OR_RETURN(absl::string_view recs, impl->ReadIterator());
+    ASSIGN_OR_RETURN(absl::string_view recs, impl->ReadIterator(/*session=*/0));
     ASSIGN_OR_RETURN(std::vector<ProcessSample> all, ParseProcessRecords(recs));
     const size_t procs = all.size();
     impl->pin = {true, true,
@@ -581,7 +582,7 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Create(const CollectorOpti
   }
   if (!adopted) {
     impl->skel->bss->ps_registering = 1;
-    auto reg = impl->ReadIterator();
+    auto reg = impl->ReadIterator(/*session=*/0);
     impl->skel->bss->ps_registering = 0;
     if (!reg.ok()) return reg.status();
     impl->attached.push_back({"ps_dump_procs", "task", "iter", 0, 0});
@@ -713,8 +714,7 @@ absl::Status Collector::ReadProcesses(std::vector<ProcessSample>& out) {
       im.session_start = now;
       im.prev.clear();
     }
-    im.skel->bss->ps_iter_session = im.iter_session;
-    absl::StatusOr<absl::string_view> buf = im.ReadIterator();
+    absl::StatusOr<absl::string_view> buf = im.ReadIterator(im.iter_session);
     absl::Status parsed = buf.ok() ? ParseProcessRecords(*buf, im.prev, out) : buf.status();
     if (parsed.ok()) break;
     // What the iterator sent this time is not what we hold: start over with every record whole.
