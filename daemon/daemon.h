@@ -3,7 +3,7 @@
 // the snapshot it publishes after each pass, from which the HTTP endpoints serve.
 //   daemon.cc   the loop: Create, Run, Sample, OnExit, Reconfigure, publishing the snapshot
 //   api.cc      the v1 documents, pure functions of a snapshot
-//   handlers.cc the HTTP endpoints (snapshot + live counters -> api.cc / BuildMetrics)
+//   handlers.cc the HTTP endpoints (snapshot + live counters -> api.cc / RenderMetrics)
 //   console.cc  the console report on stdout
 #ifndef PROCSCOPE_DAEMON_DAEMON_H_
 #define PROCSCOPE_DAEMON_DAEMON_H_

@@ -6,7 +6,6 @@
 #include "api.h"
 #include "daemon.h"
 #include "pprof.h"
-#include "prometheus/text_serializer.h"
 
 namespace procscope {
 namespace {
@@ -44,10 +43,9 @@ HttpResponse Daemon::Metrics() {
   ExportInput in{&snap->pass->top_processes, &snap->groups, &snap->pass->offenders,
                  &snap->pass->top_rates, &self};
   uint64_t dropped = 0;
-  std::vector<prometheus::MetricFamily> families = BuildMetrics(in, snap->export_options, &dropped);
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  r.body = prometheus::TextSerializer().Serialize(families);
+  r.body = RenderMetrics(in, snap->export_options, &dropped);
   absl::MutexLock l(&pub_mu_);
   live_.series_dropped_total += dropped;
   live_.last_scrape_duration_seconds = absl::ToDoubleSeconds(absl::Now() - t0);

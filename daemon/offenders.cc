@@ -161,43 +161,7 @@ void OffenderDetector::Observe(const std::vector<const ProcessInfo*>& processes,
       t.seen = now;
       t.plateau_end = now;
     } else {
-      t.version = p.version;
-      t.key = p.key;
-      t.comm = p.comm;
-      t.group = p.group;
-      t.container = p.identity.cgroup.container_id;
-      t.start_time = p.start_time;
-      t.seen = now;
-
-      Point point;
-      point.time = now;
-      point.cpu_ns = p.counters.cpu_ns;
-      point.runq_ns = p.counters.runq_ns;
-      point.faults = p.counters.min_flt + p.counters.maj_flt;
-      point.io_bytes = p.io.read_bytes + p.io.write_bytes;
-      point.rss_bytes = p.rss_bytes;
-      point.runq_caused_ns = p.counters.runq_caused_ns;
-
-      // The wall clock went back: the old points would be in the future, start over.
-      if (!points.empty() && now < points.back().time) {
-        points.clear();
-        t.plateau_end = absl::InfinitePast();
-      }
-      if (!points.empty() && SameCounters(points.back(), point)) {
-        t.plateau_end = now;  // idle: no new point
-      } else if (!points.empty() && t.plateau_end > points.back().time) {
-        // Activity after a plateau: the plateau's end is where the change starts from.
-        Point end = points.back();
-        end.time = t.plateau_end;
-        points.push_back(end);
-        points.push_back(point);
-      } else if (!points.empty() && now == points.back().time) {
-        points.back() = point;
-      } else if (points.size() >= 2 && now - points[points.size() - 2].time < spacing) {
-        points.back() = point;
-      } else {
-        points.push_back(point);
-      }
+      Update(t, p, now, spacing);
     }
     // Keep the newest point at or before the cutoff as the baseline.
     size_t drop = 0;
@@ -214,6 +178,48 @@ void OffenderDetector::Observe(const std::vector<const ProcessInfo*>& processes,
     } else {
       ++it;
     }
+  }
+}
+
+void OffenderDetector::Update(Track& t, const ProcessInfo& p, absl::Time now,
+                              absl::Duration spacing) {
+  t.version = p.version;
+  t.key = p.key;
+  t.comm = p.comm;
+  t.group = p.group;
+  t.container = p.identity.cgroup.container_id;
+  t.start_time = p.start_time;
+  t.seen = now;
+
+  Point point;
+  point.time = now;
+  point.cpu_ns = p.counters.cpu_ns;
+  point.runq_ns = p.counters.runq_ns;
+  point.faults = p.counters.min_flt + p.counters.maj_flt;
+  point.io_bytes = p.io.read_bytes + p.io.write_bytes;
+  point.rss_bytes = p.rss_bytes;
+  point.runq_caused_ns = p.counters.runq_caused_ns;
+
+  std::vector<Point>& points = t.points;
+  // The wall clock went back: the old points would be in the future, start over.
+  if (!points.empty() && now < points.back().time) {
+    points.clear();
+    t.plateau_end = absl::InfinitePast();
+  }
+  if (!points.empty() && SameCounters(points.back(), point)) {
+    t.plateau_end = now;  // idle: no new point
+  } else if (!points.empty() && t.plateau_end > points.back().time) {
+    // Activity after a plateau: the plateau's end is where the change starts from.
+    Point end = points.back();
+    end.time = t.plateau_end;
+    points.push_back(end);
+    points.push_back(point);
+  } else if (!points.empty() && now == points.back().time) {
+    points.back() = point;
+  } else if (points.size() >= 2 && now - points[points.size() - 2].time < spacing) {
+    points.back() = point;
+  } else {
+    points.push_back(point);
   }
 }
 

@@ -129,6 +129,9 @@ class OffenderDetector {
   std::vector<ResourceRate> Partners(const ps_key& key, bool of_culprit) const;
   static bool SameCounters(const Point& a, const Point& b);
   static bool IdleThroughWindow(const Track& t, absl::Time cutoff);
+  // Copies what the table wrote for `p` into its track and adds the pass's point (or extends the
+  // plateau, or replaces a point closer than `spacing`).
+  static void Update(Track& t, const ProcessInfo& p, absl::Time now, absl::Duration spacing);
   static Point BasePoint(const Track& t, absl::Time cutoff, absl::Time newest, bool from_birth);
   double ProcessRate(const Track& t, Resource r) const;
   double CausedRate(const Track& t) const;

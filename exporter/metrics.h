@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Turns what procscoped knows into Prometheus metric families (prometheus-cpp), per scrape.
+// Turns what procscoped knows into the Prometheus text exposition (format 0.0.4), per scrape.
 // Every metric is documented in docs/metrics.md.
 #ifndef PROCSCOPE_EXPORTER_METRICS_H_
 #define PROCSCOPE_EXPORTER_METRICS_H_
@@ -12,7 +12,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "model.h"
-#include "prometheus/metric_family.h"
 
 namespace procscope {
 
@@ -59,15 +58,15 @@ struct ExportInput {
   const SelfState* self = nullptr;
 };
 
-// Builds the families. `series_dropped` receives how many series the cap dropped in this call;
-// the caller adds it to SelfState::series_dropped_total for the next scrape.
-std::vector<prometheus::MetricFamily> BuildMetrics(const ExportInput& in,
-                                                   const ExportOptions& options,
-                                                   uint64_t* series_dropped);
+// The exposition: every family with series, with its HELP and TYPE. `series_dropped` receives
+// how many series the cap dropped in this call; the caller adds it to
+// SelfState::series_dropped_total for the next scrape.
+std::string RenderMetrics(const ExportInput& in, const ExportOptions& options,
+                          uint64_t* series_dropped);
 
 // A label value that is valid UTF-8 (ToValidUtf8 in common/text.h) and has no control
 // characters (they become U+FFFD too); the text format's own escaping of backslash, double quote
-// and newline is done by prometheus-cpp.
+// and newline is done by RenderMetrics.
 std::string SanitizeLabelValue(absl::string_view raw);
 
 }  // namespace procscope

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tier 1: the Prometheus exposition (exporter/metrics.h), serialised with prometheus-cpp's own
-// TextSerializer and checked line by line, and by the real promtool.
+// Tier 1: the Prometheus exposition (exporter/metrics.h), checked line by line, against
+// prometheus-cpp's TextSerializer (what the daemon used before it wrote the format itself), and
+// by the real promtool.
 #include "metrics.h"
 
 #include <signal.h>
@@ -11,8 +12,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -47,6 +50,7 @@ constexpr size_t kSelfLines = 2 + 12 + 5 + 2 + 5 + 2 + 2 + 3;
 constexpr size_t kProcessLines = 10;
 constexpr size_t kGroupLines = 15 + PS_RUNQ_BUCKETS + 2;  // without exits and crashes
 
+// prometheus-cpp's serialisation, the reference for number formatting and escaping.
 std::string Serialize(const std::vector<prometheus::MetricFamily>& families) {
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, families);
@@ -193,7 +197,7 @@ struct Fixture {
       std::vector<std::vector<ResourceRate>>(std::size(kAllResources));
   SelfState self = Self();
   ExportOptions options;
-  uint64_t dropped = 12345;  // BuildMetrics must overwrite it
+  uint64_t dropped = 12345;  // RenderMetrics must overwrite it
 
   void Rate(Resource r, uint32_t pid, double rate) {
     rates[static_cast<int>(r)].push_back({{pid, 0, 1000 + pid}, rate});
@@ -214,7 +218,7 @@ struct Fixture {
     in.offenders = &offenders;
     in.rates = &rates;
     in.self = &self;
-    return Serialize(BuildMetrics(in, options, &dropped));
+    return RenderMetrics(in, options, &dropped);
   }
 };
 
@@ -230,20 +234,98 @@ TEST(SanitizeLabelValueTest, ControlCharactersAndInvalidUtf8BecomeReplacement) {
   EXPECT_EQ(SanitizeLabelValue("a\"b\\c"), "a\"b\\c");
 }
 
-// The escaping of label values that SanitizeLabelValue leaves to prometheus-cpp.
-TEST(TextSerializerTest, EscapesBackslashQuoteAndNewlineInLabelValues) {
-  prometheus::MetricFamily f;
-  f.name = "x_total";
-  f.help = "h";
-  f.type = prometheus::MetricType::Counter;
-  prometheus::ClientMetric m;
-  m.label = {{"l", "a\"b\\c\nd"}};
-  m.counter.value = 1;
-  f.metric.push_back(m);
-  EXPECT_THAT(SampleLines(Serialize({f})), ElementsAreArray({R"(x_total{l="a\"b\\c\nd"} 1)"}));
+// Values are printed as prometheus-cpp printed them (%.16g), so that no series changes its
+// digits with the writer; NaN is spelt as the Go client spells it. Offender rates carry any
+// double into a sample line.
+TEST(RenderMetricsTest, ValuesAsPrometheusCppPrintedThem) {
+  std::vector<double> values = {0,
+                                -0.0,
+                                1,
+                                -1,
+                                0.5,
+                                0.1 + 0.2,
+                                1.0 / 3,
+                                1e-9,
+                                2.5e-7,
+                                0.000128,
+                                1.6e-05,
+                                4096000000,
+                                1700000000.5,
+                                999999999999999,
+                                1e15,
+                                1e16,
+                                123456789012345678.0,
+                                18446744073709551615.0,
+                                1.5e20,
+                                1e22,
+                                -3.75e-300,
+                                std::numeric_limits<double>::max(),
+                                std::numeric_limits<double>::min(),
+                                std::numeric_limits<double>::denorm_min(),
+                                std::numeric_limits<double>::infinity(),
+                                -std::numeric_limits<double>::infinity()};
+  uint64_t bits = 0x9E3779B97F4A7C15;
+  for (int i = 0; i < 2000; ++i) {  // and a spread of doubles of every magnitude
+    bits = bits * 6364136223846793005 + 1442695040888963407;
+    double v;
+    const uint64_t finite = (bits & ~(uint64_t{0x7FF} << 52)) | ((bits >> 53) % 2046 + 1) << 52;
+    memcpy(&v, &finite, sizeof v);
+    values.push_back(v);
+    values.push_back(static_cast<double>(bits >> (i % 64)));  // integers of every size
+  }
+  Fixture fx;
+  prometheus::MetricFamily reference;
+  reference.name = "procscope_offender";
+  reference.type = prometheus::MetricType::Gauge;
+  for (size_t i = 0; i < values.size(); ++i) {
+    ProcessInfo p = Process(static_cast<uint32_t>(i + 1), "p", "g", 1);
+    fx.Flag(Resource::kCpu, p, values[i]);
+    prometheus::ClientMetric m;
+    m.gauge.value = values[i];
+    reference.metric.push_back(m);
+  }
+  fx.options.max_series = 1'000'000;
+  std::vector<std::string> got;
+  for (const Sample& s : Samples(fx.Text())) {
+    if (s.name == "procscope_offender") got.push_back(s.value);
+  }
+  std::vector<std::string> want;
+  for (const std::string& l : SampleLines(Serialize({reference}))) {
+    want.push_back(l.substr(l.find(' ') + 1));
+  }
+  ASSERT_EQ(got.size(), values.size());
+  EXPECT_THAT(got, ElementsAreArray(want));
+
+  fx.offenders.clear();
+  fx.Flag(Resource::kCpu, Process(1, "p", "g", 1), std::numeric_limits<double>::quiet_NaN());
+  EXPECT_THAT(
+      SampleLines(fx.Text()),
+      ::testing::Contains(R"(procscope_offender{resource="cpu",pid="1",comm="p",group="g"} NaN)"));
 }
 
-TEST(BuildMetricsTest, ExactSeriesForSmallFixture) {
+// The text format's escaping of label values (what SanitizeLabelValue leaves): backslash, double
+// quote and newline, as prometheus-cpp escapes backslash and double quote.
+TEST(RenderMetricsTest, EscapesBackslashQuoteAndNewlineInLabelValues) {
+  Fixture fx;
+  fx.self = SelfState();
+  fx.self.map_entries = {{"a\"b\\c", 1, 2}};
+  EXPECT_THAT(SampleLines(fx.Text()),
+              ::testing::Contains(R"(procscope_bpf_map_entries{map="a\"b\\c"} 1)"));
+
+  prometheus::MetricFamily f;
+  f.name = "procscope_bpf_map_entries";
+  f.type = prometheus::MetricType::Gauge;
+  prometheus::ClientMetric m;
+  m.label = {{"map", "a\"b\\c"}};
+  m.gauge.value = 1;
+  f.metric.push_back(m);
+  EXPECT_THAT(SampleLines(fx.Text()), ::testing::Contains(SampleLines(Serialize({f}))[0]));
+  // A newline never reaches the writer (SanitizeLabelValue), but the format's escape is \n.
+  fx.self.map_entries = {{"x\ny", 1, 2}};
+  EXPECT_THAT(fx.Text(), ::testing::HasSubstr(absl::StrCat("map=\"x", kFffd, "y\"")));
+}
+
+TEST(RenderMetricsTest, ExactSeriesForSmallFixture) {
   Fixture fx;
   ProcessInfo p;
   p.key = {42, 0, 4242};
@@ -401,7 +483,7 @@ TEST(BuildMetricsTest, ExactSeriesForSmallFixture) {
   EXPECT_EQ(self, kSelfLines);
 }
 
-TEST(BuildMetricsTest, ProcessSeriesOnlyForTopKAndOffenders) {
+TEST(RenderMetricsTest, ProcessSeriesOnlyForTopKAndOffenders) {
   Fixture fx;
   for (uint32_t pid = 1; pid <= 7; ++pid) fx.processes.push_back(Process(pid, "p", "g", pid));
   fx.Rate(Resource::kCpu, 1, 5);
@@ -431,14 +513,14 @@ TEST(BuildMetricsTest, ProcessSeriesOnlyForTopKAndOffenders) {
               UnorderedElementsAre("5"));
 }
 
-TEST(BuildMetricsTest, AnotherIncarnationOfAPidIsNotThatProcess) {
+TEST(RenderMetricsTest, AnotherIncarnationOfAPidIsNotThatProcess) {
   Fixture fx;
   fx.processes = {Process(1, "p", "g", 1)};
   fx.rates[static_cast<int>(Resource::kCpu)] = {{{1, 0, 999}, 5.0}};  // same pid, other start
   EXPECT_EQ(CountWithPrefix(fx.Text(), "procscope_process_"), 0u);
 }
 
-TEST(BuildMetricsTest, ContainerLabelOnlyWhenKnown) {
+TEST(RenderMetricsTest, ContainerLabelOnlyWhenKnown) {
   Fixture fx;
   fx.processes = {Process(1, "a", "g", 1), Process(2, "b", "g", 2)};
   fx.processes[0].identity.cgroup.container_id = "0123abcd";
@@ -465,7 +547,7 @@ TEST(BuildMetricsTest, ContainerLabelOnlyWhenKnown) {
   EXPECT_THAT(text, Not(::testing::HasSubstr("container=")));
 }
 
-TEST(BuildMetricsTest, SeriesCapDropsWholeGroupsAndCountsThem) {
+TEST(RenderMetricsTest, SeriesCapDropsWholeGroupsAndCountsThem) {
   Fixture fx;
   fx.processes = {Process(1, "p", "busy", 1)};
   fx.Rate(Resource::kCpu, 1, 1);
@@ -511,7 +593,7 @@ TEST(BuildMetricsTest, SeriesCapDropsWholeGroupsAndCountsThem) {
   EXPECT_EQ(CountWithPrefix(text, "procscope_kernel_events_dropped_total"), 12u);
 }
 
-TEST(BuildMetricsTest, SeriesCapKeepsOffendersBeforeProcessesBeforeGroups) {
+TEST(RenderMetricsTest, SeriesCapKeepsOffendersBeforeProcessesBeforeGroups) {
   Fixture fx;
   fx.processes = {Process(1, "p", "g", 1), Process(2, "q", "g", 2)};
   fx.Rate(Resource::kCpu, 2, 2);
@@ -527,7 +609,7 @@ TEST(BuildMetricsTest, SeriesCapKeepsOffendersBeforeProcessesBeforeGroups) {
   EXPECT_EQ(fx.dropped, kProcessLines + kGroupLines);
 }
 
-TEST(BuildMetricsTest, HostileNamesCannotInjectSeries) {
+TEST(RenderMetricsTest, HostileNamesCannotInjectSeries) {
   const std::string hostile[] = {
       "a\"b\\c",
       "x\"} injected 1\n",
@@ -575,7 +657,7 @@ TEST(BuildMetricsTest, HostileNamesCannotInjectSeries) {
   EXPECT_THAT(text, ::testing::HasSubstr(R"(group="a\"b\\c")"));
 }
 
-TEST(BuildMetricsTest, NamesThatSanitiseAlikeMakeOneGroup) {
+TEST(RenderMetricsTest, NamesThatSanitiseAlikeMakeOneGroup) {
   Fixture fx;
   fx.groups = {Group("a\x01", 1), Group("a\x02", 2)};
   const std::string text = fx.Text();
@@ -587,7 +669,7 @@ TEST(BuildMetricsTest, NamesThatSanitiseAlikeMakeOneGroup) {
 }
 
 // The series a collision leaves out are counted like the cap's (issue 11).
-TEST(BuildMetricsTest, GroupsLostToANameCollisionAreCountedAsDropped) {
+TEST(RenderMetricsTest, GroupsLostToANameCollisionAreCountedAsDropped) {
   Fixture fx;
   fx.groups = {Group("a\x01", 1), Group("a\x02", 2), Group("b", 3)};
   fx.groups[0].exits = {{"success", 1}};  // the dropped one has one series more
@@ -598,15 +680,15 @@ TEST(BuildMetricsTest, GroupsLostToANameCollisionAreCountedAsDropped) {
                                                                   16 + kGroupLines + 1)));
 }
 
-TEST(BuildMetricsTest, MissingInputsGiveNoFamilies) {
+TEST(RenderMetricsTest, MissingInputsGiveNoFamilies) {
   uint64_t dropped = 7;
-  EXPECT_THAT(BuildMetrics(ExportInput{}, ExportOptions{}, &dropped), IsEmpty());
+  EXPECT_THAT(RenderMetrics(ExportInput{}, ExportOptions{}, &dropped), IsEmpty());
   EXPECT_EQ(dropped, 0u);
 }
 
 // Degraded hooks: one gauge series each, label sanitised, one series for names that sanitise
 // alike; no family when every hook is attached.
-TEST(BuildMetricsTest, DegradedHooksOneSeriesEach) {
+TEST(RenderMetricsTest, DegradedHooksOneSeriesEach) {
   Fixture fx;
   EXPECT_THAT(fx.Text(), Not(::testing::HasSubstr("procscope_degraded_hook")));
   fx.self.degraded_hooks = {"block_rq_issue", "mark_victim", "h\x01\"} injected 1\n",
