@@ -51,13 +51,19 @@ absl::StatusOr<size_t> CountBusyRequestSlots(const bpf_map* map);
 // overwrite, and what a next daemon would read again) advances only on Commit(): after the exits
 // read are in the journal, so that a kill -9 in between loses none (they are read again).
 // libbpf 1.1's ring_buffer commits after each record.
+//
+// Only the pages that hold unread records are mapped, while they are read: the kernel maps a
+// ring's pages whole at mmap(), and the data area twice (so that a record that wraps reads as one
+// piece), so mapping it all, as libbpf does, put 8 MiB of the default 4 MiB ring in the daemon's
+// resident set for good.
 class ExitRing {
  public:
   ExitRing() = default;
   ExitRing(const ExitRing&) = delete;
   ExitRing& operator=(const ExitRing&) = delete;
   ~ExitRing() {
-    if (data_ != nullptr) munmap(data_, page_ + 2 * size_);
+    Unmap();
+    if (producer_ != nullptr) munmap(producer_, page_);
     if (consumer_ != nullptr) munmap(consumer_, page_);
     if (epfd_ >= 0) close(epfd_);
   }
@@ -68,16 +74,15 @@ class ExitRing {
     if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
       return absl::InternalError(absl::StrCat("exit ring buffer: ", strerror(errno)));
     }
+    fd_ = fd;
     page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     size_ = info.max_entries;
     void* c = mmap(nullptr, page_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (c == MAP_FAILED) return MapError();
     consumer_ = static_cast<uint64_t*>(c);
-    // The producer page, then the data mapped twice: a record that wraps reads as one piece.
-    void* d =
-        mmap(nullptr, page_ + 2 * size_, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(page_));
-    if (d == MAP_FAILED) return MapError();
-    data_ = static_cast<uint8_t*>(d);
+    void* p = mmap(nullptr, page_, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(page_));
+    if (p == MAP_FAILED) return MapError();
+    producer_ = static_cast<const uint64_t*>(p);
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     epoll_event ev = {};
     ev.events = EPOLLIN;
@@ -98,14 +103,21 @@ class ExitRing {
     return absl::OkStatus();
   }
 
-  // Hands every complete record after the read position to `fn`; returns how many.
+  // Hands every complete record after the read position to `fn`; returns how many, or -1 when
+  // the records could not be mapped (counted in map_failures(); they are read at a later call).
   template <typename Fn>
   int Drain(Fn&& fn) {
-    const uint64_t prod =
-        __atomic_load_n(reinterpret_cast<const uint64_t*>(data_), __ATOMIC_ACQUIRE);
+    const uint64_t prod = __atomic_load_n(producer_, __ATOMIC_ACQUIRE);
+    if (read_ >= prod) return 0;
+    // From `from` on, the unread bytes are contiguous in the window (wrapping into the data
+    // area's second mapping), not at their position modulo the size.
+    const uint64_t from = read_;
+    const uint8_t* data = MapData(prod - from);
+    if (data == nullptr) return -1;
+    data += from & (size_ - 1);
     int n = 0;
     while (read_ < prod) {
-      const auto* hdr = reinterpret_cast<const uint32_t*>(data_ + page_ + (read_ & (size_ - 1)));
+      const auto* hdr = reinterpret_cast<const uint32_t*>(data + (read_ - from));
       const uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
       if (len & BPF_RINGBUF_BUSY_BIT) break;  // reserved, not yet submitted
       const uint32_t body = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
@@ -138,17 +150,57 @@ class ExitRing {
     return read_ - __atomic_load_n(consumer_, __ATOMIC_ACQUIRE) >= size_ / 4;
   }
   void Commit() { __atomic_store_n(consumer_, read_, __ATOMIC_RELEASE); }
+  // Bytes of the data area mapped now (for the tests).
+  size_t mapped_bytes() const { return window_len_; }
+  uint64_t map_failures() const { return map_failures_; }
 
  private:
+  // The data area mapped from the read position on: a pointer p such that p + (read_ & (size_ -
+  // 1)) is the byte at read_, followed by the `unread` bytes after it. The window mapped is
+  // reused while it covers them and is not much larger than they need (after a burst of exits
+  // the next small read maps a small window again); otherwise it is replaced, with 64 KiB to
+  // spare so that a trickle of exits does not map at every read.
+  const uint8_t* MapData(uint64_t unread) {
+    const uint64_t start = read_ & (size_ - 1);
+    const uint64_t first = start & ~(uint64_t{page_} - 1);
+    const uint64_t need = start + unread - first;  // <= 2 * size_: the area is there twice
+    const uint64_t spare = 64 << 10;
+    if (window_ != nullptr && first >= window_off_ && start + unread <= window_off_ + window_len_ &&
+        window_len_ <= 2 * (need + spare)) {
+      return window_ - window_off_;
+    }
+    Unmap();
+    uint64_t len = (need + spare + page_ - 1) & ~(uint64_t{page_} - 1);
+    len = std::min<uint64_t>(len, 2 * size_ - first);
+    void* d = mmap(nullptr, len, PROT_READ, MAP_SHARED, fd_, static_cast<off_t>(2 * page_ + first));
+    if (d == MAP_FAILED) {
+      ++map_failures_;
+      return nullptr;
+    }
+    window_ = static_cast<const uint8_t*>(d);
+    window_off_ = first;
+    window_len_ = len;
+    return window_ - window_off_;
+  }
+  void Unmap() {
+    if (window_ != nullptr) munmap(const_cast<uint8_t*>(window_), window_len_);
+    window_ = nullptr;
+    window_len_ = 0;
+  }
   absl::Status MapError() const {
     return absl::ResourceExhaustedError(
         absl::StrCat("cannot map the exit-event ring buffer: ", strerror(errno),
                      " (locked-memory or memory cgroup limit too low?)"));
   }
+  int fd_ = -1;  // the map's (owned by the skeleton)
   size_t page_ = 0;
   uint64_t size_ = 0;
   uint64_t* consumer_ = nullptr;
-  uint8_t* data_ = nullptr;  // producer page, then the data twice
+  const uint64_t* producer_ = nullptr;
+  const uint8_t* window_ = nullptr;  // data area bytes [window_off_, window_off_ + window_len_)
+  uint64_t window_off_ = 0;
+  uint64_t window_len_ = 0;
+  uint64_t map_failures_ = 0;
   int epfd_ = -1;
   uint64_t read_ = 0;
 };

@@ -733,13 +733,21 @@ absl::StatusOr<int> Collector::PollExits(int timeout_ms,
     memcpy(&e, data, sizeof(e));
     fn(e);
   };
-  int n = impl_->ring.Drain(handle);
+  ExitRing& ring = impl_->ring;
+  const uint64_t failures = ring.map_failures();
+  int n = ring.Drain(handle);
   if (n == 0 && timeout_ms > 0) {
-    impl_->ring.Wait(timeout_ms);
-    n = impl_->ring.Drain(handle);
+    ring.Wait(timeout_ms);
+    n = ring.Drain(handle);
   }
-  if (!impl_->defer_commit) impl_->ring.Commit();
-  return n;
+  if (!impl_->defer_commit) ring.Commit();
+  // The exits stay in the ring and are read at a later poll (if it fills meanwhile, the kernel
+  // counts the drops). Said once, and again every 1,000 failures.
+  if (ring.map_failures() != failures && failures % 1000 == 0) {
+    LOG(WARNING) << "cannot map the exit ring buffer's records (" << strerror(errno)
+                 << "); retrying at the next poll";
+  }
+  return std::max(n, 0);
 }
 
 void Collector::CommitExits() { impl_->ring.Commit(); }

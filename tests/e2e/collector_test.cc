@@ -255,11 +255,11 @@ TEST(CollectorTest, IdleProcessesComeBackUnchangedAndWholeOnceTheyRun) {
 // this collector never had).
 TEST(CollectorTest, AdoptingPinnedStateReadsEveryProcessWhole) {
   PS_REQUIRE_COLLECTOR();  // the BPF this test needs loads here
-  char dir[] = "/sys/fs/bpf/procscope-e2e-adopt-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr) << strerror(errno);
+  // Not made here: on a fresh machine /sys/fs/bpf is no bpffs until the collector mounts one.
+  const std::string dir = absl::StrCat("/sys/fs/bpf/procscope-e2e-adopt-", getpid());
   absl::Cleanup unpin = [&dir] {
     (void)UnpinCollector(dir);
-    rmdir(dir);
+    rmdir(dir.c_str());
   };
   CollectorOptions opts;
   opts.pin_path = dir;
