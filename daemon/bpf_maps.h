@@ -63,7 +63,7 @@ class ExitRing {
   ExitRing& operator=(const ExitRing&) = delete;
   ~ExitRing() {
     Unmap();
-    if (producer_ != nullptr) munmap(producer_, page_);
+    if (producer_ != nullptr) munmap(const_cast<uint64_t*>(producer_), page_);
     if (consumer_ != nullptr) munmap(consumer_, page_);
     if (epfd_ >= 0) close(epfd_);
   }

@@ -171,7 +171,10 @@ struct Collector::Impl {
   uint32_t iter_session = 0;
   uint32_t last_session = 0;
   absl::Time session_start;
+  SessionKeys received;  // what PS_REC_SAME may answer in this session
+  // ReadProcesses' last whole samples, when the last read was one (ReadPass keeps none).
   std::vector<ProcessSample> prev;
+  bool prev_valid = false;
   // The sampler's perf events, one per online CPU; each link owns its event's fd.
   std::vector<bpf_link*> profile_links;
   // profile_notify, consumed by PollProfiled.
@@ -695,8 +698,11 @@ absl::StatusOr<std::vector<ProcessSample>> Collector::ReadProcesses() {
   return out;
 }
 
-absl::Status Collector::ReadProcesses(std::vector<ProcessSample>& out) {
+void Collector::RestartSession() { impl_->iter_session = 0; }
+
+absl::Status Collector::ReadPass(PassRecords& out) {
   Impl& im = *impl_;
+  im.prev_valid = false;
   const absl::Time now = absl::Now();
   // A new session now and then sends every process whole again: whatever the signature does not
   // cover (a comm written through /proc by a tracer) is never older than that.
@@ -712,16 +718,30 @@ absl::Status Collector::ReadProcesses(std::vector<ProcessSample>& out) {
       if (im.iter_session == 0) im.iter_session = 1;
       im.last_session = im.iter_session;
       im.session_start = now;
-      im.prev.clear();
+      SessionKeys().swap(im.received);
     }
     absl::StatusOr<absl::string_view> buf = im.ReadIterator(im.iter_session);
-    absl::Status parsed = buf.ok() ? ParseProcessRecords(*buf, im.prev, out) : buf.status();
-    if (parsed.ok()) break;
+    absl::Status parsed = buf.ok() ? ParsePassRecords(*buf, im.received, out) : buf.status();
+    if (parsed.ok()) return parsed;
     // What the iterator sent this time is not what we hold: start over with every record whole.
     im.iter_session = 0;
     if (!absl::IsFailedPrecondition(parsed) || attempt > 0) return parsed;
   }
+}
+
+absl::Status Collector::ReadProcesses(std::vector<ProcessSample>& out) {
+  Impl& im = *impl_;
+  if (!im.prev_valid) im.iter_session = 0;  // no copies to stand for unchanged processes
+  PassRecords pass;
+  RETURN_IF_ERROR(ReadPass(pass));
+  // Each unchanged process is its copy in prev: ReadPass's session keys came from prev's reads.
+  if (absl::Status s = ExpandPass(pass, im.prev, out); !s.ok()) {
+    im.iter_session = 0;
+    return s;
+  }
+  if (im.prev.capacity() > 4 * out.size() + 256) std::vector<ProcessSample>().swap(im.prev);
   im.prev = out;
+  im.prev_valid = true;
   return absl::OkStatus();
 }
 

@@ -77,11 +77,17 @@ class Collector {
   Collector(const Collector&) = delete;
   Collector& operator=(const Collector&) = delete;
 
-  // Every live process with its totals up to now (running threads included). A process the
-  // iterator found unchanged since the previous read is that read's copy, marked `unchanged`.
-  // One caller at a time.
+  // Every live process with its totals up to now (running threads included): the whole records,
+  // and the keys of the processes the iterator found unchanged since their last whole record
+  // (the daemon's pass: what it holds of them stands). `out`'s capacity is reused. One caller at
+  // a time.
+  absl::Status ReadPass(PassRecords& out);
+  // The next read sends every process whole (the caller lost track of some: new filters).
+  void RestartSession();
+
+  // The same as whole samples: a process found unchanged is the previous read's copy, marked
+  // `unchanged` (the previous read must have been one of these; else every record comes whole).
   absl::StatusOr<std::vector<ProcessSample>> ReadProcesses();
-  // The same into `out`, whose capacity is reused (the daemon's pass: no allocation per pass).
   absl::Status ReadProcesses(std::vector<ProcessSample>& out);
 
   // Waits up to timeout_ms for exit events and hands each to `fn`. Returns how many were handled.

@@ -12,8 +12,14 @@
 
 namespace procscope {
 
+std::vector<ProcessSample> Daemon::ReportSamples() const {
+  std::vector<ProcessSample> out;
+  for (ProcessInfo& p : table_.Processes()) out.push_back(std::move(p));  // by pid
+  return out;
+}
+
 void Daemon::Report(absl::Time now) {
-  const std::vector<ProcessSample>& cur = last_samples_;
+  const std::vector<ProcessSample> cur = ReportSamples();
   std::string out = absl::StrFormat(
       "\n%s  %d processes\n", absl::FormatTime("%H:%M:%S", now, absl::LocalTimeZone()), cur.size());
   if (pass_->offenders.empty()) {
@@ -37,7 +43,7 @@ void Daemon::Report(absl::Time now) {
   }
   printf("%s", out.c_str());
   fflush(stdout);
-  report_prev_ = cur;
+  report_prev_ = std::move(cur);
   report_prev_at_ = now;
 }
 

@@ -33,21 +33,6 @@ bool KeyLess(const ps_key& a, const ps_key& b) {
   return a.tgid != b.tgid ? a.tgid < b.tgid : a.start_ns < b.start_ns;
 }
 
-// Everything a reader of the snapshot can see of a process is the same.
-bool SameForOutput(const ProcessInfo& a, const ProcessInfo& b) {
-  return a.ppid == b.ppid && a.uid == b.uid && a.nr_threads == b.nr_threads &&
-         a.cgroup_id == b.cgroup_id && a.rss_bytes == b.rss_bytes &&
-         memcmp(&a.counters, &b.counters, sizeof(a.counters)) == 0 &&
-         memcmp(&a.io, &b.io, sizeof(a.io)) == 0 && a.comm == b.comm && a.group == b.group &&
-         a.start_time == b.start_time && a.identity.resolved == b.identity.resolved &&
-         a.identity.exe == b.identity.exe && a.identity.user == b.identity.user &&
-         a.identity.cgroup_path == b.identity.cgroup_path &&
-         a.identity.cgroup.container_id == b.identity.cgroup.container_id &&
-         a.identity.cgroup.runtime == b.identity.cgroup.runtime &&
-         a.identity.cgroup.pod_uid == b.identity.cgroup.pod_uid &&
-         a.identity.cgroup.systemd_unit == b.identity.cgroup.systemd_unit;
-}
-
 // Folded stacks a crash event carries.
 constexpr size_t kCrashStacks = 5;
 
@@ -196,26 +181,12 @@ void Daemon::Publish(bool pass, absl::Time now) {
   auto s = std::make_shared<Snapshot>();
   if (pass) {
     auto p = std::make_shared<PassData>();
-    std::vector<const ProcessInfo*> live = table_.ProcessPtrs();
-    std::sort(live.begin(), live.end(), [](const ProcessInfo* a, const ProcessInfo* b) {
-      return a->key.tgid != b->key.tgid ? a->key.tgid < b->key.tgid
-                                        : a->key.start_ns < b->key.start_ns;
-    });
-    // Walk the last pass's copies alongside (both sorted by pid, start time): an unchanged
-    // process keeps its copy.
-    p->processes.reserve(live.size());
-    size_t j = 0;
-    for (const ProcessInfo* cur : live) {
-      while (j < published_.size() && KeyLess(published_[j]->key, cur->key)) ++j;
-      if (j < published_.size() && published_[j]->key == cur->key &&
-          ((cur->version != 0 && published_[j]->version == cur->version) ||
-           SameForOutput(*published_[j], *cur))) {
-        p->processes.push_back(published_[j]);
-      } else {
-        p->processes.push_back(std::make_shared<const ProcessInfo>(*cur));
-      }
-    }
-    published_ = p->processes;
+    // The table's own copies: a process that did not change since the last pass is the same
+    // object as in the last snapshot, and nothing is copied for it.
+    p->processes = table_.SharedProcesses();
+    std::sort(p->processes.begin(), p->processes.end(),
+              [](const std::shared_ptr<const ProcessInfo>& a,
+                 const std::shared_ptr<const ProcessInfo>& b) { return KeyLess(a->key, b->key); });
     p->offenders = detector_.Evaluate(now);
     AddOffenderWhere(&p->offenders, now);
     p->rankings.reserve(kNumResources);
@@ -252,7 +223,7 @@ void Daemon::Publish(bool pass, absl::Time now) {
 }
 
 void Daemon::Sample() {
-  const absl::Status read = collector_->ReadProcesses(samples_);
+  const absl::Status read = collector_->ReadPass(pass_records_);
   // After the read: a young process's age must not come out shorter than what it ran.
   const absl::Time now = absl::Now();
   if (!read.ok()) {
@@ -260,7 +231,8 @@ void Daemon::Sample() {
     return;
   }
   auto stats = collector_->ReadStats();
-  table_.ApplySamples(samples_, now);
+  // A process the table cannot stand for (filters changed): every record whole next time.
+  if (!table_.ApplyPass(pass_records_, now)) collector_->RestartSession();
   DrainProfiles(now);
   detector_.Observe(table_.ProcessPtrs(), now);
   // Who delayed whom this pass, and the CPU pressure: for culprits and saturation.
@@ -279,7 +251,6 @@ void Daemon::Sample() {
     absl::MutexLock l(&pub_mu_);
     live_.last_loop = now;
   }
-  if (!reload_.quiet) last_samples_.swap(samples_);  // for the terminal report only
 }
 
 void Daemon::CaptureProfiled() {
@@ -302,6 +273,8 @@ void Daemon::CaptureProfiled() {
 void Daemon::DrainProfiles(absl::Time now) {
   std::vector<ps_key> forget;
   forget.swap(forget_after_drain_);
+  absl::flat_hash_map<ps_key, ProfileProcess> exited;
+  exited.swap(exited_meta_);
   auto raw = collector_->DrainStacks();
   if (!raw.ok()) {
     LOG(ERROR) << raw.status().message();
@@ -322,6 +295,8 @@ void Daemon::DrainProfiles(absl::Time now) {
           meta.container = p.identity.cgroup.container_id;
           meta.exe = p.identity.exe;
           profiles_->SetProcess(meta, now);
+        } else if (auto ex = exited.find(r.key); ex != exited.end()) {
+          profiles_->SetProcess(ex->second, now);
         }
       }
       SymbolizedStack s;
@@ -385,7 +360,11 @@ void Daemon::OnExit(const ps_exit_event& e) {
     meta.group = rec.group();
     meta.container = rec.container();
     meta.exited = true;
-    profiles_->SetProcess(meta, now);
+    if (profiles_->HasProcess(e.key)) {
+      profiles_->SetProcess(meta, now);
+    } else {
+      exited_meta_[e.key] = std::move(meta);
+    }
     forget_after_drain_.push_back(e.key);
   }
   if (rec.outcome() == v1::CRASHED) {
@@ -437,6 +416,7 @@ void Daemon::Reconfigure(const Config& c) {
   ReloadableConfig r = ReloadableOf(c);
   r.table.group_by = config_.table.group_by;
   table_.Reconfigure(TableOptionsOf(r, boot_to_unix_));
+  if (collector_) collector_->RestartSession();  // every process judged again, new filters
   detector_.Reconfigure(OffenderConfigOf(r));
   reload_ = std::move(r);
   LOG(INFO) << "configuration reloaded";
@@ -448,7 +428,7 @@ absl::Status Daemon::Run(std::atomic<bool>& stop, std::atomic<bool>& reload,
                                   ? absl::Now() + config_.duration
                                   : absl::InfiniteFuture();
   Sample();
-  report_prev_ = last_samples_;  // so that the first report has rates already
+  if (!reload_.quiet) report_prev_ = ReportSamples();  // the first report has rates already
   report_prev_at_ = absl::Now();
   absl::Time next_sample = absl::Now() + config_.sample_interval;
   absl::Time next_report = absl::Now() + reload_.interval;

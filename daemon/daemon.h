@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -99,7 +100,8 @@ class Daemon {
   explicit Daemon(const Config& config);
   void Sample();
   void OnExit(const ps_exit_event& e);
-  void Report(absl::Time now);  // console.cc
+  void Report(absl::Time now);                       // console.cc
+  std::vector<ProcessSample> ReportSamples() const;  // the table's processes, by pid
   void Reconfigure(const Config& c);
   // Builds a snapshot and swaps it in. `pass`: after a sampling pass (processes, rankings and
   // offenders are taken anew); otherwise the last pass's are kept and only groups re-read.
@@ -132,17 +134,17 @@ class Daemon {
   ProcessTable table_;
   OffenderDetector detector_;
   std::shared_ptr<PassData> pass_;  // the last pass's part of the snapshot (read-only now)
-  // The shared copies of the last pass's processes, by pid (loop thread only).
-  std::vector<std::shared_ptr<const ProcessInfo>> published_;
-  SelfState self_;  // as of the last pass
+  SelfState self_;                  // as of the last pass
   bool ready_ = false;
-  bool exits_pending_ = false;               // exits handled since the last Publish
-  std::vector<ProcessSample> samples_;       // the pass's read; its capacity is reused
-  std::vector<ProcessSample> last_samples_;  // for the console report
-  std::vector<ProcessSample> report_prev_;   // the console report's previous pass
+  bool exits_pending_ = false;              // exits handled since the last Publish
+  PassRecords pass_records_;                // the pass's read; its capacity is reused
+  std::vector<ProcessSample> report_prev_;  // the console report's previous pass
   absl::Time report_prev_at_;
   std::unique_ptr<Symbolizer> symbolizer_;
   std::vector<ps_key> forget_after_drain_;  // exited: Forget once their last stacks are drained
+  // Exited processes the profile store does not know (no stacks yet): described only if the
+  // next drain brings stacks of theirs, so that thousands of idle exits leave nothing behind.
+  absl::flat_hash_map<ps_key, ProfileProcess> exited_meta_;
   absl::Time last_crash_drain_;
   // Written by the loop, read by the HTTP threads: thread-safe on its own.
   std::unique_ptr<ProfileStore> profiles_;

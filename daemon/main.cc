@@ -252,10 +252,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   procscope::SetLogLevel(config->log_level);
-  // Each pass allocates and frees buffers of about 0.4 KiB per process (the iterator read, its
-  // parse): past 1 MiB (thousands of processes) have malloc map them and give them back rather
-  // than keep the peak resident; below, reuse the heap (no page faults every pass).
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  // Blocks from 128 KiB (a pass's vectors with thousands of processes, a scrape's output) are
+  // mapped, so that they go back to the kernel when freed rather than keep the peak resident in
+  // a fragmented heap; the buffers a pass reuses keep their capacity, so this costs no page
+  // faults per pass.
+  mallopt(M_MMAP_THRESHOLD, 128 << 10);
   mallopt(M_ARENA_MAX, 2);
   signal(SIGINT, procscope::OnStop);
   signal(SIGTERM, procscope::OnStop);

@@ -179,6 +179,8 @@ void OffenderDetector::Observe(const std::vector<const ProcessInfo*>& processes,
       ++it;
     }
   }
+  // A hash map keeps its slots after its entries go: after thousands of exits, give them back.
+  if (tracks_.capacity() > 4 * tracks_.size() + 64) tracks_.rehash(0);
 }
 
 void OffenderDetector::Update(Track& t, const ProcessInfo& p, absl::Time now,

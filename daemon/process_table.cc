@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "process_table.h"
 
+#include <string.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -33,6 +35,12 @@ absl::Time TimeOf(const T& entry) {
   return entry.at;
 }
 
+// A hash map keeps its slots after its entries go: after thousands of exits, give them back.
+template <typename Map>
+void ShrinkAfterDrop(Map& m) {
+  if (m.capacity() > 4 * m.size() + 64) m.rehash(0);
+}
+
 template <typename Map>
 void Forget(Map& m, absl::Time now) {
   for (auto it = m.begin(); it != m.end();) {
@@ -42,6 +50,15 @@ void Forget(Map& m, absl::Time now) {
       ++it;
     }
   }
+  ShrinkAfterDrop(m);
+}
+
+// Nothing a reader of the process would see changes with this sample.
+bool SameAsSample(const ProcessInfo& p, const ProcessSample& s) {
+  return p.ppid == s.ppid && p.uid == s.uid && p.nr_threads == s.nr_threads &&
+         p.cgroup_id == s.cgroup_id && p.rss_bytes == s.rss_bytes && p.comm == s.comm &&
+         memcmp(&p.counters, &s.counters, sizeof(p.counters)) == 0 &&
+         memcmp(&p.io, &s.io, sizeof(p.io)) == 0;
 }
 
 }  // namespace
@@ -129,6 +146,21 @@ Identity ProcessTable::Resolve(const ProcessSample& s) {
   return id;
 }
 
+const ProcessTable::Base& ProcessTable::BaseOf(const Entry& e) {
+  static const Base kNone;
+  return e.base != nullptr ? *e.base : kNone;
+}
+
+ProcessInfo& ProcessTable::Mutable(Entry& e) {
+  if (e.info.use_count() > 1) e.info = std::make_shared<ProcessInfo>(*e.info);
+  return *e.info;
+}
+
+void ProcessTable::CreditEntry(const Entry& e, absl::Time now) {
+  const Base& b = BaseOf(e);
+  Credit(e.info->group, e.info->counters, b.counters, e.info->io, b.io, now);
+}
+
 void ProcessTable::Credit(const std::string& group, const ps_counters& c, const ps_counters& base,
                           const ps_io& io, const ps_io& base_io, absl::Time now) {
   GroupInfo& g = groups_[group];
@@ -141,68 +173,101 @@ void ProcessTable::Credit(const std::string& group, const ps_counters& c, const 
 void ProcessTable::ApplySamples(const std::vector<ProcessSample>& samples, absl::Time now) {
   ++pass_;
   for (const ProcessSample& s : samples) {
-    if (s.unchanged) {
-      // Same as its previous sample, which this table took in (or judged, below): only seen.
-      if (auto it = live_.find(s.key); it != live_.end()) {
-        it->second.seen_pass = pass_;
-        it->second.vanished_at = absl::InfiniteFuture();
-        continue;
-      }
-    }
-    if (exited_.contains(s.key)) continue;
-    if (auto ex = excluded_.find(s.key); ex != excluded_.end()) {
-      if (ex->second.comm == s.comm) continue;
-      excluded_.erase(ex);  // it exec'd since: judge it again under its new name
-    }
-    auto it = live_.find(s.key);
-    if (it == live_.end() || it->second.info.comm != s.comm) {
-      // New, or its comm changed (it exec'd): read who it is now.
-      Identity id = Resolve(s);
-      if (Excluded(s.comm, id)) {
-        if (it != live_.end()) {
-          Entry& e = it->second;
-          Credit(e.info.group, e.info.counters, e.base, e.info.io, e.base_io, now);
-          live_.erase(it);
-        }
-        excluded_[s.key] = {now, s.comm};
-        continue;
-      }
-      std::string group = GroupName(options_.group_by, s.comm, id, s.uid);
-      if (it == live_.end()) {
-        Entry e;
-        e.info.key = s.key;
-        e.info.start_time = absl::FromUnixNanos(0) + options_.boot_to_unix +
-                            absl::Nanoseconds(static_cast<int64_t>(s.key.start_ns));
-        it = live_.emplace(s.key, std::move(e)).first;
-      } else if (it->second.info.group != group) {
-        // Credit what it did so far to the group it leaves; the new one counts from here.
-        Entry& e = it->second;
-        Credit(e.info.group, e.info.counters, e.base, e.info.io, e.base_io, now);
-        e.base = e.info.counters;
-        e.base_io = e.info.io;
-      }
-      it->second.info.identity = std::move(id);
-      it->second.info.group = std::move(group);
-      // Listed from its first process on. Not touched again while it has one: ExpireGroups
-      // keeps a group with a live process, and each leaving process stamps last_active (a string
-      // lookup per process per pass was 2.5 % of the daemon's CPU with 1,000 processes).
-      GroupInfo& g = groups_[it->second.info.group];
-      if (g.name.empty()) g.name = it->second.info.group;
-      g.last_active = now;
-    }
-    Entry& e = it->second;
-    e.seen_pass = pass_;
-    e.vanished_at = absl::InfiniteFuture();
-    e.info.version = ++versions_;
-    e.info.ppid = s.ppid;
-    e.info.uid = s.uid;
-    e.info.nr_threads = s.nr_threads;
-    e.info.cgroup_id = s.cgroup_id;
-    e.info.comm = s.comm;
-    e.info.rss_bytes = s.rss_bytes;
-    KeepMax(e.info.counters, s.counters);
-    KeepMax(e.info.io, s.io);
+    // Same as its previous sample, which this table took in (or judged): only seen.
+    if (s.unchanged && Seen(s.key)) continue;
+    ApplyWhole(s, now);
   }
+  EndPass(now);
+}
+
+bool ProcessTable::ApplyPass(const PassRecords& pass, absl::Time now) {
+  ++pass_;
+  for (const ProcessSample& s : pass.whole) ApplyWhole(s, now);
+  bool complete = true;
+  for (const ps_key& k : pass.unchanged) {
+    if (Seen(k) || exited_.contains(k)) continue;
+    if (auto ex = excluded_.find(k); ex != excluded_.end()) {
+      ex->second.at = now;  // still left out: not forgotten while it lives
+      continue;
+    }
+    complete = false;  // never taken in (or forgotten): it must come whole
+  }
+  EndPass(now);
+  return complete;
+}
+
+bool ProcessTable::Seen(const ps_key& key) {
+  auto it = live_.find(key);
+  if (it == live_.end()) return false;
+  it->second.seen_pass = pass_;
+  it->second.vanished_at = absl::InfiniteFuture();
+  return true;
+}
+
+void ProcessTable::ApplyWhole(const ProcessSample& s, absl::Time now) {
+  if (exited_.contains(s.key)) return;
+  if (auto ex = excluded_.find(s.key); ex != excluded_.end()) {
+    if (ex->second.comm == s.comm) return;
+    excluded_.erase(ex);  // it exec'd since: judge it again under its new name
+  }
+  auto it = live_.find(s.key);
+  if (it == live_.end() || it->second.info->comm != s.comm) {
+    // New, or its comm changed (it exec'd): read who it is now.
+    Identity id = Resolve(s);
+    if (Excluded(s.comm, id)) {
+      if (it != live_.end()) {
+        CreditEntry(it->second, now);
+        live_.erase(it);
+      }
+      excluded_[s.key] = {now, s.comm};
+      return;
+    }
+    std::string group = GroupName(options_.group_by, s.comm, id, s.uid);
+    if (it == live_.end()) {
+      Entry e;
+      e.info = std::make_shared<ProcessInfo>();
+      e.info->key = s.key;
+      e.info->start_time = absl::FromUnixNanos(0) + options_.boot_to_unix +
+                           absl::Nanoseconds(static_cast<int64_t>(s.key.start_ns));
+      it = live_.emplace(s.key, std::move(e)).first;
+    } else if (it->second.info->group != group) {
+      // Credit what it did so far to the group it leaves; the new one counts from here.
+      Entry& e = it->second;
+      CreditEntry(e, now);
+      if (e.base == nullptr) e.base = std::make_unique<Base>();
+      e.base->counters = e.info->counters;
+      e.base->io = e.info->io;
+    }
+    ProcessInfo& info = Mutable(it->second);
+    info.identity = std::move(id);
+    info.group = std::move(group);
+    info.version = 0;  // written below
+    // Listed from its first process on. Not touched again while it has one: ExpireGroups
+    // keeps a group with a live process, and each leaving process stamps last_active (a string
+    // lookup per process per pass was 2.5 % of the daemon's CPU with 1,000 processes).
+    GroupInfo& g = groups_[info.group];
+    if (g.name.empty()) g.name = info.group;
+    g.last_active = now;
+  }
+  Entry& e = it->second;
+  e.seen_pass = pass_;
+  e.vanished_at = absl::InfiniteFuture();
+  // A whole record that changes nothing (every process, at the start of a read session) is
+  // not a write: the published copy stays the table's, and its version says so.
+  if (e.info->version != 0 && SameAsSample(*e.info, s)) return;
+  ProcessInfo& info = Mutable(e);
+  info.version = ++versions_;
+  info.ppid = s.ppid;
+  info.uid = s.uid;
+  info.nr_threads = s.nr_threads;
+  info.cgroup_id = s.cgroup_id;
+  info.comm = s.comm;
+  info.rss_bytes = s.rss_bytes;
+  KeepMax(info.counters, s.counters);
+  KeepMax(info.io, s.io);
+}
+
+void ProcessTable::EndPass(absl::Time now) {
   // Vanished without an exit event (yet): after the grace period, its last counters stay in its
   // group so that the group's totals never go backwards.
   for (auto it = live_.begin(); it != live_.end();) {
@@ -213,7 +278,7 @@ void ProcessTable::ApplySamples(const std::vector<ProcessSample>& samples, absl:
     }
     if (e.vanished_at == absl::InfiniteFuture()) e.vanished_at = now;
     if (now - e.vanished_at >= options_.exit_grace) {
-      Credit(e.info.group, e.info.counters, e.base, e.info.io, e.base_io, now);
+      CreditEntry(e, now);
       ++lost_exits_;
       exited_[it->first] = now;
       live_.erase(it++);
@@ -221,6 +286,7 @@ void ProcessTable::ApplySamples(const std::vector<ProcessSample>& samples, absl:
       ++it;
     }
   }
+  ShrinkAfterDrop(live_);
   Forget(exited_, now);
   Forget(excluded_, now);
 }
@@ -236,15 +302,15 @@ v1::ExitEvent ProcessTable::ApplyExit(const ps_exit_event& ev, absl::Time now) {
   auto it = live_.find(ev.key);
   if (it != live_.end()) {
     const Entry& e = it->second;
-    group = e.info.group;
-    ctx.cgroup = e.info.identity.cgroup;
-    base = e.base;
-    base_io = e.base_io;
+    group = e.info->group;
+    ctx.cgroup = e.info->identity.cgroup;
+    base = BaseOf(e).counters;
+    base_io = BaseOf(e).io;
     // Exec'd since the last sample: the group follows the final comm, as for a live process.
-    if (options_.group_by == GroupBy::kComm && comm != e.info.comm) {
-      Credit(group, e.info.counters, e.base, e.info.io, e.base_io, now);
-      base = e.info.counters;
-      base_io = e.info.io;
+    if (options_.group_by == GroupBy::kComm && comm != e.info->comm) {
+      CreditEntry(e, now);
+      base = e.info->counters;
+      base_io = e.info->io;
       group = comm;
     }
     live_.erase(it);
@@ -319,7 +385,7 @@ void ProcessTable::Reconfigure(const TableOptions& options) {
 
 void ProcessTable::ExpireGroups(absl::Time now) {
   absl::flat_hash_map<std::string, bool> busy;
-  for (const auto& [key, e] : live_) busy[e.info.group] = true;
+  for (const auto& [key, e] : live_) busy[e.info->group] = true;
   for (auto it = groups_.begin(); it != groups_.end();) {
     if (!busy.contains(it->first) && now - it->second.last_active > options_.group_idle_expiry) {
       groups_.erase(it++);
@@ -333,7 +399,7 @@ std::vector<ProcessInfo> ProcessTable::Processes() const {
   std::vector<ProcessInfo> out;
   out.reserve(live_.size());
   for (const auto& [key, e] : live_) {
-    if (e.vanished_at == absl::InfiniteFuture()) out.push_back(e.info);
+    if (e.vanished_at == absl::InfiniteFuture()) out.push_back(*e.info);
   }
   std::sort(out.begin(), out.end(),
             [](const ProcessInfo& a, const ProcessInfo& b) { return a.key.tgid < b.key.tgid; });
@@ -344,7 +410,16 @@ std::vector<const ProcessInfo*> ProcessTable::ProcessPtrs() const {
   std::vector<const ProcessInfo*> out;
   out.reserve(live_.size());
   for (const auto& [key, e] : live_) {
-    if (e.vanished_at == absl::InfiniteFuture()) out.push_back(&e.info);
+    if (e.vanished_at == absl::InfiniteFuture()) out.push_back(e.info.get());
+  }
+  return out;
+}
+
+std::vector<std::shared_ptr<const ProcessInfo>> ProcessTable::SharedProcesses() const {
+  std::vector<std::shared_ptr<const ProcessInfo>> out;
+  out.reserve(live_.size());
+  for (const auto& [key, e] : live_) {
+    if (e.vanished_at == absl::InfiniteFuture()) out.push_back(e.info);
   }
   return out;
 }
@@ -356,7 +431,7 @@ std::vector<ProcessInfo> ProcessTable::ProcessesWithKeys(const std::vector<ps_ke
     if (!taken.emplace(k, true).second) continue;
     auto it = live_.find(k);
     if (it != live_.end() && it->second.vanished_at == absl::InfiniteFuture()) {
-      out.push_back(it->second.info);
+      out.push_back(*it->second.info);
     }
   }
   return out;
@@ -370,13 +445,15 @@ std::vector<GroupInfo> ProcessTable::Groups() const {
     info.name = name;
   }
   for (const auto& [key, e] : live_) {
-    GroupInfo& info = out[e.info.group];
-    info.name = e.info.group;
-    AddCounterDelta(info.counters, e.info.counters, e.base);
-    AddIoDelta(info.io, e.info.io, e.base_io);
+    const ProcessInfo& p = *e.info;
+    GroupInfo& info = out[p.group];
+    info.name = p.group;
+    const Base& b = BaseOf(e);
+    AddCounterDelta(info.counters, p.counters, b.counters);
+    AddIoDelta(info.io, p.io, b.io);
     if (e.vanished_at == absl::InfiniteFuture()) {
       info.processes++;
-      info.rss_bytes += e.info.rss_bytes;
+      info.rss_bytes += p.rss_bytes;
     }
   }
   std::vector<GroupInfo> v;

@@ -53,6 +53,10 @@ class ProcessTable {
   // One pass of the process iterator. New processes are enriched (once), known ones updated
   // (counters never go backwards), vanished ones wait `exit_grace` for their exit event.
   void ApplySamples(const std::vector<ProcessSample>& samples, absl::Time now);
+  // The same from the iterator's compact form: an unchanged key is only seen. False when one
+  // names a process the table never took in or no longer remembers (an exclusion forgotten,
+  // the filters changed): the caller has the next read send every process whole.
+  bool ApplyPass(const PassRecords& pass, absl::Time now);
 
   // An exit event: the process's final counters go into its group, its record is returned.
   // A process never seen live (shorter than one sampling pass) is named from the event alone,
@@ -80,6 +84,9 @@ class ProcessTable {
   std::vector<ProcessInfo> Processes() const;  // live, sorted by pid
   // The live processes in place (valid until the table next changes), in no order.
   std::vector<const ProcessInfo*> ProcessPtrs() const;
+  // The live processes themselves, shared (immutable: the table copies one before writing it
+  // again), in no order.
+  std::vector<std::shared_ptr<const ProcessInfo>> SharedProcesses() const;
   // Copies of the live processes with these keys (for the per-process series).
   std::vector<ProcessInfo> ProcessesWithKeys(const std::vector<ps_key>& keys) const;
   std::vector<GroupInfo> Groups() const;               // sorted by name
@@ -87,15 +94,30 @@ class ProcessTable {
   uint64_t lost_exits() const { return lost_exits_; }  // folded after exit_grace, no event
 
  private:
+  // What a process had done before it changed group (e.g. its comm changed at exec), already
+  // credited to the earlier group: its current group counts only the increase over these.
+  struct Base {
+    ps_counters counters{};
+    ps_io io{};
+  };
   struct Entry {
-    ProcessInfo info;
-    // Counters already credited to an earlier group (the process changed group, e.g. its comm
-    // changed at exec): its current group counts only the increase over these.
-    ps_counters base{};
-    ps_io base_io{};
+    // Shared with the snapshots that published it (Publish takes SharedProcesses()), so one
+    // copy of each process serves both; written only through Mutable().
+    std::shared_ptr<ProcessInfo> info;
+    std::unique_ptr<Base> base;  // null: it never changed group (most processes)
     absl::Time vanished_at = absl::InfiniteFuture();
     uint64_t seen_pass = 0;  // the last ApplySamples() pass that saw it
   };
+  // Marks a live process seen by this pass; false if it is not live.
+  bool Seen(const ps_key& key);
+  void ApplyWhole(const ProcessSample& s, absl::Time now);
+  // Folds processes vanished for longer than exit_grace; forgets old exits and exclusions.
+  void EndPass(absl::Time now);
+  static const Base& BaseOf(const Entry& e);
+  // e.info, copied first if a snapshot holds it (a published process never changes).
+  static ProcessInfo& Mutable(Entry& e);
+  // Credits what `e` did in its group (minus its base) to the group's exited totals.
+  void CreditEntry(const Entry& e, absl::Time now);
   bool Excluded(absl::string_view comm, const Identity& id) const;
   Identity Resolve(const ProcessSample& s);
   // Credits counters (minus base) to a group's exited totals.

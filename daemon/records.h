@@ -18,6 +18,29 @@ namespace procscope {
 
 // ProcessSample (a live process as one pass of the iterator saw it) is in model/model.h.
 
+// One read of the process iterator as the daemon keeps it: the whole records (running threads'
+// deltas added) and the processes whose PS_REC_SAME record said they are as their last whole
+// record went, both sorted by pid. An idle process costs a key, not a copy of its sample.
+struct PassRecords {
+  std::vector<ProcessSample> whole;
+  std::vector<ps_key> unchanged;
+};
+
+// The processes a reading session may answer with PS_REC_SAME: those whose last record in it was
+// whole and had no deltas added (a copy would count those twice), sorted by pid.
+using SessionKeys = std::vector<ps_key>;
+
+// Parses one read into `out`, checking every PS_REC_SAME record against `received` and updating
+// it with what this read sent. DataLoss on a truncated record; FailedPrecondition when a
+// PS_REC_SAME record's process is not in `received` (the caller reads again in a new session,
+// where every record is whole). On an error `out` is empty and `received` as it was.
+absl::Status ParsePassRecords(absl::string_view buf, SessionKeys& received, PassRecords& out);
+
+// `pass` as whole samples (its whole records moved out): each unchanged process is its sample in
+// `prev` (sorted by pid), marked `unchanged`. FailedPrecondition when one is not there.
+absl::Status ExpandPass(PassRecords& pass, const std::vector<ProcessSample>& prev,
+                        std::vector<ProcessSample>& out);
+
 // Parses one read of the process iterator: ps_proc_rec records, where PS_REC_DELTA records add a
 // running thread's unfolded counters to their process and a PS_REC_SAME record (its first
 // PS_REC_SAME_SIZE bytes only) stands for the process's sample in `prev`, the previous read of

@@ -113,6 +113,51 @@ TEST_F(ProcessTableTest, EnrichesEachProcessOnceFromProc) {
   EXPECT_EQ(procs[1].identity.user, "bob");
 }
 
+// The daemon's compact pass: an unchanged key is only seen (no identity read, no copy, no new
+// version); a whole record that changes nothing is not a write either, so the snapshot's copy
+// stays the table's own; a key the table cannot stand for asks for a whole read.
+TEST_F(ProcessTableTest, CompactPassSeesUnchangedKeysAndShares) {
+  ProcessTable t = Make(GroupBy::kComm, "", "^db$");
+  PassRecords pass;
+  pass.whole = {S(10, 1, "app", 100), S(20, 2, "db", 50)};
+  EXPECT_TRUE(t.ApplyPass(pass, kT0));
+  ASSERT_THAT(t.SharedProcesses(), SizeIs(1));  // db is excluded
+  const std::shared_ptr<const ProcessInfo> first = t.SharedProcesses()[0];
+  const uint64_t version = first->version;
+
+  pass.whole.clear();
+  pass.unchanged = {{10, 0, 1}, {20, 0, 2}};
+  for (int i = 1; i <= 8; ++i) {  // past the exit grace and the 1 min an exclusion is kept
+    EXPECT_TRUE(t.ApplyPass(pass, kT0 + absl::Seconds(10 * i)));
+  }
+  ASSERT_THAT(t.SharedProcesses(), SizeIs(1));
+  EXPECT_EQ(t.SharedProcesses()[0], first);  // the same object: nothing was copied
+  EXPECT_EQ(t.lost_exits(), 0u);
+  EXPECT_EQ((ids_.reads[{10, 1}]), 1);
+  EXPECT_EQ((ids_.reads[{20, 2}]), 1);  // still excluded, not judged again
+
+  // Whole again at a session's start, unchanged: still the same object and version.
+  pass.unchanged.clear();
+  pass.whole = {S(10, 1, "app", 100)};
+  EXPECT_TRUE(t.ApplyPass(pass, kT0 + absl::Seconds(90)));
+  EXPECT_EQ(t.SharedProcesses()[0], first);
+  EXPECT_EQ(t.SharedProcesses()[0]->version, version);
+
+  // A change while a snapshot holds the old copy: the table writes a new one.
+  pass.whole = {S(10, 1, "app", 150)};
+  EXPECT_TRUE(t.ApplyPass(pass, kT0 + absl::Seconds(91)));
+  EXPECT_NE(t.SharedProcesses()[0], first);
+  EXPECT_EQ(first->counters.cpu_ns, 100u);
+  EXPECT_EQ(t.SharedProcesses()[0]->counters.cpu_ns, 150u);
+  EXPECT_GT(t.SharedProcesses()[0]->version, version);
+
+  // A pid the table never took in.
+  pass.whole.clear();
+  pass.unchanged = {{10, 0, 1}, {30, 0, 3}};
+  EXPECT_FALSE(t.ApplyPass(pass, kT0 + absl::Seconds(92)));
+  EXPECT_THAT(t.SharedProcesses(), SizeIs(1));
+}
+
 // An unchanged sample (the iterator's PS_REC_SAME) keeps the process live and its version, so that
 // the pass skips it; any other sample is a write and a new version.
 TEST_F(ProcessTableTest, UnchangedSampleKeepsTheVersionAndTheProcessLive) {

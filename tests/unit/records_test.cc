@@ -336,6 +336,66 @@ TEST(ParseProcessRecordsTest, SameRecordStandsForThePreviousSample) {
   EXPECT_EQ(again[1].comm, "thirty");
 }
 
+// The daemon's form: an unchanged process is a key, checked against what the session received.
+TEST(ParsePassRecordsTest, UnchangedProcessesAreKeysOfWhatTheSessionReceived) {
+  SessionKeys received;
+  PassRecords pass;
+  ASSERT_TRUE(ParsePassRecords(Buffer({Proc(20, 2, "twenty", 20), Proc(10, 1, "ten", 10),
+                                       Delta(20, 2, 5, 0, 0, 0, 0, 0)}),
+                               received, pass)
+                  .ok());
+  ASSERT_EQ(Pids(pass.whole), (PidList{10, 20}));
+  EXPECT_TRUE(pass.unchanged.empty());
+  EXPECT_TRUE(pass.whole[1].with_deltas);
+  // 20 had a delta added: a copy of it would count that twice, so it may not come back SAME.
+  ASSERT_EQ(received.size(), 1u);
+  EXPECT_EQ(received[0], (ps_key{10, 0, 1}));
+
+  absl::Status s =
+      ParsePassRecords(Same(10, 1) + Buffer({Proc(20, 2, "twenty", 21)}), received, pass);
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_EQ(pass.unchanged.size(), 1u);
+  EXPECT_EQ(pass.unchanged[0], (ps_key{10, 0, 1}));
+  ASSERT_EQ(Pids(pass.whole), (PidList{20}));
+  EXPECT_EQ(pass.whole[0].counters.cpu_ns, 21'000'000u);
+  EXPECT_EQ(received.size(), 2u);  // 10 still, and 20 now whole without deltas
+
+  // Unchanged again, both: nothing whole at all.
+  ASSERT_TRUE(ParsePassRecords(Same(10, 1) + Same(20, 2), received, pass).ok());
+  EXPECT_TRUE(pass.whole.empty());
+  EXPECT_EQ(pass.unchanged.size(), 2u);
+
+  // Another incarnation of pid 20, and a pid never sent: the caller must start a new session;
+  // neither the output nor what the session received is touched.
+  const SessionKeys before = received;
+  for (const std::string& buf : {Same(20, 3), Same(30, 3), Same(10, 1) + Same(30, 3)}) {
+    s = ParsePassRecords(buf, received, pass);
+    EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+    EXPECT_TRUE(pass.whole.empty());
+    EXPECT_TRUE(pass.unchanged.empty());
+    EXPECT_EQ(received, before);
+  }
+  EXPECT_TRUE(absl::IsDataLoss(ParsePassRecords(Same(10, 1).substr(1), received, pass)));
+}
+
+// The compact form gives the memory of a peak back: 3,000 processes, then 3.
+TEST(ParsePassRecordsTest, FewerProcessesGiveThePeaksMemoryBack) {
+  std::vector<ps_proc_rec> many;
+  for (uint32_t pid = 1; pid <= 3000; ++pid) many.push_back(Proc(pid, pid, "p", pid));
+  SessionKeys received;
+  PassRecords pass;
+  ASSERT_TRUE(ParsePassRecords(Buffer(many), received, pass).ok());
+  std::string same;
+  for (uint32_t pid = 1; pid <= 3000; ++pid) same += Same(pid, pid);
+  ASSERT_TRUE(ParsePassRecords(same, received, pass).ok());
+  EXPECT_EQ(pass.unchanged.size(), 3000u);
+  ASSERT_TRUE(ParsePassRecords(Same(1, 1) + Same(2, 2) + Same(3, 3), received, pass).ok());
+  EXPECT_EQ(pass.unchanged.size(), 3u);
+  EXPECT_LT(pass.whole.capacity(), 3000u);
+  EXPECT_LT(pass.unchanged.capacity(), 3000u);
+  EXPECT_LT(received.capacity(), 3000u);
+}
+
 TEST(ParseProcessRecordsTest, SameRecordWithoutItsSampleIsFailedPrecondition) {
   std::vector<ProcessSample> prev;
   const std::string with_delta =
